@@ -1,0 +1,18 @@
+// CUDA device discovery. Never throws and never aborts: no driver, no device or a build
+// without CUDA all mean zero devices, with a reason.
+#pragma once
+
+#include <string>
+
+namespace calibench {
+
+struct device_report {
+  bool cuda_built = false;  ///< the CUDA backend was compiled in
+  int device_count = 0;     ///< devices that answered
+  std::string name;         ///< first device's name ("" when none)
+  std::string reason;       ///< why there is no device, when device_count == 0
+};
+
+device_report discover_devices() noexcept;
+
+}  // namespace calibench

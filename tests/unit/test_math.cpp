@@ -1,0 +1,72 @@
+// Shared per-element math: bin rules at exact edges, softmax top-label statistics.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/calib_math.hpp"
+
+namespace calibench {
+namespace {
+
+/// searchsorted(edges[1:M], v, side) written the slow, obvious way.
+std::int32_t searchsorted_bin(double v, std::int32_t m, bool right_closed) {
+  std::int32_t b = 0;
+  for (std::int32_t i = 1; i < m; ++i) {
+    const double e = static_cast<double>(i) / static_cast<double>(m);
+    if (right_closed ? e < v : e <= v) ++b;
+  }
+  return b;
+}
+
+TEST(BinIndex, ExactEdgesGoWhereTheComparisonPutsThem) {
+  for (std::int32_t m : {1, 2, 3, 5, 7, 10, 15, 25, 100, 1000}) {
+    for (std::int32_t i = 0; i <= m; ++i) {
+      const double edge = static_cast<double>(i) / static_cast<double>(m);
+      for (double v : {edge, std::nextafter(edge, 0.0), std::nextafter(edge, 1.0)}) {
+        if (v < 0.0 || v > 1.0) continue;
+        EXPECT_EQ(bin_index(binning::right_closed, v, m), searchsorted_bin(v, m, true)) << "m=" << m << " v=" << v;
+        EXPECT_EQ(bin_index(binning::left_closed, v, m), searchsorted_bin(v, m, false)) << "m=" << m << " v=" << v;
+      }
+    }
+  }
+}
+
+TEST(BinIndex, KnownValues) {
+  // 0.2 == 3/15 in double: right-closed puts it in bin 3 (0-based 2), left-closed in bin 4.
+  EXPECT_EQ(bin_index(binning::right_closed, 0.2, 15), 2);
+  EXPECT_EQ(bin_index(binning::left_closed, 0.2, 15), 3);
+  EXPECT_EQ(bin_index(binning::right_closed, 0.0, 15), 0);
+  EXPECT_EQ(bin_index(binning::left_closed, 0.0, 15), 0);
+  EXPECT_EQ(bin_index(binning::right_closed, 1.0, 15), 14);
+  EXPECT_EQ(bin_index(binning::left_closed, 1.0, 15), 14);
+  // ceil(M c) - 1 arithmetic disagrees here: 0.7 * 10 = 7.000000000000001 in double.
+  EXPECT_EQ(bin_index(binning::right_closed, 0.7, 10), searchsorted_bin(0.7, 10, true));
+  EXPECT_EQ(bin_index(binning::right_closed, 0.7, 10), 6);
+}
+
+TEST(SoftmaxTopLabel, TiesTakeTheLowestIndexAndLargeLogitsStayFinite) {
+  const std::vector<double> row{1.0, 3.0, 3.0, -2.0};
+  const auto t = softmax_top_label<double>(row.data(), 4, 2);
+  EXPECT_EQ(t.pred, 1);
+  const double s = std::exp(-2.0) + 1 + 1 + std::exp(-5.0);
+  EXPECT_DOUBLE_EQ(t.confidence, 1.0 / s);
+  EXPECT_DOUBLE_EQ(t.log_p_label, -std::log(s));
+
+  const std::vector<double> huge{1e4, -1e4, 0.0};
+  const auto h = softmax_top_label<double>(huge.data(), 3, 1);
+  EXPECT_EQ(h.pred, 0);
+  EXPECT_EQ(h.confidence, 1.0);
+  EXPECT_DOUBLE_EQ(h.log_p_label, -2e4);
+}
+
+TEST(SoftmaxTopLabel, InverseTemperatureScalesLogits) {
+  const std::vector<float> row{0.5f, 2.0f, -1.0f};
+  const auto t = softmax_top_label<double>(row.data(), 3, 0, 0.5);
+  const double s = std::exp(0.25 - 1.0) + 1.0 + std::exp(-0.5 - 1.0);
+  EXPECT_NEAR(t.confidence, 1.0 / s, 1e-15);
+  EXPECT_NEAR(t.log_p_label, 0.25 - 1.0 - std::log(s), 1e-15);
+}
+
+}  // namespace
+}  // namespace calibench

@@ -1,0 +1,165 @@
+// CPU metric suite: hand-worked examples, brute-force checks of the fast paths, thread-count
+// independence, and the reproducible bootstrap generator.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <vector>
+
+#include "host/bootstrap.hpp"
+#include "host/metrics.hpp"
+#include "host/rng.hpp"
+
+namespace calibench {
+namespace {
+
+/// Hand-worked values are sums of a few terms: exact up to a few ulps.
+constexpr double k_hand_tolerance = 1e-12;
+
+scored_split probs_split(std::vector<double> probs, std::vector<std::int32_t> labels, std::int64_t k) {
+  split_data d;
+  d.num_samples = static_cast<std::int64_t>(labels.size());
+  d.num_classes = k;
+  d.is_probs = true;
+  d.values = std::move(probs);
+  d.labels = std::move(labels);
+  return score_split(std::move(d));
+}
+
+scored_split random_logit_split(std::int64_t n, std::int64_t k, std::uint64_t seed, double scale) {
+  auto rng = make_stream(seed, 0);
+  split_data d;
+  d.num_samples = n;
+  d.num_classes = k;
+  d.values.resize(static_cast<std::size_t>(n * k));
+  d.labels.resize(static_cast<std::size_t>(n));
+  for (auto& v : d.values) v = scale * rng.normal();
+  for (auto& y : d.labels) y = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(k)));
+  return score_split(std::move(d));
+}
+
+// Four samples, two classes; every value below is worked out in the comments.
+TEST(Metrics, HandWorkedExample) {
+  // confidences .9 (correct), .8 (wrong), .6 (correct), .7 (correct); predictions 0, 0, 0, 1.
+  const auto s = probs_split({0.9, 0.1, 0.8, 0.2, 0.6, 0.4, 0.3, 0.7}, {0, 1, 0, 1}, 2);
+  const auto m = compute_metrics(s, {5, binning::right_closed});
+  EXPECT_EQ(m.n, 4);
+  EXPECT_EQ(m.k, 2);
+  EXPECT_NEAR(m.accuracy, 0.75, k_hand_tolerance);
+  // bins (.4,.6]: {.6 ok}; (.6,.8]: {.8 wrong, .7 ok}; (.8,1]: {.9 ok} -> (.4 + .5 + .1) / 4
+  EXPECT_NEAR(m.ece, 0.25, k_hand_tolerance);
+  EXPECT_NEAR(m.mce, 0.4, k_hand_tolerance);
+  // Brier: .02 + 1.28 + .32 + .18 = 1.8 over 4 samples.
+  EXPECT_NEAR(m.brier, 0.45, k_hand_tolerance);
+  EXPECT_NEAR(m.nll, -(std::log(0.9) + std::log(0.2) + std::log(0.6) + std::log(0.7)) / 4, k_hand_tolerance);
+  // class 0: TP 2, predicted 3, actual 2; class 1: TP 1, predicted 1, actual 2.
+  EXPECT_NEAR(m.precision, (2.0 / 3.0 + 1.0) / 2.0, k_hand_tolerance);
+  EXPECT_NEAR(m.recall, (1.0 + 0.5) / 2.0, k_hand_tolerance);
+  EXPECT_NEAR(m.f1, (0.8 + 2.0 / 3.0) / 2.0, k_hand_tolerance);
+  // one-vs-rest: 3 of 4 positive/negative pairs ordered right for either class.
+  EXPECT_NEAR(m.auroc, 0.75, k_hand_tolerance);
+  // retention accuracies 1, 1, .75, .75, .75 -> trapezoid 3.375 / 4.
+  EXPECT_NEAR(m.r_auc, 0.84375, k_hand_tolerance);
+  EXPECT_NEAR(m.sce, m.sce_under + m.sce_over, k_hand_tolerance);
+
+  // adaECE with two groups: {.6, .7} both correct -> .35; {.8, .9} one correct -> .35.
+  const auto two = compute_metrics(s, {2, binning::right_closed});
+  EXPECT_NEAR(two.adaece, 0.35, k_hand_tolerance);
+}
+
+TEST(Metrics, ConfidenceOnAnEdgeFollowsTheBinRule) {
+  // One sample with confidence exactly 0.2 = 3/15, wrong prediction.
+  const auto s = probs_split({0.2, 0.2, 0.2, 0.2, 0.2}, {4}, 5);
+  const auto right = reliability_bins(s, {15, binning::right_closed});
+  const auto left = reliability_bins(s, {15, binning::left_closed});
+  EXPECT_EQ(right[2].count, 1);
+  EXPECT_EQ(left[3].count, 1);
+}
+
+TEST(Metrics, ArraySplitSizes) {
+  // numpy.array_split(range(7), 3) -> sizes 3, 2, 2; (range(2), 5) -> 1, 1, 0, 0, 0
+  EXPECT_EQ(array_split_size(7, 3, 0), 3);
+  EXPECT_EQ(array_split_size(7, 3, 1), 2);
+  EXPECT_EQ(array_split_size(7, 3, 2), 2);
+  EXPECT_EQ(array_split_size(2, 5, 1), 1);
+  EXPECT_EQ(array_split_size(2, 5, 2), 0);
+}
+
+TEST(Metrics, OrderInversionsMatchBruteForce) {
+  for (std::uint64_t seed : {1u, 2u, 3u}) {
+    auto rng = make_stream(seed, 0);
+    const std::int64_t n = 300;
+    std::vector<double> a(n), b(n);
+    for (std::int64_t i = 0; i < n; ++i) {
+      // Few distinct values, so ties in a, in b and in both are common.
+      a[i] = static_cast<double>(rng.below(20));
+      b[i] = static_cast<double>(rng.below(20));
+    }
+    std::int64_t discordant = 0;
+    for (std::int64_t i = 0; i < n; ++i)
+      for (std::int64_t j = i + 1; j < n; ++j) discordant += (a[i] - a[j]) * (b[i] - b[j]) < 0 ? 1 : 0;
+    EXPECT_DOUBLE_EQ(order_inversions(a, b), static_cast<double>(discordant) / (n * (n - 1) / 2.0)) << "seed " << seed;
+  }
+  EXPECT_EQ(order_inversions(std::vector<double>{0.5}, std::vector<double>{0.1}), 0.0);
+}
+
+TEST(Metrics, ResultsDoNotDependOnThreadCount) {
+  const auto s = random_logit_split(3000, 70, 11, 3.0);
+  const int before = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto one = compute_metrics(s, {});
+  const auto boot_one = bootstrap_metrics(s, {}, {8, 5, 0.9});
+  omp_set_num_threads(4);
+  const auto four = compute_metrics(s, {});
+  const auto boot_four = bootstrap_metrics(s, {}, {8, 5, 0.9});
+  omp_set_num_threads(before);
+  for (const auto& f : metric_fields()) EXPECT_EQ(one.*(f.member), four.*(f.member)) << f.name;
+  for (std::size_t i = 0; i < boot_one.intervals.size(); ++i) {
+    EXPECT_EQ(boot_one.intervals[i].low, boot_four.intervals[i].low);
+    EXPECT_EQ(boot_one.intervals[i].high, boot_four.intervals[i].high);
+  }
+}
+
+TEST(Bootstrap, GeneratorIsPinned) {
+  // Values from the Python transcription of docs/metrics.md (seed 7, resample 0, N 1000).
+  const auto rows = bootstrap_indices(1000, 7, 0);
+  const std::vector<std::int64_t> expected{524, 401, 173, 396, 481};
+  EXPECT_EQ(std::vector<std::int64_t>(rows.begin(), rows.begin() + 5), expected);
+}
+
+TEST(Bootstrap, LinearQuantileMatchesNumpy) {
+  // numpy.quantile([1, 2, 4, 8], .025) = 1.075, (.975) = 7.7
+  const std::vector<double> v{1, 2, 4, 8};
+  EXPECT_NEAR(linear_quantile(v, 0.025), 1.075, 1e-15);
+  EXPECT_NEAR(linear_quantile(v, 0.975), 7.7, 1e-14);
+  EXPECT_EQ(linear_quantile(v, 1.0), 8.0);
+  EXPECT_TRUE(std::isnan(linear_quantile({}, 0.5)));
+}
+
+TEST(Bootstrap, IntervalsBracketThePointEstimate) {
+  const auto s = random_logit_split(2000, 10, 3, 2.0);
+  const auto m = compute_metrics(s, {});
+  const auto b = bootstrap_metrics(s, {}, {200, 1, 0.95});
+  const auto fields = metric_fields();
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    const double v = m.*(fields[i].member);
+    EXPECT_LE(b.intervals[i].low, b.intervals[i].high) << fields[i].name;
+    // Accuracy-type metrics are near-symmetric here; ECE-type ones are biased upwards on
+    // resamples, so only check that the interval is not absurdly far from the estimate.
+    EXPECT_LT(b.intervals[i].low - v, 0.05) << fields[i].name;
+    EXPECT_LT(v - b.intervals[i].high, 0.05) << fields[i].name;
+  }
+}
+
+TEST(Metrics, SingleSampleAndSingleClassPresent) {
+  const auto s = probs_split({0.3, 0.7}, {1}, 2);
+  const auto m = compute_metrics(s, {});
+  EXPECT_EQ(m.accuracy, 1.0);
+  EXPECT_TRUE(std::isnan(m.auroc));  // no class has both positives and negatives
+  EXPECT_NEAR(m.ece, 0.3, k_hand_tolerance);
+  EXPECT_NEAR(m.adaece, 0.3, k_hand_tolerance);
+  EXPECT_EQ(m.precision, 1.0);  // only class 1 is present in y or predictions
+}
+
+}  // namespace
+}  // namespace calibench
