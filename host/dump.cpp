@@ -407,7 +407,17 @@ split_data read_split(const std::string& path, const std::string& split) {
   const std::int64_t k = out.num_classes;
 
   const dataset_view values = open_dataset(path, file.get(), out.values_path());
-  out.values.resize(static_cast<std::size_t>(n * k));
+  // A header can declare any shape; refuse what cannot fit rather than dying on allocation.
+  const double bytes = 8.0 * static_cast<double>(n) * static_cast<double>(k);
+  const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
+  if (memory > 0 && bytes > memory)
+    fail(path, fmt::format("{}: shape [{}, {}] needs {:.1f} GiB as float64, more than this machine's {:.1f} GiB",
+                           out.values_path(), n, k, bytes / (1 << 30), memory / (1 << 30)));
+  try {
+    out.values.resize(static_cast<std::size_t>(n * k));
+  } catch (const std::bad_alloc&) {
+    fail(path, fmt::format("{}: out of memory allocating shape [{}, {}] as float64", out.values_path(), n, k));
+  }
   const std::int64_t rows_per_block = std::max<std::int64_t>(1, k_block_values / k);
   for (std::int64_t row0 = 0; row0 < n; row0 += rows_per_block) {
     const std::int64_t rows = std::min(rows_per_block, n - row0);
@@ -420,14 +430,27 @@ split_data read_split(const std::string& path, const std::string& split) {
 
   const std::string labels_path = "/" + split + "/labels";
   const dataset_view labels = open_dataset(path, file.get(), labels_path);
-  std::vector<long long> raw(static_cast<std::size_t>(n));
-  if (H5Dread(labels.dataset.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
-    fail(path, fmt::format("{}: read failed (truncated or corrupt file)", labels_path));
   out.labels.resize(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) {
-    const long long y = raw[static_cast<std::size_t>(i)];
-    if (y < 0 || y >= k) fail(path, fmt::format("{}: label {} at index {} outside [0, {})", labels_path, y, i, k));
-    out.labels[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(y);
+  // Unsigned labels are read unsigned so that a huge value is reported as stored, not clamped.
+  const bool is_unsigned = H5Tget_sign(labels.type.get()) == H5T_SGN_NONE;
+  auto check_labels = [&](const auto& raw) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto y = raw[static_cast<std::size_t>(i)];
+      if (y < 0 || y >= static_cast<std::decay_t<decltype(y)>>(k))
+        fail(path, fmt::format("{}: label {} at index {} outside [0, {})", labels_path, y, i, k));
+      out.labels[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(y);
+    }
+  };
+  if (is_unsigned) {
+    std::vector<unsigned long long> raw(static_cast<std::size_t>(n));
+    if (H5Dread(labels.dataset.get(), H5T_NATIVE_ULLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
+      fail(path, fmt::format("{}: read failed (truncated or corrupt file)", labels_path));
+    check_labels(raw);
+  } else {
+    std::vector<long long> raw(static_cast<std::size_t>(n));
+    if (H5Dread(labels.dataset.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
+      fail(path, fmt::format("{}: read failed (truncated or corrupt file)", labels_path));
+    check_labels(raw);
   }
   return out;
 }
