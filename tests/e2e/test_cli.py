@@ -96,3 +96,31 @@ def test_synth_rejects_bad_options(calibench, tmp_path):
         proc = calibench("synth", "--out", tmp_path / "x.h5", *args)
         assert proc.returncode == 2 and proc.stdout == "", (args, proc)
         assert proc.stderr.startswith("calibench: error: ") and proc.stderr.count("\n") == 1
+
+
+def test_converter_output_reads_in_the_engine(calibench, tmp_path):
+    """A dump written by experiments/convert is read by the C++ reader with the same values."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    rng = np.random.default_rng(4)
+    arrays = {}
+    for split, n in (("val", 300), ("test", 200)):
+        arrays[f"{split}_logits"] = rng.normal(size=(n, 5)).astype(np.float32)
+        arrays[f"{split}_labels"] = rng.integers(0, 5, size=n)
+    paths = {}
+    for name, a in arrays.items():
+        paths[name] = tmp_path / f"{name}.npy"
+        np.save(paths[name], a)
+    out = tmp_path / "converted.h5"
+    proc = subprocess.run([sys.executable, str(REPO / "experiments/convert/calibench_convert.py"),
+                           "--val-logits", paths["val_logits"], "--val-labels", paths["val_labels"],
+                           "--test-logits", paths["test_logits"], "--test-labels", paths["test_labels"],
+                           "-o", out, "-q"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(ok(calibench("eval", out, "--format", "json")).stdout)
+    z, y = arrays["test_logits"].astype(np.float64), arrays["test_labels"]
+    assert d["n"] == 200 and d["k"] == 5
+    assert d["accuracy"] == pytest.approx(np.mean(z.argmax(1) == y), abs=0)
