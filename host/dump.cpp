@@ -516,7 +516,11 @@ void write_dump(const std::string& path, const std::map<std::string, std::string
       for (const auto& s : splits) {
         const auto n = static_cast<hsize_t>(s.num_samples);
         const auto k = static_cast<hsize_t>(s.num_classes);
-        write_dataset(file.get(), "/" + s.name + "/logits", {n, k}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, s.logits);
+        if (s.probs != nullptr) {
+          write_dataset(file.get(), "/" + s.name + "/probs", {n, k}, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s.probs);
+        } else {
+          write_dataset(file.get(), "/" + s.name + "/logits", {n, k}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, s.logits);
+        }
         write_dataset(file.get(), "/" + s.name + "/labels", {n}, H5T_STD_I32LE, H5T_NATIVE_INT32, s.labels);
         if (s.true_probs != nullptr)
           write_dataset(file.get(), "/" + s.name + "/true_probs", {n, k}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,

@@ -14,6 +14,84 @@
 
 namespace calibench {
 
+/// exp(x) for x <= 0 (larger x is not supported), branch-free so that loops over it
+/// vectorise on the host; within 2 ulp of std::exp (tests/unit/test_math.cpp). Results below
+/// exp(-700) ~ 1e-304 are flushed to that value's neighbourhood instead of 0, which no sum
+/// of softmax terms can notice. On the device it is the native exp.
+CALIBENCH_HD double exp_nonpositive(double x) {
+#if defined(__CUDA_ARCH__)
+  return exp(x);
+#else
+  constexpr double k_log2e = 1.4426950408889634;
+  constexpr double k_ln2_hi = 6.93147180369123816490e-01;  // Cody-Waite split of ln 2
+  constexpr double k_ln2_lo = 1.90821492927058770002e-10;
+  x = x < -700.0 ? -700.0 : x;
+  const double kf = __builtin_floor(x * k_log2e + 0.5);
+  const double r = (x - kf * k_ln2_hi) - kf * k_ln2_lo;  // |r| <= ln2/2
+  // Taylor series to r^13 / 13!: truncation below 5e-18 relative on |r| <= 0.347.
+  double p = 1.0 / 6227020800.0;
+  p = p * r + 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  // 2^k by building the exponent field (k >= -1010 here, so the result is normal): adding
+  // 1.5 * 2^52 puts the integer k + 1023 in the low mantissa bits, and the shift moves it to
+  // the exponent. Only bit operations, so the loop vectorises without AVX-512DQ.
+  const double biased = kf + (6755399441055744.0 + 1023.0);
+  const std::uint64_t bits = __builtin_bit_cast(std::uint64_t, biased) << 52;
+  return p * __builtin_bit_cast(double, bits);
+#endif
+}
+
+/// log(x) for finite x > 0, branch-free for host vectorisation; within 2 ulp of std::log
+/// (tests/unit/test_math.cpp). Native log on the device.
+CALIBENCH_HD double log_positive(double x) {
+#if defined(__CUDA_ARCH__)
+  return log(x);
+#else
+  // Subnormals are scaled into the normal range first (exactly: a power of two).
+  const bool tiny = x < 2.2250738585072014e-308;
+  x = tiny ? x * 18446744073709551616.0 : x;
+  const std::uint64_t bits = __builtin_bit_cast(std::uint64_t, x);
+  // x = 2^e * m with m in [sqrt(1/2), sqrt(2)): take the mantissa to [1, 2), then halve
+  // it when above sqrt(2). The biased exponent becomes a double by the 2^52 trick.
+  const double biased_e =
+      __builtin_bit_cast(double, ((bits >> 52) & 0x7ffULL) | 0x4330000000000000ULL) - 4503599627370496.0;
+  double e = biased_e - 1023.0 - (tiny ? 64.0 : 0.0);
+  double m = __builtin_bit_cast(double, (bits & 0x000fffffffffffffULL) | 0x3ff0000000000000ULL);
+  const bool high = m > 1.4142135623730951;
+  m = high ? m * 0.5 : m;
+  e = high ? e + 1.0 : e;
+  // log m = 2 atanh(s), s = (m - 1)/(m + 1), |s| <= 0.1716: odd series to s^23.
+  const double s = (m - 1.0) / (m + 1.0);
+  const double s2 = s * s;
+  double p = 1.0 / 23.0;
+  p = p * s2 + 1.0 / 21.0;
+  p = p * s2 + 1.0 / 19.0;
+  p = p * s2 + 1.0 / 17.0;
+  p = p * s2 + 1.0 / 15.0;
+  p = p * s2 + 1.0 / 13.0;
+  p = p * s2 + 1.0 / 11.0;
+  p = p * s2 + 1.0 / 9.0;
+  p = p * s2 + 1.0 / 7.0;
+  p = p * s2 + 1.0 / 5.0;
+  p = p * s2 + 1.0 / 3.0;
+  const double log_m = 2.0 * s + 2.0 * s * s2 * p;
+  constexpr double k_ln2_hi = 6.93147180369123816490e-01;
+  constexpr double k_ln2_lo = 1.90821492927058770002e-10;
+  return e * k_ln2_hi + (log_m + e * k_ln2_lo);
+#endif
+}
+
 /// Top-label statistics of one row of logits.
 template <class Real>
 struct top_label_stats {
@@ -78,6 +156,119 @@ CALIBENCH_HD std::int32_t bin_index(binning rule, double v, std::int32_t num_bin
     while (b < num_bins - 1 && bin_edge(b + 1, num_bins) <= v) ++b;
   }
   return b;
+}
+
+/// bin_index without loops, for vectorised loops (the rule fixed at compile time): the guess floor(v M) is within one bin of
+/// the answer (v M is within a few ulps of an integer only next to an edge), so one step
+/// down and one step up, each checked against the true edge, reach it. Equal to bin_index
+/// for every v in [0, 1] (tests/unit/test_math.cpp).
+template <binning Rule>
+CALIBENCH_HD std::int32_t bin_index_fast(double v, std::int32_t num_bins) {
+  // Double arithmetic, non-short-circuit logic and the rule as a template parameter: the
+  // forms GCC vectorises.
+  const double m = static_cast<double>(num_bins);
+  const double guess = v * m;
+  double b = floor(guess < 0.0 ? 0.0 : (guess > m - 1.0 ? m - 1.0 : guess));
+  const double lower = b / m;
+  const double upper = (b + 1.0) / m;
+  if constexpr (Rule == binning::right_closed) {
+    b -= ((b > 0.0) & !(lower < v)) ? 1.0 : 0.0;
+    b += ((b < m - 1.0) & (upper < v)) ? 1.0 : 0.0;
+  } else {
+    b -= ((b > 0.0) & (lower > v)) ? 1.0 : 0.0;
+    b += ((b < m - 1.0) & (upper <= v)) ? 1.0 : 0.0;
+  }
+  return static_cast<std::int32_t>(b);
+}
+
+}  // namespace calibench
+
+namespace calibench {
+
+/// Top-label terms of one sample under one candidate: what every sweep accumulates.
+template <class Real>
+struct candidate_terms {
+  Real confidence;
+  Real log_p_label;
+  Real brier;  ///< sum_j (p_j - [j = y])^2
+};
+
+/// Terms from the softmax sums of a row whose largest scaled logit is 0:
+/// S = sum_j exp(s_j), Q = sum_j exp(2 s_j), s_y the label's scaled logit (<= 0) and
+/// e_y = exp(s_y). conf = 1/S (the maximum contributes exp(0) = 1), log p_y = s_y - log S,
+/// Brier = Q/S^2 - 2 p_y + 1.
+template <class Real>
+CALIBENCH_HD candidate_terms<Real> terms_from_sums(Real sum_exp, Real sum_exp_sq, Real scaled_label,
+                                                   Real exp_label) {
+  candidate_terms<Real> t;
+  const Real inv = Real(1) / sum_exp;
+  const Real p_label = exp_label * inv;
+  t.confidence = inv;
+  t.log_p_label = scaled_label - Real(log_positive(sum_exp));
+  t.brier = sum_exp_sq * inv * inv - Real(2) * p_label + Real(1);
+  return t;
+}
+
+/// Weight scaling p_a = a p + (1 - a)/K of a sample with confidence c, label probability
+/// p_y and sum of squared probabilities P2 (sum_j p_j = 1):
+/// sum_j (a p_j + u - [j = y])^2 = a^2 P2 + 2 a u + K u^2 - 2 (a p_y + u) + 1, u = (1 - a)/K.
+template <class Real>
+CALIBENCH_HD candidate_terms<Real> weight_terms(Real a, Real num_classes, Real confidence, Real p_label,
+                                                Real sum_p_sq) {
+  using std::log;
+  const Real u = (Real(1) - a) / num_classes;
+  const Real py = a * p_label + u;
+  candidate_terms<Real> t;
+  t.confidence = a * confidence + u;
+  t.log_p_label = log(py);
+  t.brier = a * a * sum_p_sq + Real(2) * a * u + num_classes * u * u - Real(2) * py + Real(1);
+  return t;
+}
+
+/// Per-sample state of the class-temperature step for class i, sums relative to the
+/// sample's current maximum scaled logit m (so every stored exponent is <= 0): the other
+/// classes' S_r = sum_{j != i} exp(u_j - m) and Q_r = sum_{j != i} exp(2(u_j - m)), their
+/// maximum u_r (absolute, with its class, lowest index on ties), and the label's scaled logit.
+template <class Real>
+struct class_step_state {
+  Real row_max;         ///< m
+  Real rest_sum;        ///< S_r
+  Real rest_sum_sq;     ///< Q_r
+  Real rest_max;        ///< u_r = max_{j != i} u_j (absolute: ties are decided on it)
+  Real rest_max_exp;    ///< exp(u_r - m)
+  Real label_scaled;    ///< u_y - m (meaningful when y != i)
+  Real label_exp;       ///< exp(u_y - m)
+  std::int32_t rest_argmax;
+};
+
+/// Evaluates a candidate scaled logit u = z_i / T of class i on one sample (one exp, one
+/// log) and writes the prediction. The prediction compares u itself with u_r, so that equal
+/// scaled logits tie exactly even where the compiler fuses u - m into one operation.
+template <class Real>
+CALIBENCH_HD candidate_terms<Real> class_step_terms(const class_step_state<Real>& s, Real u, std::int32_t cls,
+                                                    std::int32_t label, std::int32_t* pred) {
+  const bool wins = (u > s.rest_max) | ((u == s.rest_max) & (cls < s.rest_argmax));
+  *pred = wins ? cls : s.rest_argmax;
+  const Real v = u - s.row_max;
+  // Rebase to m' = m + max(0, v) so that no exponent is positive: one exp of -|v| serves both
+  // cases. Written with selects only, so that a loop over candidates vectorises.
+  const bool above = v > Real(0);
+  const Real e = Real(exp_nonpositive(above ? -v : v));
+  const Real scale = above ? e : Real(1);  // factor on the other classes' terms
+  const Real own = above ? Real(1) : e;    // class i's term
+  const Real sum = s.rest_sum * scale + own;
+  const Real sum_sq = s.rest_sum_sq * scale * scale + own * own;
+  const Real top_exp = wins ? own : s.rest_max_exp * scale;
+  const bool is_label = label == cls;
+  const Real label_exp = is_label ? own : s.label_exp * scale;
+  const Real label_rel = (is_label ? v : s.label_scaled) - (above ? v : Real(0));  // u_y - m'
+  candidate_terms<Real> t;
+  const Real inv = Real(1) / sum;
+  t.confidence = top_exp * inv;
+  t.log_p_label = label_rel - Real(log_positive(sum));
+  const Real p_label = label_exp * inv;
+  t.brier = sum_sq * inv * inv - Real(2) * p_label + Real(1);
+  return t;
 }
 
 }  // namespace calibench

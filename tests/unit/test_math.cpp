@@ -32,6 +32,28 @@ TEST(BinIndex, ExactEdgesGoWhereTheComparisonPutsThem) {
   }
 }
 
+TEST(BinIndex, FastVariantAgreesEverywhere) {
+  for (std::int32_t m : {1, 2, 3, 5, 7, 10, 15, 22, 25, 100, 1000, 4097}) {
+    std::vector<double> values{0.0, 1.0, std::nextafter(1.0, 0.0), 5e-324, 0.5};
+    for (std::int32_t i = 0; i <= m; ++i) {
+      const double edge = static_cast<double>(i) / static_cast<double>(m);
+      for (int k = -3; k <= 3; ++k) {
+        double v = edge;
+        for (int s = 0; s < (k < 0 ? -k : k); ++s) v = std::nextafter(v, k < 0 ? 0.0 : 1.0);
+        values.push_back(v);
+      }
+    }
+    for (int r = 0; r < 20000; ++r) values.push_back(static_cast<double>((r * 2654435761u) % 1000003u) / 1000003.0);
+    for (double v : values) {
+      if (v < 0.0 || v > 1.0) continue;
+      ASSERT_EQ(bin_index_fast<binning::right_closed>(v, m), bin_index(binning::right_closed, v, m))
+          << "m=" << m << " v=" << v;
+      ASSERT_EQ(bin_index_fast<binning::left_closed>(v, m), bin_index(binning::left_closed, v, m))
+          << "m=" << m << " v=" << v;
+    }
+  }
+}
+
 TEST(BinIndex, KnownValues) {
   // 0.2 == 3/15 in double: right-closed puts it in bin 3 (0-based 2), left-closed in bin 4.
   EXPECT_EQ(bin_index(binning::right_closed, 0.2, 15), 2);
@@ -66,6 +88,44 @@ TEST(SoftmaxTopLabel, InverseTemperatureScalesLogits) {
   const double s = std::exp(0.25 - 1.0) + 1.0 + std::exp(-0.5 - 1.0);
   EXPECT_NEAR(t.confidence, 1.0 / s, 1e-15);
   EXPECT_NEAR(t.log_p_label, 0.25 - 1.0 - std::log(s), 1e-15);
+}
+
+}  // namespace
+}  // namespace calibench
+
+namespace calibench {
+namespace {
+
+/// Relative error in units of the last place.
+double ulps(double got, double want) { return std::fabs(got - want) / (std::nextafter(std::fabs(want), INFINITY) - std::fabs(want)); }
+
+TEST(FastMath, ExpNonpositiveIsWithinTwoUlps) {
+  double worst = 0;
+  for (int i = 0; i <= 2000000; ++i) {
+    const double x = -700.0 * static_cast<double>(i) / 2000000.0;
+    worst = std::max(worst, ulps(exp_nonpositive(x), std::exp(x)));
+  }
+  for (double x : {0.0, -1e-300, -1e-17, -0.5 * 0.6931471805599453, -0.6931471805599453, -1.0, -2.0, -700.0}) {
+    worst = std::max(worst, ulps(exp_nonpositive(x), std::exp(x)));
+  }
+  EXPECT_LE(worst, 2.0);
+  EXPECT_EQ(exp_nonpositive(0.0), 1.0);
+  EXPECT_GT(exp_nonpositive(-1e4), 0.0);
+  EXPECT_LT(exp_nonpositive(-1e4), 1e-300);
+}
+
+TEST(FastMath, LogPositiveIsWithinTwoUlps) {
+  double worst = 0;
+  for (int i = 1; i <= 2000000; ++i) {
+    const double x = std::ldexp(1.0 + static_cast<double>(i) / 2000000.0, (i % 200) - 100);
+    worst = std::max(worst, ulps(log_positive(x), std::log(x)));
+  }
+  for (double x : {1.0, 2.0, 0.5, 1.4142135623730951, 1.4142135623730954, 1e-300, 1e300, 3.0, 10.0, 1000.0, 4e-320, 1e-310, 5e-324}) {
+    const double want = std::log(x);
+    if (want != 0.0) worst = std::max(worst, ulps(log_positive(x), want));
+  }
+  EXPECT_LE(worst, 2.0);
+  EXPECT_EQ(log_positive(1.0), 0.0);
 }
 
 }  // namespace

@@ -1,0 +1,480 @@
+// Fitting and applying the seed papers' calibrators (docs/calibrators.md). Grid searches run
+// on the sweep backend (one call per grid); NLL fits are 1-D convex problems solved by a
+// safeguarded Newton iteration; application and scoring are float64 on the host.
+#include "host/calibrate.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "host/error.hpp"
+#include "host/grid.hpp"
+#include "host/sweep_input.hpp"
+
+namespace calibench {
+namespace {
+
+constexpr double k_inf = std::numeric_limits<double>::infinity();
+
+/// Inverse temperatures searched by the NLL fits; a minimiser at a bound is reported there
+/// (the data then prefer an extreme temperature, e.g. perfectly separable logits).
+constexpr double k_min_inverse = 1e-4;
+constexpr double k_max_inverse = 1e4;
+
+/// Logits of a split as double: stored logits, or log p for probability dumps.
+std::vector<double> logits_of(const split_data& s) {
+  if (!s.is_probs) return s.values;
+  std::vector<double> z(s.values.size());
+  for (std::size_t i = 0; i < z.size(); ++i) z[i] = std::log(s.values[i]);
+  return z;
+}
+
+/// Scores softmax(z * inv) where inv is per row (row_inverse, N) or per class (class_inverse,
+/// K); the prediction is the argmax of the scaled logits, lowest index on ties.
+scored_split score_scaled(const split_data& s, const std::vector<double>& row_inverse,
+                          const std::vector<double>& class_inverse) {
+  const std::int64_t n = s.num_samples, k = s.num_classes;
+  split_data scaled;
+  scaled.num_samples = n;
+  scaled.num_classes = k;
+  scaled.labels = s.labels;
+  scaled.values = logits_of(s);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) {
+    double* row = scaled.values.data() + i * k;
+    for (std::int64_t j = 0; j < k; ++j) {
+      const double inv = row_inverse.empty() ? class_inverse[j] : row_inverse[i];
+      row[j] = row[j] * inv;
+    }
+  }
+  return score_split(std::move(scaled));
+}
+
+/// Scores a p + (1 - a)/K with a per row; the prediction stays the uncalibrated one.
+scored_split score_weighted(const split_data& s, const std::vector<double>& row_weight) {
+  scored_split base = uncalibrated(s);
+  const std::int64_t n = base.num_samples, k = base.num_classes;
+  const double kd = static_cast<double>(k);
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double a = row_weight[i], u = (1.0 - a) / kd;
+    double* row = base.probs.data() + i * k;
+    for (std::int64_t j = 0; j < k; ++j) row[j] = a * row[j] + u;
+    base.confidence[i] = row[base.prediction[i]];
+    base.log_p_label[i] = std::log(row[base.labels[i]]);
+  }
+  return base;
+}
+
+/// Group of each sample by the edge rule: the first group whose edge (largest validation
+/// confidence) is at least the sample's confidence, else the last group.
+std::vector<std::int64_t> group_by_edges(const std::vector<double>& confidence, const std::vector<double>& edges) {
+  std::vector<std::int64_t> group(confidence.size());
+  const auto last = static_cast<std::int64_t>(edges.size()) - 1;
+  for (std::size_t i = 0; i < confidence.size(); ++i) {
+    const auto it = std::lower_bound(edges.begin(), edges.end(), confidence[i]);
+    group[i] = it == edges.end() ? last : static_cast<std::int64_t>(it - edges.begin());
+  }
+  return group;
+}
+
+// ---- NLL of temperature scaling ----------------------------------------------------------
+
+/// Mean NLL of softmax(b z) over `rows` and its first two derivatives in b.
+struct nll_derivatives {
+  double value = 0, first = 0, second = 0;
+};
+
+nll_derivatives nll_at(const std::vector<double>& z, const std::vector<std::int32_t>& labels, std::int64_t k,
+                       const std::vector<std::int64_t>& rows, double b) {
+  // Fixed chunks summed in order: the result does not depend on the thread count.
+  constexpr std::int64_t k_chunk = 4096;
+  const auto n = static_cast<std::int64_t>(rows.size());
+  const std::int64_t chunks = (n + k_chunk - 1) / k_chunk;
+  std::vector<nll_derivatives> partial(static_cast<std::size_t>(chunks));
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    nll_derivatives& p = partial[static_cast<std::size_t>(c)];
+    for (std::int64_t r = c * k_chunk; r < std::min(n, (c + 1) * k_chunk); ++r) {
+      const double* row = z.data() + rows[r] * k;
+      double m = -k_inf;
+      for (std::int64_t j = 0; j < k; ++j) m = std::max(m, row[j]);
+      double s = 0, mean = 0, sq = 0;
+      for (std::int64_t j = 0; j < k; ++j) {
+        if (row[j] == -k_inf) continue;  // log 0 of a probability dump: no mass
+        const double x = row[j] - m;     // b x <= 0
+        const double e = std::exp(b * x);
+        s += e;
+        mean += e * x;
+        sq += e * x * x;
+      }
+      mean /= s;
+      sq /= s;
+      const double xy = row[labels[rows[r]]] - m;
+      p.value += std::log(s) - b * xy;
+      p.first += mean - xy;
+      p.second += sq - mean * mean;
+    }
+  }
+  nll_derivatives total;
+  for (const auto& p : partial) {
+    total.value += p.value;
+    total.first += p.first;
+    total.second += p.second;
+  }
+  const double nd = static_cast<double>(n);
+  return {total.value / nd, total.first / nd, total.second / nd};
+}
+
+/// argmin over b in [k_min_inverse, k_max_inverse] of the (convex) NLL: Newton steps kept
+/// inside a shrinking bracket of the derivative's sign change, bisection when Newton leaves
+/// it. Returns the temperature 1/b.
+double fit_temperature_nll(const std::vector<double>& z, const std::vector<std::int32_t>& labels, std::int64_t k,
+                           const std::vector<std::int64_t>& rows) {
+  if (rows.empty()) return 1.0;
+  double lo = k_min_inverse, hi = k_max_inverse;
+  if (nll_at(z, labels, k, rows, lo).first >= 0) return 1.0 / lo;
+  if (nll_at(z, labels, k, rows, hi).first <= 0) return 1.0 / hi;
+  double b = 1.0;
+  for (int it = 0; it < 200; ++it) {
+    const auto d = nll_at(z, labels, k, rows, b);
+    if (d.first == 0) break;
+    (d.first > 0 ? hi : lo) = b;
+    double next = d.second > 0 ? b - d.first / d.second : 0.5 * (lo + hi);
+    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+    if (std::fabs(next - b) <= 1e-15 * b || hi - lo <= 1e-15 * b) {
+      b = next;
+      break;
+    }
+    b = next;
+  }
+  return 1.0 / b;
+}
+
+// ---- grids and groups --------------------------------------------------------------------
+
+std::vector<double> grid_or(const fit_options& o, const char* fallback) {
+  return parse_grid(o.grid.empty() ? std::string(fallback) : o.grid, "--grid");
+}
+
+/// Equal-mass groups of the validation confidences (stable ascending order, array_split).
+struct calibration_groups {
+  std::vector<std::vector<std::int64_t>> rows;  ///< non-empty groups, ascending confidence
+  std::vector<double> edges;                    ///< largest confidence of each group
+};
+
+calibration_groups equal_mass_groups(const std::vector<double>& confidence, std::int64_t count) {
+  const auto n = static_cast<std::int64_t>(confidence.size());
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return confidence[a] < confidence[b]; });
+  calibration_groups g;
+  std::int64_t pos = 0;
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::int64_t size = array_split_size(n, count, i);
+    if (size == 0) continue;
+    g.rows.emplace_back(order.begin() + pos, order.begin() + pos + size);
+    g.edges.push_back(confidence[order[pos + size - 1]]);
+    pos += size;
+  }
+  return g;
+}
+
+/// A sub-problem of some rows of a split, as the sweeps read it.
+sweep_input subset(const sweep_input& all, const std::vector<std::int64_t>& rows) {
+  sweep_input s;
+  s.num_samples = static_cast<std::int64_t>(rows.size());
+  s.num_classes = all.num_classes;
+  s.logits.reserve(rows.size() * static_cast<std::size_t>(all.num_classes));
+  for (std::int64_t r : rows) {
+    s.logits.insert(s.logits.end(), all.logits.begin() + r * all.num_classes,
+                    all.logits.begin() + (r + 1) * all.num_classes);
+    s.labels.push_back(all.labels[r]);
+  }
+  return s;
+}
+
+// ---- the methods ---------------------------------------------------------------------------
+
+struct fit_context {
+  const split_data& val;
+  const fit_options& options;
+  sweep_backend& backend;
+  sweep_input input;                     // float32 logits for the sweeps
+  std::unique_ptr<resident_logits> data;
+  scored_split base;                     // uncalibrated validation scores
+  sweep_options sweep(bool adaece) const { return {options.bins, options.bin_rule, adaece}; }
+};
+
+std::int64_t first_min(const std::vector<double>& v) {
+  const std::int64_t best = sweep_result::argmin(v);
+  if (best < 0) throw error("every candidate's objective is undefined");
+  return best;
+}
+
+calibrator fit_ts(fit_context& c) {
+  calibrator cal;
+  cal.method = "ts";
+  if (c.options.objective == "nll") {
+    std::vector<std::int64_t> rows(static_cast<std::size_t>(c.val.num_samples));
+    std::iota(rows.begin(), rows.end(), std::int64_t{0});
+    cal.temperature = fit_temperature_nll(logits_of(c.val), c.val.labels, c.val.num_classes, rows);
+    return cal;
+  }
+  const auto grid = grid_or(c.options, "0.01:10:0.01");
+  const bool ada = c.options.objective == "adaece";
+  const auto r = c.backend.temperature(*c.data, grid, c.sweep(ada));
+  cal.temperature = grid[static_cast<std::size_t>(first_min(ada ? r.adaece : r.ece))];
+  return cal;
+}
+
+calibrator fit_ws(fit_context& c) {
+  const auto grid = grid_or(c.options, "0:1:0.001");
+  const auto r = c.backend.weight(*c.data, grid, c.sweep(true));
+  calibrator cal;
+  cal.method = "ws";
+  cal.weight = grid[static_cast<std::size_t>(first_min(r.adaece))];
+  return cal;
+}
+
+/// cws, cts_conf, bts with a fixed number of calibration groups.
+calibrator fit_grouped(fit_context& c, const std::string& method, std::int64_t count) {
+  const auto groups = equal_mass_groups(c.base.confidence, count);
+  calibrator cal;
+  cal.method = method;
+  cal.calib_bins = count;
+  cal.edges = groups.edges;
+  const double inv_k = 1.0 / static_cast<double>(c.val.num_classes);
+  std::vector<double> z;
+  if (method == "bts") z = logits_of(c.val);
+  std::vector<double> grid;
+  if (method == "cts_conf") grid = grid_or(c.options, "0.01:10:0.01");
+  for (const auto& rows : groups.rows) {
+    double acc = 0, conf = 0;
+    for (std::int64_t r : rows) {
+      acc += c.base.prediction[r] == c.base.labels[r] ? 1.0 : 0.0;
+      conf += c.base.confidence[r];
+    }
+    const double size = static_cast<double>(rows.size());
+    acc /= size;
+    conf /= size;
+    if (method == "cws") {
+      cal.weights.push_back(conf <= inv_k ? 1.0 : std::clamp((acc - inv_k) / (conf - inv_k), 0.0, 1.0));
+    } else if (method == "bts") {
+      cal.temperatures.push_back(fit_temperature_nll(z, c.val.labels, c.val.num_classes, rows));
+    } else {
+      const sweep_input sub = subset(c.input, rows);
+      auto data = c.backend.prepare(sub.view());
+      const auto r = c.backend.temperature(*data, grid, c.sweep(false));
+      std::vector<double> gap(grid.size());
+      for (std::size_t g = 0; g < grid.size(); ++g) {
+        double sum_conf = 0;
+        for (std::int32_t b = 0; b < r.num_bins; ++b) sum_conf += r.bin_sum_confidence[g * r.num_bins + b];
+        gap[g] = std::fabs(acc - sum_conf / size);
+      }
+      cal.temperatures.push_back(grid[static_cast<std::size_t>(first_min(gap))]);
+    }
+  }
+  return cal;
+}
+
+calibrator fit_grouped_auto(fit_context& c, const std::string& method) {
+  const std::string& text = c.options.calib_bins;
+  if (text != "auto") {
+    const auto values = parse_grid(text, "--calib-bins");
+    if (values.size() != 1 || values[0] < 1 || values[0] != std::floor(values[0]) || values[0] > 1e6)
+      throw input_error(fmt::format("--calib-bins must be a positive integer or 'auto' (got '{}')", text));
+    return fit_grouped(c, method, static_cast<std::int64_t>(values[0]));
+  }
+  calibrator best;
+  double best_ada = k_inf;
+  const metric_options mo{c.options.bins, c.options.bin_rule};
+  for (std::int64_t count = 2; count <= 50; ++count) {
+    calibrator cal = fit_grouped(c, method, count);
+    const double ada = compute_metrics(cal.apply(c.val), mo).adaece;
+    if (ada < best_ada) {
+      best_ada = ada;
+      best = std::move(cal);
+    }
+  }
+  return best;
+}
+
+calibrator fit_cts_greedy(fit_context& c) {
+  const bool nudge = c.options.cts_search == "nudge";
+  if (!nudge && c.options.cts_search != "grid")
+    throw input_error(fmt::format("--cts-search must be grid or nudge (got '{}')", c.options.cts_search));
+  const std::int64_t cycles = c.options.iterations >= 0 ? c.options.iterations : (nudge ? 1000 : 5);
+  const auto grid = grid_or(c.options, "0.1:10:0.1");
+  const std::int64_t k = c.val.num_classes;
+
+  // 1. One temperature by validation ECE on the grid.
+  const auto init = c.backend.temperature(*c.data, grid, c.sweep(false));
+  const std::int64_t t0 = first_min(init.ece);
+  calibrator cal;
+  cal.method = "cts_greedy";
+  cal.initial_temperature = grid[static_cast<std::size_t>(t0)];
+  auto session = c.backend.class_temperature(
+      *c.data, std::vector<double>(static_cast<std::size_t>(k), cal.initial_temperature), c.sweep(false));
+
+  const std::vector<double> steps{-0.2, -0.1, 0.0, 0.1, 0.2};
+  double running_best = k_inf;                             // nudge: one best across the run
+  double accepted_accuracy = init.accuracy[static_cast<std::size_t>(t0)];
+  std::int64_t run = 0;
+  for (; run < cycles;) {
+    ++run;
+    bool changed = false;
+    for (std::int32_t i = 0; i < k; ++i) {
+      const double current = session->temperatures()[static_cast<std::size_t>(i)];
+      if (nudge) {
+        std::vector<double> cands;
+        for (double s : steps) {
+          if (current + s > 0) cands.push_back(current + s);
+        }
+        const auto r = session->sweep(i, cands);
+        double chosen = current;
+        for (std::size_t g = 0; g < cands.size(); ++g) {
+          const bool allowed = !c.options.accuracy_constraint || r.accuracy[g] >= accepted_accuracy;
+          if (allowed && r.ece[g] < running_best) {
+            running_best = r.ece[g];
+            chosen = cands[g];
+            if (c.options.accuracy_constraint) accepted_accuracy = r.accuracy[g];
+          }
+        }
+        if (chosen != current) {
+          session->set(i, chosen);
+          changed = true;
+        }
+      } else {
+        // The grid plus the current value, so "strictly better than now" compares numbers
+        // computed the same way.
+        std::vector<double> cands = grid;
+        cands.push_back(current);
+        const auto r = session->sweep(i, cands);
+        const std::size_t now = grid.size();
+        std::int64_t best = -1;
+        for (std::size_t g = 0; g < grid.size(); ++g) {
+          if (c.options.accuracy_constraint && r.accuracy[g] < r.accuracy[now]) continue;
+          if (best < 0 || r.ece[g] < r.ece[static_cast<std::size_t>(best)]) best = static_cast<std::int64_t>(g);
+        }
+        if (best >= 0 && r.ece[static_cast<std::size_t>(best)] < r.ece[now] &&
+            grid[static_cast<std::size_t>(best)] != current) {
+          session->set(i, grid[static_cast<std::size_t>(best)]);
+          changed = true;
+        }
+      }
+    }
+    if (!changed) break;
+  }
+  cal.iterations_run = run;
+  cal.temperatures = session->temperatures();
+  return cal;
+}
+
+}  // namespace
+
+const std::vector<std::string>& method_names() {
+  static const std::vector<std::string> names{"ts", "ws", "cws", "cts_conf", "bts", "cts_greedy"};
+  return names;
+}
+
+scored_split uncalibrated(const split_data& split) {
+  split_data copy = split;
+  return score_split(std::move(copy));
+}
+
+nlohmann::json calibrator::params() const {
+  nlohmann::json p = nlohmann::json::object();
+  if (method == "ts") {
+    p["temperature"] = temperature;
+  } else if (method == "ws") {
+    p["weight"] = weight;
+  } else if (method == "cws") {
+    p["edges"] = edges;
+    p["weights"] = weights;
+    p["calib_bins"] = calib_bins;
+  } else if (method == "cts_conf" || method == "bts") {
+    p["edges"] = edges;
+    p["temperatures"] = temperatures;
+    p["calib_bins"] = calib_bins;
+  } else if (method == "cts_greedy") {
+    p["temperatures"] = temperatures;
+    p["iterations_run"] = iterations_run;
+    p["initial_temperature"] = initial_temperature;
+  }
+  return p;
+}
+
+nlohmann::json calibrator::to_json() const { return {{"method", method}, {"params", params()}}; }
+
+calibrator calibrator::from_json(const nlohmann::json& j, const std::string& where) {
+  try {
+    calibrator c;
+    c.method = j.at("method").get<std::string>();
+    const auto& p = j.at("params");
+    if (c.method == "ts") {
+      c.temperature = p.at("temperature").get<double>();
+    } else if (c.method == "ws") {
+      c.weight = p.at("weight").get<double>();
+    } else if (c.method == "cws" || c.method == "cts_conf" || c.method == "bts") {
+      c.edges = p.at("edges").get<std::vector<double>>();
+      c.calib_bins = p.at("calib_bins").get<std::int64_t>();
+      (c.method == "cws" ? c.weights : c.temperatures) =
+          p.at(c.method == "cws" ? "weights" : "temperatures").get<std::vector<double>>();
+      const auto& v = c.method == "cws" ? c.weights : c.temperatures;
+      if (c.edges.empty() || v.size() != c.edges.size())
+        throw input_error(fmt::format("{}: edges and per-group parameters differ in length", where));
+    } else if (c.method == "cts_greedy") {
+      c.temperatures = p.at("temperatures").get<std::vector<double>>();
+      c.iterations_run = p.value("iterations_run", std::int64_t{0});
+      c.initial_temperature = p.value("initial_temperature", 1.0);
+    } else {
+      throw input_error(fmt::format("{}: unknown calibration method '{}'", where, c.method));
+    }
+    return c;
+  } catch (const nlohmann::json::exception& e) {
+    throw input_error(fmt::format("{}: malformed calibrator parameters ({})", where, e.what()));
+  }
+}
+
+scored_split calibrator::apply(const split_data& split) const {
+  const std::int64_t n = split.num_samples;
+  if (method == "ts") return score_scaled(split, std::vector<double>(static_cast<std::size_t>(n), 1.0 / temperature), {});
+  if (method == "ws") return score_weighted(split, std::vector<double>(static_cast<std::size_t>(n), weight));
+  if (method == "cts_greedy") {
+    if (static_cast<std::int64_t>(temperatures.size()) != split.num_classes)
+      throw input_error(fmt::format("{}: {} class temperatures for K = {}", split.file, temperatures.size(),
+                                    split.num_classes));
+    std::vector<double> inv(temperatures.size());
+    for (std::size_t j = 0; j < inv.size(); ++j) inv[j] = 1.0 / temperatures[j];
+    return score_scaled(split, {}, inv);
+  }
+  // Grouped methods: the group of each sample by its uncalibrated confidence.
+  const auto group = group_by_edges(uncalibrated(split).confidence, edges);
+  std::vector<double> per_row(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto g = static_cast<std::size_t>(group[i]);
+    per_row[i] = method == "cws" ? weights[g] : 1.0 / temperatures[g];
+  }
+  return method == "cws" ? score_weighted(split, per_row) : score_scaled(split, per_row, {});
+}
+
+calibrator fit_calibrator(const split_data& val, const fit_options& options, sweep_backend& backend) {
+  if (std::find(method_names().begin(), method_names().end(), options.method) == method_names().end())
+    throw input_error(fmt::format("unknown method '{}' (ts, ws, cws, cts_conf, bts, cts_greedy)", options.method));
+  if (options.objective != "nll" && options.objective != "ece" && options.objective != "adaece")
+    throw input_error(fmt::format("--objective must be nll, ece or adaece (got '{}')", options.objective));
+  fit_context c{val, options, backend, to_sweep_input(val), nullptr, uncalibrated(val)};
+  c.data = backend.prepare(c.input.view());
+  const auto& m = options.method;
+  if (m == "ts") return fit_ts(c);
+  if (m == "ws") return fit_ws(c);
+  if (m == "cts_greedy") return fit_cts_greedy(c);
+  return fit_grouped_auto(c, m);
+}
+
+}  // namespace calibench

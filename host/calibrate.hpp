@@ -1,0 +1,61 @@
+// Calibration methods of the seed papers (docs/calibrators.md): fitting on a validation split
+// with the sweep backends, applying fitted parameters to any split, saving and loading them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "host/dump.hpp"
+#include "host/metrics.hpp"
+#include "host/sweep.hpp"
+
+namespace calibench {
+
+/// Options of `calibench fit` (docs/calibrators.md gives the defaults).
+struct fit_options {
+  std::string method = "ts";
+  std::int32_t bins = 15;                 ///< evaluation bins M (and the objective's)
+  binning bin_rule = binning::right_closed;
+  std::string objective = "nll";          ///< ts: nll | ece | adaece
+  std::string grid;                       ///< empty: the method's default
+  std::string calib_bins = "15";          ///< cws, cts_conf, bts: B or "auto"
+  std::int64_t iterations = -1;           ///< cts_greedy: cycles (-1: 5 for grid, 1000 for nudge)
+  bool accuracy_constraint = true;        ///< cts_greedy
+  std::string cts_search = "grid";        ///< cts_greedy: grid | nudge
+};
+
+/// A fitted calibrator: the method and its parameters (only those the method uses are set).
+struct calibrator {
+  std::string method;
+  double temperature = 1.0;          ///< ts
+  double weight = 1.0;               ///< ws
+  std::vector<double> edges;         ///< cws, cts_conf, bts: largest validation confidence per group
+  std::vector<double> weights;       ///< cws
+  std::vector<double> temperatures;  ///< cts_conf, bts (per group), cts_greedy (per class)
+  std::int64_t calib_bins = 0;       ///< cws, cts_conf, bts
+  std::int64_t iterations_run = 0;   ///< cts_greedy
+  double initial_temperature = 1.0;  ///< cts_greedy
+
+  /// Parameters as the JSON `params` object of `calibench fit`.
+  nlohmann::json params() const;
+  /// {"method": ..., "params": ...}; from_json reads it back (throws input_error).
+  nlohmann::json to_json() const;
+  static calibrator from_json(const nlohmann::json& j, const std::string& where);
+
+  /// The calibrated probabilities of a split, scored for the metric suite.
+  scored_split apply(const split_data& split) const;
+};
+
+/// Names accepted by --method.
+const std::vector<std::string>& method_names();
+
+/// Fits `options.method` on the validation split with `backend`.
+calibrator fit_calibrator(const split_data& val, const fit_options& options, sweep_backend& backend);
+
+/// Uncalibrated scores of a split (softmax of the logits, or the stored probabilities).
+scored_split uncalibrated(const split_data& split);
+
+}  // namespace calibench

@@ -1,0 +1,348 @@
+// Implementations of the CLI commands (host/cli/commands.hpp).
+#include "host/cli/commands.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <map>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
+
+#include "host/bootstrap.hpp"
+#include "host/calibrate.hpp"
+#include "host/device.hpp"
+#include "host/dump.hpp"
+#include "host/error.hpp"
+#include "host/grid.hpp"
+#include "host/metrics.hpp"
+#include "host/report.hpp"
+#include "host/sweep.hpp"
+#include "host/sweep_input.hpp"
+
+namespace calibench::cli {
+namespace {
+
+binning binning_of(const std::string& text) {
+  if (text == "right-closed") return binning::right_closed;
+  if (text == "left-closed") return binning::left_closed;
+  throw input_error(fmt::format("unknown binning '{}' (right-closed or left-closed)", text));
+}
+
+
+
+std::string scores_text(const split_data& s) {
+  return fmt::format("{} {}", s.is_probs ? "probs" : "logits", s.value_type);
+}
+
+}  // namespace
+
+int run_eval(const eval_args& a) {
+  split_data split = read_split(a.file, a.split);
+  eval_report r;
+  r.file = a.file;
+  r.split = a.split;
+  r.scores = scores_text(split);
+  r.options = {a.bins, binning_of(a.binning_text)};
+
+  std::vector<double> other_confidence;
+  if (!a.inversions_against.empty()) {
+    split_data other = read_split(a.inversions_against, a.split);
+    if (other.num_samples != split.num_samples)
+      throw input_error(fmt::format("{}: {} has N = {}, but {} has N = {}; order inversions need the same samples",
+                                    a.inversions_against, other.values_path(), other.num_samples, a.file,
+                                    split.num_samples));
+    other_confidence = score_split(std::move(other)).confidence;
+  }
+
+  const scored_split scored = score_split(std::move(split));
+  r.metrics = compute_metrics(scored, r.options);
+  if (a.bootstrap > 0) r.bootstrap = bootstrap_metrics(scored, r.options, {a.bootstrap, a.seed, a.level});
+  if (a.reliability) r.reliability = reliability_bins(scored, r.options);
+  if (!a.inversions_against.empty()) {
+    r.order_inversions = order_inversions(scored.confidence, other_confidence);
+    r.inversions_against = a.inversions_against;
+  }
+
+  if (a.format == "json") {
+    std::cout << eval_json(r).dump(2) << "\n";
+  } else {
+    std::cout << eval_table(r);
+  }
+  return 0;
+}
+
+int run_info(const std::string& file, const std::string& format) {
+  const dump_layout layout = inspect_dump(file);
+  const device_report dev = discover_devices();
+  nlohmann::json j;
+  j["file"] = file;
+  j["attributes"] = layout.attributes;
+  j["splits"] = nlohmann::json::array();
+  for (const auto& shape : layout.splits) {
+    split_data split = read_split(file, shape.name);
+    const std::string scores = scores_text(split);
+    const scored_split s = score_split(std::move(split));
+    const metric_set m = compute_metrics(s, {});
+    double mean_conf = 0;
+    for (double c : s.confidence) mean_conf += c;
+    mean_conf /= static_cast<double>(s.num_samples);
+    j["splits"].push_back({{"name", shape.name},
+                           {"n", shape.num_samples},
+                           {"k", shape.num_classes},
+                           {"scores", scores},
+                           {"labels", shape.label_type},
+                           {"other_datasets", shape.extra_datasets},
+                           {"accuracy", json_number(m.accuracy)},
+                           {"mean_confidence", json_number(mean_conf)},
+                           {"ece", json_number(m.ece)}});
+  }
+  j["cuda"] = {{"built", dev.cuda_built}, {"devices", dev.device_count}, {"device", dev.name}, {"reason", dev.reason}};
+  if (format == "json") {
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::string out = fmt::format("{}\n", file);
+  for (const auto& [name, value] : layout.attributes) out += fmt::format("  {} = {}\n", name, value);
+  out += fmt::format("\n{:<8}{:>9}{:>7}  {:<16}{:<8}{:>11}{:>17}{:>10}\n", "split", "N", "K", "scores", "labels",
+                     "accuracy %", "mean confidence %", "ECE15 %");
+  for (const auto& s : j["splits"]) {
+    out += fmt::format("{:<8}{:>9}{:>7}  {:<16}{:<8}{:>12.2f}{:>19.2f}{:>10.2f}\n", s["name"].get<std::string>(),
+                       s["n"].get<std::int64_t>(), s["k"].get<std::int64_t>(), s["scores"].get<std::string>(),
+                       s["labels"].get<std::string>(), 100.0 * s["accuracy"].get<double>(),
+                       100.0 * s["mean_confidence"].get<double>(), 100.0 * s["ece"].get<double>());
+    if (!s["other_datasets"].empty())
+      out += fmt::format("        also: {}\n", fmt::join(s["other_datasets"].get<std::vector<std::string>>(), ", "));
+  }
+  out += fmt::format("\nCUDA backend: {}", dev.cuda_built ? "built" : "not built");
+  out += dev.device_count > 0 ? fmt::format(", {} device(s), first: {}\n", dev.device_count, dev.name)
+                              : fmt::format(", no device ({})\n", dev.reason);
+  std::cout << out;
+  return 0;
+}
+
+int run_version() {
+  const device_report dev = discover_devices();
+  std::cout << fmt::format("calibench {}\nCUDA backend: {}\n", CALIBENCH_VERSION, dev.cuda_built ? "built" : "not built");
+  if (dev.device_count > 0) {
+    std::cout << fmt::format("devices: {} (first: {})\n", dev.device_count, dev.name);
+  } else {
+    std::cout << fmt::format("devices: none ({})\n", dev.reason);
+  }
+  return 0;
+}
+
+int run_sweep_candidates(const sweep_candidates_args& a) {
+  const split_data split = read_split(a.file, a.split);
+  const sweep_input input = to_sweep_input(split);
+  const sweep_options options{a.bins, binning_of(a.binning_text), !a.no_adaece};
+  auto backend = make_backend(a.backend);
+  const auto started = std::chrono::steady_clock::now();
+  auto data = backend->prepare(input.view());
+  const std::int64_t k = input.num_classes;
+  std::vector<double> candidates;
+  sweep_result r;
+  if (a.family == "inverse-temperature") {
+    const auto g = parse_arithmetic_grid(a.grid, "--grid");
+    const inverse_temperature_grid grid{g.start, g.step, g.count};
+    for (std::int64_t i = 0; i < grid.count; ++i) candidates.push_back(grid.at(i));
+    r = backend->inverse_temperature(*data, grid, options);
+  } else {
+    candidates = parse_grid(a.grid, "--grid");
+    if (a.family == "temperature") {
+      r = backend->temperature(*data, candidates, options);
+    } else if (a.family == "weight") {
+      r = backend->weight(*data, candidates, options);
+    } else if (a.family == "class-temperature") {
+      if (a.cls < 0 || a.cls >= k) throw input_error(fmt::format("--class {} outside [0, {})", a.cls, k));
+      auto session = backend->class_temperature(*data, std::vector<double>(static_cast<std::size_t>(k), a.base_temperature),
+                                                options);
+      r = session->sweep(a.cls, candidates);
+    } else if (a.family == "bin-temperature") {
+      if (a.target_bin < 0 || a.target_bin >= a.calib_bins)
+        throw input_error(fmt::format("--target-bin {} outside [0, {})", a.target_bin, a.calib_bins));
+      std::vector<double> confidence(static_cast<std::size_t>(input.num_samples));
+      {
+        split_data copy = split;
+        confidence = score_split(std::move(copy)).confidence;
+      }
+      const auto sample_bin = equal_mass_assignment(confidence, a.calib_bins);
+      const std::vector<double> bin_temps(static_cast<std::size_t>(a.calib_bins), a.base_temperature);
+      r = backend->bin_temperature(*data, {sample_bin, bin_temps, a.target_bin}, candidates, options);
+    } else {
+      throw input_error(fmt::format("unknown family '{}'", a.family));
+    }
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+
+  nlohmann::json j;
+  j["file"] = a.file;
+  j["split"] = a.split;
+  j["family"] = a.family;
+  j["backend"] = backend->name();
+  j["seconds"] = seconds;
+  j["n"] = input.num_samples;
+  j["k"] = k;
+  j["bins"] = a.bins;
+  j["binning"] = a.binning_text;
+  j["candidates"] = candidates;
+  auto column = [](const std::vector<double>& v) {
+    nlohmann::json out = nlohmann::json::array();
+    for (double x : v) out.push_back(json_number(x));
+    return out;
+  };
+  j["ece"] = column(r.ece);
+  j["mce"] = column(r.mce);
+  j["adaece"] = column(r.adaece);
+  j["nll"] = column(r.nll);
+  j["brier"] = column(r.brier);
+  j["accuracy"] = column(r.accuracy);
+  if (a.per_bin) {
+    j["bin_count"] = r.bin_count;
+    j["bin_sum_confidence"] = r.bin_sum_confidence;
+    j["bin_sum_correct"] = r.bin_sum_correct;
+  }
+  const std::int64_t best = sweep_result::argmin(r.ece);
+  j["best_ece"] = {{"index", best}, {"candidate", candidates[static_cast<std::size_t>(best)]}, {"ece", r.ece[best]}};
+  if (a.format == "json") {
+    std::cout << j.dump(1) << "\n";
+    return 0;
+  }
+  std::cout << "candidate,ece,mce,adaece,nll,brier,accuracy\n";
+  for (std::size_t g = 0; g < candidates.size(); ++g) {
+    std::cout << fmt::format("{},{},{},{},{},{},{}\n", candidates[g], r.ece[g], r.mce[g], r.adaece[g], r.nll[g],
+                             r.brier[g], r.accuracy[g]);
+  }
+  return 0;
+}
+
+namespace {
+
+/// Metrics of a calibrated split and the order inversions against its uncalibrated scores.
+struct split_outcome {
+  scored_split scores;
+  metric_set metrics;
+  double inversions = 0;
+};
+
+split_outcome evaluate_calibrated(const calibrator& cal, const split_data& split, const metric_options& mo) {
+  split_outcome out;
+  out.scores = cal.apply(split);
+  out.metrics = compute_metrics(out.scores, mo);
+  out.inversions = order_inversions(uncalibrated(split).confidence, out.scores.confidence);
+  return out;
+}
+
+nlohmann::json metrics_json(const metric_set& m) {
+  eval_report r;
+  r.metrics = m;
+  return eval_json(r);
+}
+
+/// Writes the calibrated probabilities of both splits and the calibrator's JSON.
+void save_calibrated(const std::string& path, const calibrator& cal, const std::string& source,
+                     const split_outcome& val, const split_outcome& test) {
+  const std::int64_t k = val.scores.num_classes;
+  write_dump(path,
+             {{"calibrator", cal.to_json().dump()},
+              {"dataset", "calibrated"},
+              {"model", fmt::format("{} calibrated by calibench {}", source, cal.method)},
+              {"source", fmt::format("calibench fit/apply --method {} on {}", cal.method, source)}},
+             {}, k,
+             {{"val", val.scores.num_samples, k, nullptr, val.scores.labels.data(), nullptr, val.scores.probs.data()},
+              {"test", test.scores.num_samples, k, nullptr, test.scores.labels.data(), nullptr,
+               test.scores.probs.data()}});
+}
+
+int print_calibrated(const calibrator& cal, const split_outcome& val, const split_outcome& test, double seconds,
+                     const std::string& backend, const nlohmann::json& options, const std::string& format,
+                     const std::string& file) {
+  if (format == "json") {
+    nlohmann::json j;
+    j["method"] = cal.method;
+    j["params"] = cal.params();
+    j["val"] = metrics_json(val.metrics);
+    j["test"] = metrics_json(test.metrics);
+    j["order_inversions"] = {{"val", json_number(val.inversions)}, {"test", json_number(test.inversions)}};
+    j["seconds"] = seconds;
+    j["backend"] = backend;
+    j["options"] = options;
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  std::string out = fmt::format("{}  method {}  backend {}  {:.3f} s\n", file, cal.method, backend, seconds);
+  for (const auto& [key, value] : cal.params().items()) {
+    std::string text = value.dump();
+    if (text.size() > 100) text = text.substr(0, 97) + "...";
+    out += fmt::format("  {} = {}\n", key, text);
+  }
+  out += fmt::format("\n{:<12}{:>10}{:>10}\n", "metric", "val", "test");
+  for (const auto& f : metric_fields()) {
+    auto text = [&](double v) {
+      if (!std::isfinite(v)) return std::string(std::isnan(v) ? "n/a" : "inf");
+      return f.percent ? fmt::format("{:.2f}", 100.0 * v) : fmt::format("{:.4f}", v);
+    };
+    out += fmt::format("{:<12}{:>10}{:>10}\n", f.percent ? fmt::format("{} %", f.name) : std::string(f.name),
+                       text(val.metrics.*(f.member)), text(test.metrics.*(f.member)));
+  }
+  out += fmt::format("{:<12}{:>10.2f}{:>10.2f}\n", "inversions %", 100.0 * val.inversions, 100.0 * test.inversions);
+  std::cout << out;
+  return 0;
+}
+
+}  // namespace
+
+int run_fit(const fit_args& a) {
+  const auto started = std::chrono::steady_clock::now();
+  const split_data val = read_split(a.file, "val");
+  const split_data test = read_split(a.file, "test");
+  fit_options o;
+  o.method = a.method;
+  o.bins = a.bins;
+  o.bin_rule = binning_of(a.binning_text);
+  o.objective = a.objective;
+  o.grid = a.grid;
+  o.calib_bins = a.calib_bins;
+  o.iterations = a.iterations;
+  o.accuracy_constraint = a.accuracy_constraint == "on";
+  o.cts_search = a.cts_search;
+  auto backend = make_backend(a.backend);
+  const calibrator cal = fit_calibrator(val, o, *backend);
+  const metric_options mo{a.bins, o.bin_rule};
+  const split_outcome v = evaluate_calibrated(cal, val, mo);
+  const split_outcome t = evaluate_calibrated(cal, test, mo);
+  if (!a.save.empty()) save_calibrated(a.save, cal, a.file, v, t);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const nlohmann::json options{{"objective", a.objective},   {"grid", a.grid},
+                               {"calib_bins", a.calib_bins}, {"iterations", a.iterations},
+                               {"accuracy_constraint", a.accuracy_constraint}, {"cts_search", a.cts_search},
+                               {"bins", a.bins},             {"binning", a.binning_text}};
+  return print_calibrated(cal, v, t, seconds, backend->name(), options, a.format, a.file);
+}
+
+int run_apply(const apply_args& a) {
+  const auto started = std::chrono::steady_clock::now();
+  const dump_layout saved = inspect_dump(a.calibrator_file);
+  const auto it = saved.attributes.find("calibrator");
+  if (it == saved.attributes.end())
+    throw input_error(fmt::format("{}: no 'calibrator' attribute (write one with calibench fit --save)",
+                                  a.calibrator_file));
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception&) {
+    throw input_error(fmt::format("{}: attribute 'calibrator' is not valid JSON", a.calibrator_file));
+  }
+  const calibrator cal = calibrator::from_json(j, a.calibrator_file);
+  const split_data val = read_split(a.file, "val");
+  const split_data test = read_split(a.file, "test");
+  const metric_options mo{a.bins, binning_of(a.binning_text)};
+  const split_outcome v = evaluate_calibrated(cal, val, mo);
+  const split_outcome t = evaluate_calibrated(cal, test, mo);
+  if (!a.save.empty()) save_calibrated(a.save, cal, a.file, v, t);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return print_calibrated(cal, v, t, seconds, "cpu", {{"calibrator_file", a.calibrator_file}}, a.format, a.file);
+}
+
+}  // namespace calibench::cli

@@ -1,0 +1,73 @@
+// The CLI's commands as functions: each parses nothing, prints its output on stdout only
+// after everything succeeded, and throws calibench errors for the caller to report.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace calibench::cli {
+
+struct eval_args {
+  std::string file;
+  std::string split = "test";
+  std::int32_t bins = 15;
+  std::string binning_text = "right-closed";
+  std::int64_t bootstrap = 0;
+  std::uint64_t seed = 0;
+  double level = 0.95;
+  bool reliability = false;
+  std::string inversions_against;
+  std::string format = "table";
+};
+int run_eval(const eval_args& a);
+
+int run_info(const std::string& file, const std::string& format);
+
+int run_version();
+
+struct sweep_candidates_args {
+  std::string file;
+  std::string split = "val";
+  std::string family = "temperature";
+  std::string grid = "0.05:5:0.05";
+  std::int32_t bins = 15;
+  std::string binning_text = "right-closed";
+  std::string backend = "cpu";
+  bool no_adaece = false;
+  std::int32_t cls = 0;              ///< class-temperature: the class swept
+  double base_temperature = 1.0;     ///< class-/bin-temperature: temperature of everything else
+  std::int32_t calib_bins = 5;       ///< bin-temperature: equal-mass calibration bins
+  std::int32_t target_bin = 0;       ///< bin-temperature: the bin swept
+  bool per_bin = false;              ///< also print per-candidate bin statistics
+  std::string format = "json";
+};
+int run_sweep_candidates(const sweep_candidates_args& a);
+
+struct fit_args {
+  std::string file;
+  std::string method = "ts";
+  std::string objective = "nll";
+  std::string grid;
+  std::string calib_bins = "15";
+  std::int64_t iterations = -1;
+  std::string accuracy_constraint = "on";
+  std::string cts_search = "grid";
+  std::int32_t bins = 15;
+  std::string binning_text = "right-closed";
+  std::string backend = "auto";
+  std::string save;
+  std::string format = "table";
+};
+int run_fit(const fit_args& a);
+
+struct apply_args {
+  std::string calibrator_file;  ///< a file written by `fit --save`
+  std::string file;             ///< the dump to calibrate
+  std::int32_t bins = 15;
+  std::string binning_text = "right-closed";
+  std::string save;
+  std::string format = "table";
+};
+int run_apply(const apply_args& a);
+
+}  // namespace calibench::cli
