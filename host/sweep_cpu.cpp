@@ -413,29 +413,11 @@ class cpu_class_session final : public class_temperature_session {
       return;
     }
 #pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < d.num_samples; ++i) {
-      auto& r = rows_[i];
-      const double zi = d.logits[i * k + cls];
-      const double u_old = zi * old_inv, u_new = zi * new_inv;
-      if (r.top1 == cls || r.top2 == cls || u_new >= r.top2_value) {
-        refresh(i);  // the top two may change: O(K), for about 2N/K rows
-      } else {
-        const double t_old = std::exp(u_old - r.max), t_new = std::exp(u_new - r.max);
-        r.sum += t_new - t_old;
-        r.sum_sq += t_new * t_new - t_old * t_old;
-      }
-    }
+    for (std::int64_t i = 0; i < d.num_samples; ++i)
+      commit_class_row(d.logits.data() + i * k, k, inverse_.data(), cls, old_inv, new_inv, rows_[i]);
   }
 
  private:
-  struct row_state {
-    double max = 0;         // largest scaled logit u_j = z_j / T_j
-    double sum = 0;         // sum_j exp(u_j - max)
-    double sum_sq = 0;      // sum_j exp(2 (u_j - max))
-    double top2_value = 0;  // second largest scaled logit
-    std::int32_t top1 = 0;  // argmax (lowest index on ties)
-    std::int32_t top2 = 0;  // argmax over the others (lowest index on ties)
-  };
 
   void check_class(std::int32_t cls) const {
     if (cls < 0 || cls >= data_.host().num_classes)
@@ -444,32 +426,7 @@ class cpu_class_session final : public class_temperature_session {
 
   void refresh(std::int64_t i) {
     const auto& d = data_.host();
-    const std::int64_t k = d.num_classes;
-    const float* z = d.logits.data() + i * k;
-    auto& r = rows_[i];
-    r.top1 = 0;
-    double best = z[0] * inverse_[0];
-    for (std::int64_t j = 1; j < k; ++j) {
-      const double u = z[j] * inverse_[j];
-      if (u > best) {
-        best = u;
-        r.top1 = static_cast<std::int32_t>(j);
-      }
-    }
-    r.max = best;
-    r.top2 = -1;
-    r.sum = 0;
-    r.sum_sq = 0;
-    for (std::int64_t j = 0; j < k; ++j) {
-      const double u = z[j] * inverse_[j];
-      const double e = std::exp(u - best);
-      r.sum += e;
-      r.sum_sq += e * e;
-      if (j != r.top1 && (r.top2 < 0 || u > r.top2_value)) {
-        r.top2 = static_cast<std::int32_t>(j);
-        r.top2_value = u;
-      }
-    }
+    refresh_class_row(d.logits.data() + i * d.num_classes, d.num_classes, inverse_.data(), rows_[i]);
   }
 
   void refresh_all() {
@@ -478,39 +435,11 @@ class cpu_class_session final : public class_temperature_session {
     for (std::int64_t i = 0; i < data_.host().num_samples; ++i) refresh(i);
   }
 
-  /// The state of row i with class `cls` removed, relative to the row's maximum.
+  /// The state of row i with class `cls` removed (shared with the CUDA kernels).
   class_step_state<double> rest_state(std::int64_t i, std::int32_t cls) const {
     const auto& d = data_.host();
-    const std::int64_t k = d.num_classes;
-    const float* z = d.logits.data() + i * k;
-    const auto& r = rows_[i];
-    class_step_state<double> s;
-    const double u_cls = z[cls] * inverse_[cls];
-    if (r.top1 == cls) {
-      // The removed term dominates the sum: subtracting it would cancel, so sum the rest.
-      s.rest_sum = 0;
-      s.rest_sum_sq = 0;
-      for (std::int64_t j = 0; j < k; ++j) {
-        if (j == cls) continue;
-        const double e = std::exp(z[j] * inverse_[j] - r.max);
-        s.rest_sum += e;
-        s.rest_sum_sq += e * e;
-      }
-      s.rest_max = r.top2_value;
-      s.rest_argmax = r.top2;
-    } else {
-      const double t = std::exp(u_cls - r.max);
-      s.rest_sum = r.sum - t;
-      s.rest_sum_sq = r.sum_sq - t * t;
-      s.rest_max = r.max;
-      s.rest_argmax = r.top1;
-    }
-    s.row_max = r.max;
-    s.rest_max_exp = std::exp(s.rest_max - r.max);
-    const std::int32_t y = d.labels[i];
-    s.label_scaled = z[y] * inverse_[y] - r.max;
-    s.label_exp = std::exp(s.label_scaled);
-    return s;
+    return class_rest_state(d.logits.data() + i * d.num_classes, d.num_classes, inverse_.data(), rows_[i], cls,
+                            d.labels[i]);
   }
 
   cpu_resident& data_;
@@ -519,7 +448,7 @@ class cpu_class_session final : public class_temperature_session {
   // Scaled logits are z * (1 / T) everywhere (as in the temperature family), never z / T:
   // mixing the two breaks exact ties between classes that share a temperature.
   std::vector<double> inverse_;
-  std::vector<row_state> rows_;
+  std::vector<class_row_state> rows_;
   std::int64_t updates_ = 0;
 };
 

@@ -294,7 +294,7 @@ class cuda_class_session final : public class_temperature_session {
     check_temperatures(temperatures_);
     for (double t : temperatures_) inverse_.push_back(1.0 / t);
     inverse_d_ = inverse_buf_.as<double>(k);
-    rows_ = rows_buf_.as<kernels::class_row_state>(n);
+    rows_ = rows_buf_.as<class_row_state>(n);
     state_ = state_buf_.as<class_step_state<double>>(n);
     class_logit_ = class_logit_buf_.as<double>(n);
     upload(inverse_d_, inverse_.data(), k);
@@ -354,7 +354,7 @@ class cuda_class_session final : public class_temperature_session {
   std::vector<double> inverse_;
   device_bytes inverse_buf_, rows_buf_, state_buf_, class_logit_buf_;
   double* inverse_d_ = nullptr;
-  kernels::class_row_state* rows_ = nullptr;
+  class_row_state* rows_ = nullptr;
   class_step_state<double>* state_ = nullptr;
   double* class_logit_ = nullptr;
   std::int64_t updates_ = 0;

@@ -271,4 +271,99 @@ CALIBENCH_HD candidate_terms<Real> class_step_terms(const class_step_state<Real>
   return t;
 }
 
+
+/// Per-sample state of the class-temperature search (scaled logits u_j = z_j * (1/T_j)).
+struct class_row_state {
+  double max;         ///< largest scaled logit
+  double sum;         ///< sum_j exp(u_j - max)
+  double sum_sq;      ///< sum_j exp(2 (u_j - max))
+  double top2_value;  ///< second largest scaled logit
+  std::int32_t top1;  ///< argmax (lowest index on ties)
+  std::int32_t top2;  ///< argmax over the others (lowest index on ties)
+};
+
+/// Recomputes a row's state from its logits `z` and the per-class inverse temperatures: O(K).
+template <class In>
+CALIBENCH_HD void refresh_class_row(const In* z, std::int64_t num_classes, const double* inverse,
+                                    class_row_state& r) {
+  using std::exp;
+  r.top1 = 0;
+  double best = static_cast<double>(z[0]) * inverse[0];
+  for (std::int64_t j = 1; j < num_classes; ++j) {
+    const double u = static_cast<double>(z[j]) * inverse[j];
+    if (u > best) {
+      best = u;
+      r.top1 = static_cast<std::int32_t>(j);
+    }
+  }
+  r.max = best;
+  r.top2 = -1;
+  r.top2_value = 0;
+  r.sum = 0;
+  r.sum_sq = 0;
+  for (std::int64_t j = 0; j < num_classes; ++j) {
+    const double u = static_cast<double>(z[j]) * inverse[j];
+    const double e = exp(u - best);
+    r.sum += e;
+    r.sum_sq += e * e;
+    if (j != r.top1 && (r.top2 < 0 || u > r.top2_value)) {
+      r.top2 = static_cast<std::int32_t>(j);
+      r.top2_value = u;
+    }
+  }
+}
+
+/// Commits class `cls`'s inverse temperature old_inv -> new_inv (`inverse` already holds the
+/// new value): O(1) unless the top two may change (class `cls` is one of them or enters
+/// them), about 2N/K rows, which are recomputed.
+template <class In>
+CALIBENCH_HD void commit_class_row(const In* z, std::int64_t num_classes, const double* inverse, std::int32_t cls,
+                                   double old_inv, double new_inv, class_row_state& r) {
+  using std::exp;
+  const double zi = static_cast<double>(z[cls]);
+  const double u_old = zi * old_inv, u_new = zi * new_inv;
+  if (r.top1 == cls || r.top2 == cls || u_new >= r.top2_value) {
+    refresh_class_row(z, num_classes, inverse, r);
+  } else {
+    // Class cls is neither of the top two before or after: its term is at most half the sum,
+    // so the update cannot cancel badly, and the maximum does not move.
+    const double t_old = exp(u_old - r.max), t_new = exp(u_new - r.max);
+    r.sum += t_new - t_old;
+    r.sum_sq += t_new * t_new - t_old * t_old;
+  }
+}
+
+/// The row's state with class `cls` taken out, for class_step_terms.
+template <class In>
+CALIBENCH_HD class_step_state<double> class_rest_state(const In* z, std::int64_t num_classes, const double* inverse,
+                                                       const class_row_state& r, std::int32_t cls,
+                                                       std::int32_t label) {
+  using std::exp;
+  class_step_state<double> s;
+  if (r.top1 == cls) {
+    // The removed term dominates the sum: subtracting it would cancel, so sum the rest.
+    s.rest_sum = 0;
+    s.rest_sum_sq = 0;
+    for (std::int64_t j = 0; j < num_classes; ++j) {
+      if (j == cls) continue;
+      const double e = exp(static_cast<double>(z[j]) * inverse[j] - r.max);
+      s.rest_sum += e;
+      s.rest_sum_sq += e * e;
+    }
+    s.rest_max = r.top2_value;
+    s.rest_argmax = r.top2;
+  } else {
+    const double t = exp(static_cast<double>(z[cls]) * inverse[cls] - r.max);
+    s.rest_sum = r.sum - t;
+    s.rest_sum_sq = r.sum_sq - t * t;
+    s.rest_max = r.max;
+    s.rest_argmax = r.top1;
+  }
+  s.row_max = r.max;
+  s.rest_max_exp = exp(s.rest_max - r.max);
+  s.label_scaled = static_cast<double>(z[label]) * inverse[label] - r.max;
+  s.label_exp = exp(s.label_scaled);
+  return s;
+}
+
 }  // namespace calibench

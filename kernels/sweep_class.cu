@@ -13,39 +13,12 @@ namespace {
 using detail::global_thread;
 using detail::grid_threads;
 
-__device__ void refresh_row(const float* __restrict__ z, std::int64_t num_classes,
-                            const double* __restrict__ inverse, class_row_state& r) {
-  r.top1 = 0;
-  double best = static_cast<double>(z[0]) * inverse[0];
-  for (std::int64_t j = 1; j < num_classes; ++j) {
-    const double u = static_cast<double>(z[j]) * inverse[j];
-    if (u > best) {
-      best = u;
-      r.top1 = static_cast<std::int32_t>(j);
-    }
-  }
-  r.max = best;
-  r.top2 = -1;
-  r.sum = 0;
-  r.sum_sq = 0;
-  for (std::int64_t j = 0; j < num_classes; ++j) {
-    const double u = static_cast<double>(z[j]) * inverse[j];
-    const double e = exp(u - best);
-    r.sum += e;
-    r.sum_sq += e * e;
-    if (j != r.top1 && (r.top2 < 0 || u > r.top2_value)) {
-      r.top2 = static_cast<std::int32_t>(j);
-      r.top2_value = u;
-    }
-  }
-}
-
 __global__ void class_refresh_kernel(const float* __restrict__ logits, std::int64_t num_samples,
                                      std::int64_t num_classes, const double* __restrict__ inverse,
                                      class_row_state* __restrict__ rows) {
   for (std::int64_t i = global_thread(); i < num_samples; i += grid_threads()) {
     class_row_state r{};
-    refresh_row(logits + i * num_classes, num_classes, inverse, r);
+    refresh_class_row(logits + i * num_classes, num_classes, inverse, r);
     rows[i] = r;
   }
 }
@@ -56,16 +29,7 @@ __global__ void class_commit_kernel(const float* __restrict__ logits, std::int64
                                     class_row_state* __restrict__ rows) {
   for (std::int64_t i = global_thread(); i < num_samples; i += grid_threads()) {
     class_row_state r = rows[i];
-    const float* z = logits + i * num_classes;
-    const double zi = static_cast<double>(z[cls]);
-    const double u_old = zi * old_inv, u_new = zi * new_inv;
-    if (r.top1 == cls || r.top2 == cls || u_new >= r.top2_value) {
-      refresh_row(z, num_classes, inverse, r);  // the top two may change: O(K), for about 2N/K rows
-    } else {
-      const double t_old = exp(u_old - r.max), t_new = exp(u_new - r.max);
-      r.sum += t_new - t_old;
-      r.sum_sq += t_new * t_new - t_old * t_old;
-    }
+    commit_class_row(logits + i * num_classes, num_classes, inverse, cls, old_inv, new_inv, r);
     rows[i] = r;
   }
 }
@@ -78,34 +42,7 @@ __global__ void class_rest_state_kernel(const float* __restrict__ logits, const 
                                         double* __restrict__ class_logit) {
   for (std::int64_t i = global_thread(); i < num_samples; i += grid_threads()) {
     const float* z = logits + i * num_classes;
-    const class_row_state r = rows[i];
-    class_step_state<double> s;
-    const double u_cls = static_cast<double>(z[cls]) * inverse[cls];
-    if (r.top1 == cls) {
-      // The removed term dominates the sum: subtracting it would cancel, so sum the rest.
-      s.rest_sum = 0;
-      s.rest_sum_sq = 0;
-      for (std::int64_t j = 0; j < num_classes; ++j) {
-        if (j == cls) continue;
-        const double e = exp(static_cast<double>(z[j]) * inverse[j] - r.max);
-        s.rest_sum += e;
-        s.rest_sum_sq += e * e;
-      }
-      s.rest_max = r.top2_value;
-      s.rest_argmax = r.top2;
-    } else {
-      const double t = exp(u_cls - r.max);
-      s.rest_sum = r.sum - t;
-      s.rest_sum_sq = r.sum_sq - t * t;
-      s.rest_max = r.max;
-      s.rest_argmax = r.top1;
-    }
-    s.row_max = r.max;
-    s.rest_max_exp = exp(s.rest_max - r.max);
-    const std::int32_t y = labels[i];
-    s.label_scaled = static_cast<double>(z[y]) * inverse[y] - r.max;
-    s.label_exp = exp(s.label_scaled);
-    state[i] = s;
+    state[i] = class_rest_state(z, num_classes, inverse, rows[i], cls, labels[i]);
     class_logit[i] = static_cast<double>(z[cls]);
   }
 }

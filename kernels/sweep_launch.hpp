@@ -22,15 +22,6 @@ struct terms_view {
   std::int64_t num_samples;
 };
 
-/// Per-sample state of the class-temperature search, as the CPU session keeps it.
-struct class_row_state {
-  double max;         ///< largest scaled logit u_j = z_j / T_j
-  double sum;         ///< sum_j exp(u_j - max)
-  double sum_sq;      ///< sum_j exp(2 (u_j - max))
-  double top2_value;  ///< second largest scaled logit
-  std::int32_t top1;  ///< argmax (lowest index on ties)
-  std::int32_t top2;  ///< argmax over the others (lowest index on ties)
-};
 
 // ---- per-row preparation and per-sample terms (sweep_rows.cu) -------------------------------
 
@@ -84,17 +75,17 @@ void launch_weight_terms(terms_view base, const double* d_p_label, const double*
 /// Recomputes every row's state from the logits and the classes' inverse temperatures
 /// `d_inverse` (1 / T_j, computed once on the host: scaled logits are z_j * (1 / T_j)).
 void launch_class_refresh(const float* d_logits, std::int64_t num_samples, std::int64_t num_classes,
-                          const double* d_inverse, class_row_state* d_rows);
+                          const double* d_inverse, ::calibench::class_row_state* d_rows);
 
 /// Commits a new inverse temperature of class `cls` (already in `d_inverse`, = new_inv): the
 /// O(1) update of the sums, or a refresh of rows whose top two may change.
 void launch_class_commit(const float* d_logits, std::int64_t num_samples, std::int64_t num_classes,
                          const double* d_inverse, std::int32_t cls, double old_inv, double new_inv,
-                         class_row_state* d_rows);
+                         ::calibench::class_row_state* d_rows);
 
 /// Each row's state with class `cls` removed (class_step_state) and its logit z_cls.
 void launch_class_rest_state(const float* d_logits, const std::int32_t* d_labels, std::int64_t num_samples,
-                             std::int64_t num_classes, const double* d_inverse, const class_row_state* d_rows,
+                             std::int64_t num_classes, const double* d_inverse, const ::calibench::class_row_state* d_rows,
                              std::int32_t cls, class_step_state<double>* d_state, double* d_class_logit);
 
 /// Terms of candidates d_inv_temperature[0..num_candidates) for class `cls` (class_step_terms).

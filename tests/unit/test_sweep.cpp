@@ -74,7 +74,9 @@ void expect_candidate(const sweep_result& r, std::int64_t g, const scored_split&
   }
   EXPECT_NEAR(r.ece[g], m.ece, k_sweep_tolerance) << what << " candidate " << g;
   EXPECT_NEAR(r.mce[g], m.mce, k_sweep_tolerance) << what << " candidate " << g;
-  if (o.adaece) EXPECT_NEAR(r.adaece[g], m.adaece, k_sweep_tolerance) << what << " candidate " << g;
+  if (o.adaece) {
+    EXPECT_NEAR(r.adaece[g], m.adaece, k_sweep_tolerance) << what << " candidate " << g;
+  }
   EXPECT_NEAR(r.nll[g], m.nll, k_sweep_tolerance * (1 + std::fabs(m.nll))) << what << " candidate " << g;
   EXPECT_NEAR(r.brier[g], m.brier, k_sweep_tolerance) << what << " candidate " << g;
   EXPECT_DOUBLE_EQ(r.accuracy[g], m.accuracy) << what << " candidate " << g;
@@ -216,9 +218,10 @@ TEST_P(SweepCpu, ProbabilitySetsMatchTheMetricSuite) {
   for (std::int64_t g = 0; g < g_count; ++g) expect_candidate(r, g, expected[g], o, "probability sets");
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, SweepCpu, ::testing::ValuesIn(k_shapes), [](const auto& info) {
-  return "n" + std::to_string(info.param.n) + "_k" + std::to_string(info.param.k) + (info.param.ties ? "_ties" : "");
-});
+std::string shape_name(const ::testing::TestParamInfo<shape>& p) {
+  return "n" + std::to_string(p.param.n) + "_k" + std::to_string(p.param.k) + (p.param.ties ? "_ties" : "");
+}
+INSTANTIATE_TEST_SUITE_P(Shapes, SweepCpu, ::testing::ValuesIn(k_shapes), shape_name);
 
 TEST(SweepCpuDeterminism, ThreadCountDoesNotChangeResults) {
   const auto d = random_dataset(5000, 20, 9, false);
