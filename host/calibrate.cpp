@@ -19,10 +19,15 @@ namespace {
 
 constexpr double k_inf = std::numeric_limits<double>::infinity();
 
-/// Inverse temperatures searched by the NLL fits; a minimiser at a bound is reported there
-/// (the data then prefer an extreme temperature, e.g. perfectly separable logits).
-constexpr double k_min_inverse = 1e-4;
-constexpr double k_max_inverse = 1e4;
+/// Slack when a group's mean confidence is compared with 1/K: a mean of N values equal to
+/// 1/K can come out a few ulps above it.
+constexpr double k_mean_rounding = 1e-12;
+
+/// Inverse temperatures searched by the NLL fits (T in [1e-8, 1e8]); when the NLL has no
+/// minimiser inside (it keeps falling towards T -> 0, e.g. every label is the top logit, or
+/// towards T -> infinity), the bound is reported (docs/calibrators.md).
+constexpr double k_min_inverse = 1e-8;
+constexpr double k_max_inverse = 1e8;
 
 /// Logits of a split as double: stored logits, or log p for probability dumps.
 std::vector<double> logits_of(const split_data& s) {
@@ -133,8 +138,13 @@ nll_derivatives nll_at(const std::vector<double>& z, const std::vector<std::int3
 /// inside a shrinking bracket of the derivative's sign change, bisection when Newton leaves
 /// it. Returns the temperature 1/b.
 double fit_temperature_nll(const std::vector<double>& z, const std::vector<std::int32_t>& labels, std::int64_t k,
-                           const std::vector<std::int64_t>& rows) {
+                           const std::vector<std::int64_t>& rows, const std::string& where) {
   if (rows.empty()) return 1.0;
+  for (std::int64_t r : rows) {
+    if (z[r * k + labels[r]] == -k_inf)
+      throw input_error(fmt::format("{}: probability 0 on the label at index {}: the NLL is infinite for every "
+                                    "temperature (use --objective ece or adaece)", where, r));
+  }
   double lo = k_min_inverse, hi = k_max_inverse;
   if (nll_at(z, labels, k, rows, lo).first >= 0) return 1.0 / lo;
   if (nll_at(z, labels, k, rows, hi).first <= 0) return 1.0 / hi;
@@ -143,8 +153,9 @@ double fit_temperature_nll(const std::vector<double>& z, const std::vector<std::
     const auto d = nll_at(z, labels, k, rows, b);
     if (d.first == 0) break;
     (d.first > 0 ? hi : lo) = b;
-    double next = d.second > 0 ? b - d.first / d.second : 0.5 * (lo + hi);
-    if (!(next > lo && next < hi)) next = 0.5 * (lo + hi);
+    // Bisection is geometric: the bracket spans sixteen decades.
+    double next = d.second > 0 ? b - d.first / d.second : std::sqrt(lo * hi);
+    if (!(next > lo && next < hi)) next = std::sqrt(lo * hi);
     if (std::fabs(next - b) <= 1e-15 * b || hi - lo <= 1e-15 * b) {
       b = next;
       break;
@@ -222,7 +233,8 @@ calibrator fit_ts(fit_context& c) {
   if (c.options.objective == "nll") {
     std::vector<std::int64_t> rows(static_cast<std::size_t>(c.val.num_samples));
     std::iota(rows.begin(), rows.end(), std::int64_t{0});
-    cal.temperature = fit_temperature_nll(logits_of(c.val), c.val.labels, c.val.num_classes, rows);
+    cal.temperature = fit_temperature_nll(logits_of(c.val), c.val.labels, c.val.num_classes, rows,
+                                          c.val.file + ": /val/probs");
     return cal;
   }
   const auto grid = grid_or(c.options, "0.01:10:0.01");
@@ -263,9 +275,12 @@ calibrator fit_grouped(fit_context& c, const std::string& method, std::int64_t c
     acc /= size;
     conf /= size;
     if (method == "cws") {
-      cal.weights.push_back(conf <= inv_k ? 1.0 : std::clamp((acc - inv_k) / (conf - inv_k), 0.0, 1.0));
+      // C <= 1/K (within the rounding of a mean, so that uniform rows count as C = 1/K).
+      cal.weights.push_back(conf <= inv_k + k_mean_rounding ? 1.0
+                                                            : std::clamp((acc - inv_k) / (conf - inv_k), 0.0, 1.0));
     } else if (method == "bts") {
-      cal.temperatures.push_back(fit_temperature_nll(z, c.val.labels, c.val.num_classes, rows));
+      cal.temperatures.push_back(fit_temperature_nll(z, c.val.labels, c.val.num_classes, rows,
+                                                     c.val.file + ": /val/probs"));
     } else {
       const sweep_input sub = subset(c.input, rows);
       auto data = c.backend.prepare(sub.view());

@@ -124,3 +124,18 @@ def test_converter_output_reads_in_the_engine(calibench, tmp_path):
     z, y = arrays["test_logits"].astype(np.float64), arrays["test_labels"]
     assert d["n"] == 200 and d["k"] == 5
     assert d["accuracy"] == pytest.approx(np.mean(z.argmax(1) == y), abs=0)
+
+
+def test_ts_nll_on_zero_label_probability_is_an_error(calibench, tmp_path):
+    """A probability dump with p = 0 on a validation label has infinite NLL at every T."""
+    path = tmp_path / "p.h5"
+    p = np.full((6, 3), 1 / 3)
+    p[4] = [0.5, 0.5, 0.0]
+    with h5py.File(path, "w") as f:
+        for split in ("val", "test"):
+            f[f"{split}/probs"] = p
+            f[f"{split}/labels"] = np.array([0, 1, 2, 0, 2, 1], dtype=np.int32)
+    proc = calibench("fit", path, "--method", "ts", "--format", "json")
+    assert proc.returncode == 2 and proc.stdout == "", proc
+    assert "index 4" in proc.stderr and "/val/probs" in proc.stderr and proc.stderr.count("\n") == 1
+    ok(calibench("fit", path, "--method", "ts", "--objective", "ece", "--format", "json"))
