@@ -329,22 +329,31 @@ void grid_temperature_lanes(const double* x, const double* ratio, double* e, std
   }
 }
 
-/// Terms of one row for `count` candidate inverse temperatures of class `cls` (a separate
-/// function: GCC vectorises the loop here but not when it is inlined into the lambda).
-void class_step_lanes(const class_step_state<double>& s, double zi, const double* inv, std::int64_t count,
-                      std::int32_t cls, std::int32_t y, const row_output& out) {
-  double* conf = out.confidence;
-  double* logp = out.log_p_label;
-  double* brier = out.brier;
-  std::uint8_t* ok = out.correct;
-#pragma omp simd
-  for (std::int64_t g = 0; g < count; ++g) {
-    std::int32_t pred = 0;
-    const auto t = class_step_terms(s, zi * inv[g], cls, y, &pred);
-    conf[g] = t.confidence;
-    logp[g] = t.log_p_label;
-    brier[g] = t.brier;
-    ok[g] = pred == y;
+/// Terms of one row for `count` candidate inverse temperatures of class `cls`. Kept out of
+/// line: GCC vectorises the loop here but not once it is inlined into the driver.
+[[gnu::noinline]] void class_step_lanes(const class_step_state<double>& state, double zi, const double* inv,
+                                        std::int64_t count, std::int32_t cls, std::int32_t y, const row_output& out) {
+  const class_step_state<double> s = state;  // a local copy: no aliasing with the outputs
+  for (std::int64_t gs = 0; gs < count; gs += k_lanes) {
+    alignas(64) double u[k_lanes], conf[k_lanes], logp[k_lanes], brier[k_lanes];
+    alignas(64) std::int32_t hit[k_lanes];
+    for (std::int64_t t = 0; t < k_lanes; ++t) u[t] = zi * inv[std::min(gs + t, count - 1)];
+#pragma omp simd aligned(u, conf, logp, brier, hit : 64)
+    for (std::int64_t t = 0; t < k_lanes; ++t) {
+      std::int32_t pred = 0;
+      const auto terms = class_step_terms(s, u[t], cls, y, &pred);
+      conf[t] = terms.confidence;
+      logp[t] = terms.log_p_label;
+      brier[t] = terms.brier;
+      hit[t] = pred == y;
+    }
+    const std::int64_t w = std::min(k_lanes, count - gs);
+    for (std::int64_t t = 0; t < w; ++t) {
+      out.confidence[gs + t] = conf[t];
+      out.log_p_label[gs + t] = logp[t];
+      out.brier[gs + t] = brier[t];
+      out.correct[gs + t] = static_cast<std::uint8_t>(hit[t]);
+    }
   }
 }
 
