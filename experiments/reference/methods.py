@@ -63,7 +63,7 @@ def main():
                 results.append({"dump": name, "method": column, "test": d, "params": {}, "seconds": 0.0})
                 continue
             d = run([args.bin, "fit", path, *options, "--backend", args.backend, "--format", "json"])
-            results.append({"dump": name, "method": column, "options": options, **d})
+            results.append({**d, "dump": name, "method": column, "fit_method": d["method"], "options": options})
         print(f"{name}: done ({time.time() - started:.0f} s)", file=sys.stderr)
 
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
