@@ -612,15 +612,9 @@ class cpu_backend final : public sweep_backend {
                  [&](std::int64_t row, std::int64_t g0, std::int64_t g1, const row_output& out) {
                    const std::int32_t y = labels[row];
                    for (std::int64_t g = g0; g < g1; ++g) {
-                     const float* p = probs.data() + (g * n + row) * k;
                      std::int32_t pred = 0;
-                     double q = 0;
-                     for (std::int64_t j = 0; j < k; ++j) {
-                       if (p[j] > p[pred]) pred = static_cast<std::int32_t>(j);
-                       const double v = static_cast<double>(p[j]) - (j == y ? 1.0 : 0.0);
-                       q += v * v;
-                     }
-                     out.set(g - g0, {static_cast<double>(p[pred]), std::log(static_cast<double>(p[y])), q}, pred == y);
+                     const auto t = probability_row_terms(probs.data() + (g * n + row) * k, k, y, &pred);
+                     out.set(g - g0, t, pred == y);
                    }
                  });
   }

@@ -272,6 +272,23 @@ CALIBENCH_HD candidate_terms<Real> class_step_terms(const class_step_state<Real>
 }
 
 
+/// Terms of one row of stored probabilities `p` (K entries) with label y, and its
+/// prediction (argmax, lowest index on ties).
+template <class In>
+CALIBENCH_HD candidate_terms<double> probability_row_terms(const In* p, std::int64_t num_classes, std::int32_t label,
+                                                           std::int32_t* pred) {
+  using std::log;
+  std::int32_t best = 0;
+  double q = 0;
+  for (std::int64_t j = 0; j < num_classes; ++j) {
+    if (p[j] > p[best]) best = static_cast<std::int32_t>(j);
+    const double v = static_cast<double>(p[j]) - (j == label ? 1.0 : 0.0);
+    q += v * v;
+  }
+  *pred = best;
+  return {static_cast<double>(p[best]), log(static_cast<double>(p[label])), q};
+}
+
 /// Per-sample state of the class-temperature search (scaled logits u_j = z_j * (1/T_j)).
 struct class_row_state {
   double max;         ///< largest scaled logit

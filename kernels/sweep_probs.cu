@@ -20,13 +20,7 @@ __global__ void probability_thread_kernel(const float* __restrict__ probs, const
     const float* p = probs + t * num_classes;  // t = g * N + i
     const std::int32_t y = labels[i];
     std::int32_t pred = 0;
-    double q = 0;
-    for (std::int64_t j = 0; j < num_classes; ++j) {
-      if (p[j] > p[pred]) pred = static_cast<std::int32_t>(j);
-      const double v = static_cast<double>(p[j]) - (j == y ? 1.0 : 0.0);
-      q += v * v;
-    }
-    const candidate_terms<double> terms{static_cast<double>(p[pred]), log(static_cast<double>(p[y])), q};
+    const auto terms = probability_row_terms(p, num_classes, y, &pred);
     detail::store_terms(out, t / num_samples, i, terms, pred == y);
   }
 }
