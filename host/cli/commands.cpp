@@ -272,7 +272,8 @@ int print_calibrated(const calibrator& cal, const split_outcome& val, const spli
     return 0;
   }
   std::string out = fmt::format("{}  method {}  backend {}  {:.3f} s\n", file, cal.method, backend, seconds);
-  for (const auto& [key, value] : cal.params().items()) {
+  const nlohmann::json params = cal.params();  // a named object: items() must not outlive it
+  for (const auto& [key, value] : params.items()) {
     std::string text = value.dump();
     if (text.size() > 100) text = text.substr(0, 97) + "...";
     out += fmt::format("  {} = {}\n", key, text);
