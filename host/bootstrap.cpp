@@ -51,6 +51,7 @@ bootstrap_result bootstrap_metrics(const scored_split& s, const metric_options& 
     std::sort(v.begin(), v.end());
     out.intervals.push_back({linear_quantile(v, tail), linear_quantile(v, 1.0 - tail)});
   }
+  out.values = std::move(values);
   return out;
 }
 

@@ -24,6 +24,7 @@ struct interval {
 struct bootstrap_result {
   bootstrap_options options;
   std::vector<interval> intervals;
+  std::vector<metric_set> values;  ///< every resample's metrics, in resample order (paired comparisons)
 };
 
 /// Resample indices of resample `b` (N draws with replacement), reproducible by any

@@ -540,4 +540,31 @@ void write_dump(const std::string& path, const std::map<std::string, std::string
   }
 }
 
+void write_attribute_groups(const std::string& path,
+                            const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& groups) {
+  silence_hdf5();
+  const fs::path target(path);
+  const fs::path temp = target.parent_path() / (target.filename().string() + fmt::format(".tmp.{}", ::getpid()));
+  try {
+    {
+      h5_id file(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+      if (!file.valid()) throw error(fmt::format("{}: cannot create file", path));
+      h5_id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
+      H5Pset_create_intermediate_group(lcpl.get(), 1);
+      for (const auto& [group_path, attrs] : groups) {
+        h5_id group(H5Gcreate2(file.get(), group_path.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+        if (!group.valid()) throw error(fmt::format("{}: cannot create group {}", path, group_path));
+        for (const auto& [name, value] : attrs) write_string_attribute(group.get(), name, value);
+      }
+      if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) throw error(fmt::format("{}: flush failed", path));
+    }
+    fsync_path(temp.string());
+    fs::rename(temp, target);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(temp, ec);
+    throw;
+  }
+}
+
 }  // namespace calibench

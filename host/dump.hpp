@@ -81,4 +81,9 @@ void write_dump(const std::string& path, const std::map<std::string, std::string
                 const std::map<std::string, double>& number_attributes, std::int64_t num_classes,
                 const std::vector<split_to_write>& splits, const std::vector<vector_to_write>& vectors = {});
 
+/// Writes an HDF5 file (atomically) holding one group per entry (absolute paths, e.g.
+/// "/cells/0123abcd") with the given string attributes.
+void write_attribute_groups(const std::string& path,
+                            const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& groups);
+
 }  // namespace calibench

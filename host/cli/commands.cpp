@@ -1,6 +1,9 @@
 // Implementations of the CLI commands (host/cli/commands.hpp).
 #include "host/cli/commands.hpp"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iostream>
@@ -14,6 +17,7 @@
 #include "host/calibrate.hpp"
 #include "host/device.hpp"
 #include "host/dump.hpp"
+#include "host/experiment.hpp"
 #include "host/error.hpp"
 #include "host/grid.hpp"
 #include "host/metrics.hpp"
@@ -344,6 +348,26 @@ int run_apply(const apply_args& a) {
   if (!a.save.empty()) save_calibrated(a.save, cal, a.file, v, t);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return print_calibrated(cal, v, t, seconds, "cpu", {{"calibrator_file", a.calibrator_file}}, a.format, a.file);
+}
+
+int run_sweep(const sweep_args& a) {
+  const experiment_spec spec = load_spec(a.spec, a.out);
+  const std::vector<cell> cells = expand_cells(spec);
+  if (a.list) {
+    for (const auto& c : cells)
+      std::cout << fmt::format("{}  {}  {}  seed {}\n", c.id, c.dataset->name, c.method->label, c.seed);
+    return 0;
+  }
+  sweep_run_options o;
+  o.verbose = a.verbose;
+  o.progress = ::isatty(2) != 0;
+  const sweep_summary s = run_cells(spec, cells, a.out, o);
+  const std::string table = write_reports(spec, cells, a.out);
+  std::cout << table;
+  std::cout << fmt::format("\n{} cells: {} run, {} already done, {} failed; {:.2f} s ({:.1f} cells/s). Output in {}\n",
+                           s.cells, s.ran, s.skipped, s.failed, s.seconds,
+                           static_cast<double>(s.ran) / std::max(s.seconds, 1e-9), a.out);
+  return s.failed > 0 ? 3 : 0;
 }
 
 }  // namespace calibench::cli

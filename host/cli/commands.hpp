@@ -70,4 +70,13 @@ struct apply_args {
 };
 int run_apply(const apply_args& a);
 
+struct sweep_args {
+  std::string spec;
+  std::string out;
+  bool verbose = false;
+  bool list = false;  ///< print the cells and exit
+};
+/// Exit status 0 when every cell finished, 3 when some failed (their errors are recorded).
+int run_sweep(const sweep_args& a);
+
 }  // namespace calibench::cli

@@ -177,16 +177,12 @@ int main(int argc, char** argv) {
   sweep_cands->add_flag("--per-bin", sw.per_bin, "Also print every candidate's bin statistics");
   sweep_cands->add_option("--format", sw.format, "json | csv")->check(CLI::IsMember({"json", "csv"}));
 
-  // Commands of DESIGN section 6 that this version does not have yet: they say so and fail,
-  // rather than being absent (a user following DESIGN gets a clear answer).
-  const std::map<std::string, std::string> not_yet{
-      {"sweep", "experiment sweeps from TOML specs are not implemented in this version"}};
-  std::vector<std::pair<CLI::App*, std::string>> pending;
-  for (const auto& [name, what] : not_yet) {
-    auto* cmd = app.add_subcommand(name, "(not implemented yet) " + what);
-    cmd->allow_extras();
-    pending.emplace_back(cmd, what);
-  }
+  sweep_args ea;
+  auto* sweep = app.add_subcommand("sweep", "Run a study from a TOML spec: datasets x methods x seeds (docs/experiments.md)");
+  sweep->add_option("spec", ea.spec, "Spec file (TOML)")->required();
+  sweep->add_option("--out", ea.out, "Output folder (finished cells there are not run again)")->required();
+  sweep->add_flag("--verbose", ea.verbose, "One line per finished cell on stderr");
+  sweep->add_flag("--list", ea.list, "Print the cells and their identities, run nothing");
 
   // CLI11 reports an unknown command only as "A subcommand is required"; name it instead.
   if (argc > 1 && argv[1][0] != '-') {
@@ -218,9 +214,7 @@ int main(int argc, char** argv) {
     if (sweep_cands->parsed()) return run_sweep_candidates(sw);
     if (fit->parsed()) return run_fit(fa);
     if (apply->parsed()) return run_apply(aa);
-    for (const auto& [cmd, what] : pending) {
-      if (cmd->parsed()) return report_error(fmt::format("calibench {}: {}", cmd->get_name(), what), k_exit_runtime);
-    }
+    if (sweep->parsed()) return run_sweep(ea);
   } catch (const input_error& e) {
     return report_error(e.what(), k_exit_input);
   } catch (const std::bad_alloc&) {

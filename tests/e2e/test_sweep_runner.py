@@ -1,0 +1,190 @@
+# `calibench sweep`: resumable runs (SIGKILL at random points gives the same rows as an
+# uninterrupted run), failing cells recorded while the rest finish, stable cell identities,
+# spec errors, and the reports.
+import csv
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import time
+
+import h5py
+import numpy as np
+import pytest
+
+from conftest import calibench_bin
+
+SPEC = """
+name = "runner test"
+bins = 10
+seeds = [0, 3]
+bootstrap = 20
+
+[[datasets]]
+synth = {{ name = "a", classes = 5, n_val = 1500, n_test = 1500, seed = 1 }}
+
+[[datasets]]
+synth = {{ name = "b", classes = 12, n_val = 1000, n_test = 2000, seed = 2, temperature = 2.0 }}
+{extra}
+[[methods]]
+method = "uncalibrated"
+
+[[methods]]
+label = "TS-{{objective}}"
+method = "ts"
+objective = ["nll", "ece"]
+
+[[methods]]
+method = "cws"
+calib_bins = [5, 10]
+
+[[methods]]
+method = "cts_greedy"
+iterations = 2
+"""
+
+# Columns that legitimately differ between two runs of the same cell (synthetic dumps live
+# under each output folder, so their path differs between folders).
+VOLATILE = {"seconds", "backend", "file"}
+
+
+def write_spec(tmp_path, extra=""):
+    path = tmp_path / "spec.toml"
+    path.write_text(SPEC.format(extra=extra))
+    return path
+
+
+def stable_rows(out_dir):
+    with open(out_dir / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    return sorted(({k: v for k, v in r.items() if k not in VOLATILE} for r in rows),
+                  key=lambda r: (r["id"], r["split"]))
+
+
+def run(*args, **kw):
+    return subprocess.run([calibench_bin(), *map(str, args)], capture_output=True, text=True, **kw)
+
+
+def test_full_run_and_reports(tmp_path):
+    spec = write_spec(tmp_path)
+    out = tmp_path / "out"
+    proc = run("sweep", spec, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    rows = stable_rows(out)
+    assert len(rows) == 2 * 6 * 2 * 2  # datasets x methods x seeds x splits
+    assert {r["label"] for r in rows} == {"uncal", "TS-nll", "TS-ece", "cws calib_bins=5", "cws calib_bins=10",
+                                          "cts_greedy"}
+    assert all(r["error"] == "" for r in rows)
+    table = (out / "table.md").read_text()
+    assert "| a |" in table and "| b |" in table and "±" in table and "**" in table
+    assert "Paired bootstrap comparisons" in table
+    assert "\\begin{tabular}" in (out / "table.tex").read_text()
+    cells = json.loads((out / "results.json").read_text())
+    assert len(cells) == 24 and all(len(c["test_bootstrap_ece"]) == 20 for c in cells)
+    with h5py.File(out / "results.h5") as f:
+        assert len(f["cells"]) == 24
+        some = next(iter(f["cells"].values()))
+        assert "params" in some.attrs and "label" in some.attrs
+    # Metrics of a cell equal `calibench fit` on the same dump (seed 0 = the dump's own split).
+    ts = next(c for c in cells if c["label"] == "TS-nll" and c["seed"] == 0 and c["dataset"] == "a")
+    fit = json.loads(run("fit", ts["file"], "--method", "ts", "--bins", 10, "--format", "json").stdout)
+    assert fit["params"] == ts["params"] and fit["test"] == ts["test"]
+    # A rerun does nothing and reports the same rows.
+    again = run("sweep", spec, "--out", out)
+    assert again.returncode == 0 and "24 cells: 0 run, 24 already done, 0 failed" in again.stdout
+    assert stable_rows(out) == rows
+
+
+def test_resume_after_sigkill_gives_identical_rows(tmp_path):
+    spec = write_spec(tmp_path)
+    reference = tmp_path / "reference"
+    assert run("sweep", spec, "--out", reference).returncode == 0
+    out = tmp_path / "killed"
+    rng = random.Random(11)
+    kills = 0
+    for _ in range(40):
+        proc = subprocess.Popen([calibench_bin(), "sweep", str(spec), "--out", str(out)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.05, 0.6))
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            kills += 1
+        proc.wait()
+        if proc.returncode == 0:
+            break
+        # Every file present is complete: atomic writes leave no partial cell behind.
+        for name in os.listdir(out / "cells") if (out / "cells").exists() else []:
+            if name.endswith(".json"):
+                json.loads((out / "cells" / name).read_text())
+    final = run("sweep", spec, "--out", out)
+    assert final.returncode == 0, final.stderr
+    assert kills >= 1, "the run finished before any kill: make the cells slower"
+    assert stable_rows(out) == stable_rows(reference)
+
+
+def test_failing_cell_is_recorded_and_the_rest_finish(tmp_path):
+    bad = tmp_path / "bad.h5"
+    with h5py.File(bad, "w") as f:
+        f["val/logits"] = np.zeros((10, 3), dtype=np.float32)
+        f["val/labels"] = np.zeros(10, dtype=np.int32)
+        f["test/logits"] = np.full((10, 3), np.nan, dtype=np.float32)
+        f["test/labels"] = np.zeros(10, dtype=np.int32)
+    spec = write_spec(tmp_path, extra=f'\n[[datasets]]\npath = "{bad}"\n')
+    out = tmp_path / "out"
+    proc = run("sweep", spec, "--out", out)
+    assert proc.returncode == 3, proc.stderr
+    rows = stable_rows(out)
+    failed = [r for r in rows if r["error"]]
+    assert failed and all(r["dataset"] == "bad" for r in failed)
+    assert all("/test/logits" in r["error"] and "index [0, 0]" in r["error"] for r in failed)
+    assert all(r["error"] == "" for r in rows if r["dataset"] != "bad")
+    assert "failed" in (out / "table.md").read_text()
+    # Failed cells run again on the next invocation (the file may have been fixed).
+    again = run("sweep", spec, "--out", out)
+    assert again.returncode == 3 and "12 run, 24 already done, 12 failed" in again.stdout
+
+
+def test_identities_are_stable_and_follow_content(tmp_path):
+    spec = write_spec(tmp_path)
+    out = tmp_path / "out"
+    first = run("sweep", spec, "--out", out, "--list").stdout
+    assert first == run("sweep", spec, "--out", out, "--list").stdout
+    assert len(first.splitlines()) == 24 and len({l.split()[0] for l in first.splitlines()}) == 24
+    # A different dump content gives different identities.
+    spec.write_text(spec.read_text().replace("seed = 1 }", "seed = 7 }"))
+    second = run("sweep", spec, "--out", out, "--list").stdout
+    ids_a = {l.split()[0] for l in first.splitlines() if "  a  " in l}
+    ids_a2 = {l.split()[0] for l in second.splitlines() if "  a  " in l}
+    assert ids_a.isdisjoint(ids_a2)
+
+
+@pytest.mark.parametrize("body,needle", [
+    ("name = 1\n[[datasets]]\npath='x'\n[[methods]]\nmethod='ts'\n", "name"),
+    ("[[methods]]\nmethod='ts'\n", "datasets"),
+    ("[[datasets]]\nsynth={classes=3}\n", "methods"),
+    ("[[datasets]]\nsynth={classes=3}\n[[methods]]\nmethod='nope'\n", "method"),
+    ("[[datasets]]\nsynth={classes=3}\n[[methods]]\nmethod='ts'\nobjectiv='nll'\n", "objectiv"),
+    ("[[datasets]]\npath='missing-*.h5'\n[[methods]]\nmethod='ts'\n", "no file matches"),
+    ("bins = 0\n[[datasets]]\nsynth={classes=3}\n[[methods]]\nmethod='ts'\n", "bins"),
+    ("this is not toml", "line 1"),
+    ("[[datasets]]\nsynth={classes=3}\n[[methods]]\nmethod='ts'\n[[methods]]\nmethod='ts'\n", "label"),
+])
+def test_spec_errors(tmp_path, body, needle):
+    spec = tmp_path / "bad.toml"
+    spec.write_text(body)
+    proc = run("sweep", spec, "--out", tmp_path / "out")
+    assert proc.returncode == 2 and proc.stdout == "", proc
+    assert proc.stderr.startswith("calibench: error: ") and proc.stderr.count("\n") == 1, proc.stderr
+    assert str(spec) in proc.stderr and needle in proc.stderr, proc.stderr
+
+
+def test_optional_dataset_glob_is_noted(tmp_path):
+    spec = tmp_path / "s.toml"
+    spec.write_text("[[datasets]]\nsynth={classes=3, n_val=50, n_test=50}\n[[datasets]]\npath='none-*.h5'\n"
+                    "optional = true\n[[methods]]\nmethod='ts'\n")
+    out = tmp_path / "out"
+    proc = run("sweep", spec, "--out", out)
+    assert proc.returncode == 0, proc.stderr
+    assert "no file matches" in (out / "table.md").read_text()
