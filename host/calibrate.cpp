@@ -241,6 +241,9 @@ calibrator fit_ts(fit_context& c) {
   const bool ada = c.options.objective == "adaece";
   const auto r = c.backend.temperature(*c.data, grid, c.sweep(ada));
   cal.temperature = grid[static_cast<std::size_t>(first_min(ada ? r.adaece : r.ece))];
+  cal.curve_metric = ada ? "adaece" : "ece";
+  cal.curve_candidates = grid;
+  cal.curve_values = ada ? r.adaece : r.ece;
   return cal;
 }
 
@@ -250,6 +253,9 @@ calibrator fit_ws(fit_context& c) {
   calibrator cal;
   cal.method = "ws";
   cal.weight = grid[static_cast<std::size_t>(first_min(r.adaece))];
+  cal.curve_metric = "adaece";
+  cal.curve_candidates = grid;
+  cal.curve_values = r.adaece;
   return cal;
 }
 
@@ -333,6 +339,9 @@ calibrator fit_cts_greedy(fit_context& c) {
   calibrator cal;
   cal.method = "cts_greedy";
   cal.initial_temperature = grid[static_cast<std::size_t>(t0)];
+  cal.curve_metric = "ece";
+  cal.curve_candidates = grid;
+  cal.curve_values = init.ece;
   auto session = c.backend.class_temperature(
       *c.data, std::vector<double>(static_cast<std::size_t>(k), cal.initial_temperature), c.sweep(false));
 

@@ -39,6 +39,11 @@ struct calibrator {
   std::int64_t iterations_run = 0;   ///< cts_greedy
   double initial_temperature = 1.0;  ///< cts_greedy
 
+  /// The objective over the grid the fit searched (ts ece/adaece, ws; cts_greedy: its
+  /// initial one-temperature grid), for metric-versus-candidate plots; empty otherwise.
+  std::string curve_metric;
+  std::vector<double> curve_candidates, curve_values;
+
   /// Parameters as the JSON `params` object of `calibench fit`.
   nlohmann::json params() const;
   /// {"method": ..., "params": ...}; from_json reads it back (throws input_error).

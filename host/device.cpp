@@ -32,4 +32,17 @@ device_report discover_devices() noexcept {
   return r;
 }
 
+void select_device(int index) noexcept {
+#if defined(CALIBENCH_HAVE_CUDA)
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+    cudaGetLastError();
+    return;
+  }
+  if (cudaSetDevice(index % count) != cudaSuccess) cudaGetLastError();
+#else
+  (void)index;
+#endif
+}
+
 }  // namespace calibench

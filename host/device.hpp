@@ -15,4 +15,8 @@ struct device_report {
 
 device_report discover_devices() noexcept;
 
+/// Makes device `index mod count` current for this process (one GPU per MPI rank by local
+/// rank); does nothing without CUDA or devices. Never throws.
+void select_device(int index) noexcept;
+
 }  // namespace calibench

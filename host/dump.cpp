@@ -476,12 +476,27 @@ void write_number_attribute(hid_t file, const std::string& name, hid_t file_type
     throw error(fmt::format("cannot write attribute {}", name));
 }
 
+/// Creates the parent groups of `path` without modification times (see write_dataset).
+void create_parent_groups(hid_t file, const std::string& path) {
+  h5_id gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+  H5Pset_obj_track_times(gcpl.get(), 0);
+  for (std::size_t pos = path.find('/', 1); pos != std::string::npos; pos = path.find('/', pos + 1)) {
+    const std::string parent = path.substr(0, pos);
+    if (H5Lexists(file, parent.c_str(), H5P_DEFAULT) > 0) continue;
+    h5_id group(H5Gcreate2(file, parent.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
+    if (!group.valid()) throw error(fmt::format("cannot create group {}", parent));
+  }
+}
+
 void write_dataset(hid_t file, const std::string& path, std::vector<hsize_t> dims, hid_t file_type, hid_t mem_type,
                    const void* data) {
+  // No object modification times: the same content gives the same bytes, so file hashes (the
+  // sweep's cell identities) are reproducible.
+  create_parent_groups(file, path);
   h5_id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
-  h5_id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-  H5Pset_create_intermediate_group(lcpl.get(), 1);
-  h5_id dataset(H5Dcreate2(file, path.c_str(), file_type, space.get(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+  h5_id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  H5Pset_obj_track_times(dcpl.get(), 0);
+  h5_id dataset(H5Dcreate2(file, path.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
                 H5Dclose);
   if (!dataset.valid() || H5Dwrite(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     throw error(fmt::format("cannot write dataset {}", path));
@@ -549,10 +564,11 @@ void write_attribute_groups(const std::string& path,
     {
       h5_id file(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
       if (!file.valid()) throw error(fmt::format("{}: cannot create file", path));
-      h5_id lcpl(H5Pcreate(H5P_LINK_CREATE), H5Pclose);
-      H5Pset_create_intermediate_group(lcpl.get(), 1);
+      h5_id gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+      H5Pset_obj_track_times(gcpl.get(), 0);
       for (const auto& [group_path, attrs] : groups) {
-        h5_id group(H5Gcreate2(file.get(), group_path.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+        create_parent_groups(file.get(), group_path);
+        h5_id group(H5Gcreate2(file.get(), group_path.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
         if (!group.valid()) throw error(fmt::format("{}: cannot create group {}", path, group_path));
         for (const auto& [name, value] : attrs) write_string_attribute(group.get(), name, value);
       }

@@ -298,11 +298,32 @@ nlohmann::json run_cell(const experiment_spec& spec, const cell& c, sweep_backen
     }
     const calibrator cal = fit_calibrator(val, o, backend);
     out["params"] = cal.params();
+    if (!cal.curve_candidates.empty()) {
+      nlohmann::json values = nlohmann::json::array();
+      for (double v : cal.curve_values) values.push_back(json_number(v));
+      out["objective_curve"] = {{"metric", cal.curve_metric}, {"candidates", cal.curve_candidates}, {"values", values}};
+    }
     v_scores = cal.apply(val);
     t_scores = cal.apply(test);
   }
   out["val"] = metrics_object(compute_metrics(v_scores, mo));
   out["test"] = metrics_object(compute_metrics(t_scores, mo));
+  // What the plots need: reliability bins of both splits, the test retention curve, and the
+  // per-class validation accuracy of the uncalibrated model.
+  auto reliability = [&](const scored_split& s) {
+    nlohmann::json bins = nlohmann::json::array();
+    for (const auto& b : reliability_bins(s, mo)) {
+      const double cnt = static_cast<double>(b.count);
+      bins.push_back({b.count, b.count ? json_number(b.sum_correct / cnt) : nlohmann::json(nullptr),
+                      b.count ? json_number(b.sum_confidence / cnt) : nlohmann::json(nullptr)});
+    }
+    return bins;
+  };
+  out["reliability"] = {{"val", reliability(v_scores)}, {"test", reliability(t_scores)}};
+  out["test_retention"] = retention_curve(t_scores, 101);
+  nlohmann::json class_acc = nlohmann::json::array();
+  for (double a : class_accuracy(v_raw)) class_acc.push_back(json_number(a));
+  out["val_class_accuracy"] = class_acc;
   out["order_inversions"] = {{"val", json_number(order_inversions(v_raw.confidence, v_scores.confidence))},
                              {"test", json_number(order_inversions(t_raw.confidence, t_scores.confidence))}};
   if (spec.bootstrap > 0) {

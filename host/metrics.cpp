@@ -375,6 +375,33 @@ metric_set compute_metrics(const scored_split& s, const metric_options& options)
   return m;
 }
 
+std::vector<double> retention_curve(const scored_split& s, std::int64_t points) {
+  CALIBENCH_EXPECTS(points >= 2, "a retention curve needs at least two points");
+  const std::int64_t n = s.num_samples;
+  const auto order = descending_order(s.confidence);
+  // Accuracy after keeping k predictions, for every k, then sampled at the requested points.
+  std::vector<double> kept_correct(static_cast<std::size_t>(n + 1), 0.0);
+  for (std::int64_t k = 1; k <= n; ++k)
+    kept_correct[k] = kept_correct[k - 1] + (s.prediction[order[k - 1]] == s.labels[order[k - 1]] ? 1.0 : 0.0);
+  std::vector<double> curve(static_cast<std::size_t>(points));
+  for (std::int64_t i = 0; i < points; ++i) {
+    const auto k = static_cast<std::int64_t>(
+        std::llround(static_cast<double>(i) / static_cast<double>(points - 1) * static_cast<double>(n)));
+    curve[i] = (kept_correct[k] + static_cast<double>(n - k)) / static_cast<double>(n);
+  }
+  return curve;
+}
+
+std::vector<double> class_accuracy(const scored_split& s) {
+  std::vector<double> hits(static_cast<std::size_t>(s.num_classes)), count(static_cast<std::size_t>(s.num_classes));
+  for (std::int64_t i = 0; i < s.num_samples; ++i) {
+    count[s.labels[i]] += 1;
+    hits[s.labels[i]] += s.prediction[i] == s.labels[i] ? 1.0 : 0.0;
+  }
+  for (std::size_t j = 0; j < hits.size(); ++j) hits[j] = count[j] > 0 ? hits[j] / count[j] : k_nan;
+  return hits;
+}
+
 double order_inversions(std::span<const double> a, std::span<const double> b) {
   CALIBENCH_EXPECTS(a.size() == b.size(), "confidence vectors differ in length");
   const auto n = static_cast<std::int64_t>(a.size());

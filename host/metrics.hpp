@@ -64,6 +64,15 @@ struct bin_stats {
 /// Equal-width bin statistics of top-label confidence (the reliability diagram).
 std::vector<bin_stats> reliability_bins(const scored_split& s, const metric_options& options);
 
+/// The retention curve (docs/metrics.md, r_auc) at `points` evenly spaced retention fractions
+/// f = i / (points - 1): accuracy when the round(f N) most confident predictions are kept and
+/// the rest count as correct.
+std::vector<double> retention_curve(const scored_split& s, std::int64_t points);
+
+/// Accuracy of the predictions among the samples of each class (recall), NaN for a class
+/// without samples.
+std::vector<double> class_accuracy(const scored_split& s);
+
 /// Fraction of sample pairs whose confidence order is strictly reversed between `a` and `b`
 /// (ties in either are not inversions); O(N log N) by merge counting.
 double order_inversions(std::span<const double> a, std::span<const double> b);

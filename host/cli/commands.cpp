@@ -128,7 +128,13 @@ int run_info(const std::string& file, const std::string& format) {
 
 int run_version() {
   const device_report dev = discover_devices();
-  std::cout << fmt::format("calibench {}\nCUDA backend: {}\n", CALIBENCH_VERSION, dev.cuda_built ? "built" : "not built");
+#if defined(CALIBENCH_HAVE_MPI)
+  constexpr const char* mpi = "built";
+#else
+  constexpr const char* mpi = "not built";
+#endif
+  std::cout << fmt::format("calibench {}\nCUDA backend: {}\nMPI sharding: {}\n", CALIBENCH_VERSION,
+                           dev.cuda_built ? "built" : "not built", mpi);
   if (dev.device_count > 0) {
     std::cout << fmt::format("devices: {} (first: {})\n", dev.device_count, dev.name);
   } else {
@@ -350,23 +356,32 @@ int run_apply(const apply_args& a) {
   return print_calibrated(cal, v, t, seconds, "cpu", {{"calibrator_file", a.calibrator_file}}, a.format, a.file);
 }
 
-int run_sweep(const sweep_args& a) {
+int run_sweep(const sweep_args& a, const sweep_ranks& ranks) {
+  if (ranks.local_rank >= 0) select_device(ranks.local_rank);  // one GPU per rank
   const experiment_spec spec = load_spec(a.spec, a.out);
   const std::vector<cell> cells = expand_cells(spec);
   if (a.list) {
-    for (const auto& c : cells)
-      std::cout << fmt::format("{}  {}  {}  seed {}\n", c.id, c.dataset->name, c.method->label, c.seed);
+    if (ranks.rank == 0) {
+      for (const auto& c : cells)
+        std::cout << fmt::format("{}  {}  {}  seed {}\n", c.id, c.dataset->name, c.method->label, c.seed);
+    }
     return 0;
   }
   sweep_run_options o;
   o.verbose = a.verbose;
-  o.progress = ::isatty(2) != 0;
-  const sweep_summary s = run_cells(spec, cells, a.out, o);
+  o.progress = ranks.size == 1 && ::isatty(2) != 0;
+  o.rank = ranks.rank;
+  o.ranks = ranks.size;
+  sweep_summary s = run_cells(spec, cells, a.out, o);
+  // Every rank's cells are on disk before rank 0 reads them all.
+  s = ranks.combine(s);
+  if (ranks.rank != 0) return s.failed > 0 ? 3 : 0;
   const std::string table = write_reports(spec, cells, a.out);
   std::cout << table;
-  std::cout << fmt::format("\n{} cells: {} run, {} already done, {} failed; {:.2f} s ({:.1f} cells/s). Output in {}\n",
+  std::cout << fmt::format("\n{} cells: {} run, {} already done, {} failed; {:.2f} s ({:.1f} cells/s){}. Output in {}\n",
                            s.cells, s.ran, s.skipped, s.failed, s.seconds,
-                           static_cast<double>(s.ran) / std::max(s.seconds, 1e-9), a.out);
+                           static_cast<double>(s.ran) / std::max(s.seconds, 1e-9),
+                           ranks.size > 1 ? fmt::format(", {} ranks", ranks.size) : "", a.out);
   return s.failed > 0 ? 3 : 0;
 }
 

@@ -3,7 +3,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
+
+#include "host/experiment.hpp"
 
 namespace calibench::cli {
 
@@ -76,7 +79,16 @@ struct sweep_args {
   bool verbose = false;
   bool list = false;  ///< print the cells and exit
 };
+/// This process's place among the processes of an MPI run (rank 0 of 1 without MPI), and how
+/// their counts are combined (after a barrier) before rank 0 writes the reports.
+struct sweep_ranks {
+  std::int32_t rank = 0;
+  std::int32_t size = 1;
+  std::int32_t local_rank = -1;  ///< rank on this node under MPI, for the GPU choice
+  std::function<sweep_summary(const sweep_summary&)> combine = [](const sweep_summary& s) { return s; };
+};
+
 /// Exit status 0 when every cell finished, 3 when some failed (their errors are recorded).
-int run_sweep(const sweep_args& a);
+int run_sweep(const sweep_args& a, const sweep_ranks& ranks);
 
 }  // namespace calibench::cli

@@ -12,6 +12,12 @@
 #include <map>
 #include <string>
 
+#if defined(CALIBENCH_HAVE_MPI)
+#define OMPI_SKIP_MPICXX 1  // the C API only: the deprecated C++ bindings need another library
+#define MPICH_SKIP_MPICXX 1
+#include <mpi.h>
+#endif
+
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -66,6 +72,46 @@ CLI::Validator finite_number(double lo, double hi, bool open_lo, bool open_hi, c
 }
 
 }  // namespace
+
+/// True when this process was started by an MPI launcher (Open MPI, MPICH/PMI, PMIx).
+bool launched_by_mpi() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_RANK"}) {
+    if (std::getenv(var) != nullptr) return true;
+  }
+  return false;
+}
+
+/// `calibench sweep`, sharded over MPI ranks when launched by mpirun (and built with MPI).
+int run_sweep_maybe_mpi(const sweep_args& a) {
+  if (!launched_by_mpi()) return run_sweep(a, {});
+#if defined(CALIBENCH_HAVE_MPI)
+  MPI_Init(nullptr, nullptr);
+  sweep_ranks ranks;
+  MPI_Comm_rank(MPI_COMM_WORLD, &ranks.rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &ranks.size);
+  if (const char* local = std::getenv("OMPI_COMM_WORLD_LOCAL_RANK")) ranks.local_rank = std::atoi(local);
+  ranks.combine = [](const sweep_summary& mine) {
+    long long in[4] = {mine.cells, mine.skipped, mine.ran, mine.failed}, out[4] = {};
+    MPI_Allreduce(in, out, 4, MPI_LONG_LONG, MPI_SUM, MPI_COMM_WORLD);  // also the barrier
+    double seconds = 0;
+    MPI_Allreduce(&mine.seconds, &seconds, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    return sweep_summary{out[0], out[1], out[2], out[3], seconds};
+  };
+  int status = 1;
+  try {
+    status = run_sweep(a, ranks);
+  } catch (const input_error& e) {
+    status = report_error(e.what(), k_exit_input);
+  } catch (const std::exception& e) {
+    status = report_error(e.what(), k_exit_runtime);
+  }
+  MPI_Finalize();
+  return status;
+#else
+  throw input_error("this calibench was built without MPI: rebuild with libopenmpi-dev installed "
+                    "(CALIBENCH_MPI=AUTO|ON) to shard a sweep over mpirun ranks");
+#endif
+}
 
 /// OpenMP workers that spin between parallel regions (libgomp's default) take CPU time from
 /// the thread doing the serial work in between; on the development and CI VMs, whose two
@@ -214,7 +260,7 @@ int main(int argc, char** argv) {
     if (sweep_cands->parsed()) return run_sweep_candidates(sw);
     if (fit->parsed()) return run_fit(fa);
     if (apply->parsed()) return run_apply(aa);
-    if (sweep->parsed()) return run_sweep(ea);
+    if (sweep->parsed()) return run_sweep_maybe_mpi(ea);
   } catch (const input_error& e) {
     return report_error(e.what(), k_exit_input);
   } catch (const std::bad_alloc&) {

@@ -188,3 +188,29 @@ def test_optional_dataset_glob_is_noted(tmp_path):
     proc = run("sweep", spec, "--out", out)
     assert proc.returncode == 0, proc.stderr
     assert "no file matches" in (out / "table.md").read_text()
+
+
+def test_identities_do_not_depend_on_the_output_folder(tmp_path):
+    """Synthetic dumps are byte-reproducible, so their cells have the same identities anywhere."""
+    spec = write_spec(tmp_path)
+    a = run("sweep", spec, "--out", tmp_path / "one", "--list").stdout
+    b = run("sweep", spec, "--out", tmp_path / "two", "--list").stdout
+    assert a == b and len(a.splitlines()) == 24
+
+
+def test_mpi_two_ranks_give_the_rows_of_one_process(tmp_path):
+    import shutil
+    if shutil.which("mpirun") is None:
+        pytest.skip("mpirun is not installed")
+    if "MPI sharding: built" not in run("version").stdout:
+        pytest.skip("this calibench was built without MPI")
+    spec = write_spec(tmp_path)
+    one = tmp_path / "one"
+    assert run("sweep", spec, "--out", one).returncode == 0
+    two = tmp_path / "two"
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
+    proc = subprocess.run(["mpirun", "--oversubscribe", "-n", "2", calibench_bin(), "sweep", str(spec), "--out", str(two)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 ranks" in proc.stdout and proc.stdout.count("cells:") == 1  # only rank 0 reports
+    assert stable_rows(two) == stable_rows(one)

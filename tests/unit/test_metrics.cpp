@@ -67,6 +67,18 @@ TEST(Metrics, HandWorkedExample) {
   EXPECT_NEAR(two.adaece, 0.35, k_hand_tolerance);
 }
 
+TEST(Metrics, RetentionCurveAndClassAccuracy) {
+  // The hand-worked example above: retention accuracies 1, 1, .75, .75, .75 at k = 0..4.
+  const auto s = probs_split({0.9, 0.1, 0.8, 0.2, 0.6, 0.4, 0.3, 0.7}, {0, 1, 0, 1}, 2);
+  EXPECT_EQ(retention_curve(s, 5), (std::vector<double>{1.0, 1.0, 0.75, 0.75, 0.75}));
+  // Three points: k = round(0), round(2), round(4).
+  EXPECT_EQ(retention_curve(s, 3), (std::vector<double>{1.0, 0.75, 0.75}));
+  // class 0: samples 0 and 2, both right; class 1: sample 1 wrong, sample 3 right.
+  EXPECT_EQ(class_accuracy(s), (std::vector<double>{1.0, 0.5}));
+  const auto one_class = probs_split({0.3, 0.7, 0.2, 0.8}, {1, 1}, 2);
+  EXPECT_TRUE(std::isnan(class_accuracy(one_class)[0]));
+}
+
 TEST(Metrics, ConfidenceOnAnEdgeFollowsTheBinRule) {
   // One sample with confidence exactly 0.2 = 3/15, wrong prediction.
   const auto s = probs_split({0.2, 0.2, 0.2, 0.2, 0.2}, {4}, 5);
