@@ -411,8 +411,9 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
   } catch (const toml::parse_error& e) {
     throw input_error(fmt::format("{}: line {}: {}", path, e.source().begin.line, e.description()));
   }
-  static const std::set<std::string> known{"name", "description", "bins", "binning", "backend", "seeds",
-                                           "bootstrap", "bootstrap_seed", "datasets", "methods"};
+  static const std::set<std::string> known{"name",      "description", "bins",     "binning",
+                                           "backend",   "seeds",       "bootstrap", "bootstrap_seed",
+                                           "datasets",  "methods",     "notes",     "table_metric"};
   for (const auto& [key, node] : root) {
     if (!known.contains(std::string(key.str()))) spec_fail(path, fmt::format("unknown key '{}'", key.str()));
   }
@@ -424,6 +425,20 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
   spec.backend = string_at(root, "backend", "auto", path, {"cpu", "cuda", "auto"});
   spec.bootstrap = integer_at(root, "bootstrap", 0, path, 0);
   spec.bootstrap_seed = static_cast<std::uint64_t>(integer_at(root, "bootstrap_seed", 0, path, 0));
+  {
+    std::vector<std::string> metrics;
+    for (const auto& f : metric_fields()) metrics.emplace_back(f.name);
+    spec.table_metric = string_at(root, "table_metric", "ece", path, metrics);
+  }
+  if (const auto* notes = root.get("notes")) {
+    const auto* arr = notes->as_array();
+    if (arr == nullptr) spec_fail(path, "notes: expected a list of strings");
+    for (const auto& n : *arr) {
+      const auto text = n.value<std::string>();
+      if (!text) spec_fail(path, "notes: expected a list of strings");
+      spec.notes.push_back(*text);
+    }
+  }
   if (const auto* seeds = root.get("seeds")) {
     spec.seeds.clear();
     if (const auto* arr = seeds->as_array()) {
@@ -636,28 +651,36 @@ std::string write_reports(const experiment_spec& spec, const std::vector<cell>& 
       a.failed = true;
       continue;
     }
-    a.ece.push_back(r["test"]["ece"].get<double>());
+    const auto& value = r["test"][spec.table_metric];
+    if (value.is_null()) continue;  // undefined for this cell (e.g. auroc with one class)
+    a.ece.push_back(value.get<double>());
     a.acc.push_back(r["test"]["accuracy"].get<double>());
     if (r.contains("test_ci95") && a.ci.is_null()) a.ci = r["test_ci95"]["ece"];
     if (r.contains("test_bootstrap_ece") && a.boot.empty()) {
       for (const auto& x : r["test_bootstrap_ece"]) a.boot.push_back(x.is_null() ? NAN : x.get<double>());
     }
   }
+  const auto field = std::find_if(fields.begin(), fields.end(),
+                                  [&](const metric_field& f) { return spec.table_metric == f.name; });
+  const double scale = field->percent ? 100.0 : 1.0;
+  const bool lower_is_better = spec.table_metric != "accuracy" && spec.table_metric != "auroc" &&
+                               spec.table_metric != "precision" && spec.table_metric != "recall" &&
+                               spec.table_metric != "f1" && spec.table_metric != "r_auc";
   const bool many_seeds = spec.seeds.size() > 1;
   auto cell_text = [&](const agg& a, bool latex) {
     if (a.ece.empty()) return std::string(a.failed ? "failed" : "-");
-    std::string t = many_seeds ? fmt::format("{:.2f} {} {:.2f}", 100 * mean_of(a.ece), latex ? "$\\pm$" : "±",
-                                             100 * std_of(a.ece))
-                               : fmt::format("{:.2f}", 100 * a.ece[0]);
-    if (!many_seeds && a.ci.is_array() && !a.ci[0].is_null())
+    std::string t = many_seeds ? fmt::format("{:.2f} {} {:.2f}", scale * mean_of(a.ece), latex ? "$\\pm$" : "±",
+                                             scale * std_of(a.ece))
+                               : fmt::format("{:.2f}", scale * a.ece[0]);
+    if (!many_seeds && spec.table_metric == "ece" && a.ci.is_array() && !a.ci[0].is_null())
       t += fmt::format(" [{:.2f}, {:.2f}]", 100 * a.ci[0].get<double>(), 100 * a.ci[1].get<double>());
     t += fmt::format(" ({:.2f})", 100 * mean_of(a.acc));
     if (a.failed) t += latex ? "$^{*}$" : " *";
     return t;
   };
-  std::string md = fmt::format("# {}\n\nTest ECE % ({} equal-width bins, {}){}{}, test accuracy % in parentheses; "
-                               "the lowest ECE of each row in bold. Spec: `{}`.\n\n",
-                               spec.name, spec.bins, spec.binning,
+  std::string md = fmt::format("# {}\n\nTest {}{} ({} bins, {}){}{}, test accuracy % in parentheses; "
+                               "the best value of each row in bold. Spec: `{}`.\n\n",
+                               spec.name, spec.table_metric, field->percent ? " %" : "", spec.bins, spec.binning,
                                many_seeds ? fmt::format(", mean ± std over {} seeds", spec.seeds.size()) : "",
                                spec.bootstrap > 0 && !many_seeds
                                    ? fmt::format(", [95% bootstrap interval, {} resamples]", spec.bootstrap)
@@ -679,10 +702,10 @@ std::string write_reports(const experiment_spec& spec, const std::vector<cell>& 
   tex += " \\\\\n\\midrule\n";
   bool any_failed = false;
   for (const auto& row : rows) {
-    double best = INFINITY;
+    double best = lower_is_better ? INFINITY : -INFINITY;
     for (const auto& c : cols) {
       const auto& a = table[{row, c}];
-      if (!a.ece.empty()) best = std::min(best, mean_of(a.ece));
+      if (!a.ece.empty()) best = lower_is_better ? std::min(best, mean_of(a.ece)) : std::max(best, mean_of(a.ece));
     }
     md += fmt::format("| {} |", row);
     tex += latex_escape(row);

@@ -38,7 +38,8 @@ struct experiment_spec {
   std::uint64_t bootstrap_seed = 0;
   std::vector<dataset_entry> datasets;
   std::vector<method_config> methods;
-  std::vector<std::string> notes;  ///< e.g. optional dataset globs that matched nothing
+  std::string table_metric = "ece";  ///< the metric of the tables' cells (any eval metric key)
+  std::vector<std::string> notes;    ///< the spec's own notes, then e.g. unmatched optional globs
 };
 
 /// One unit of work.

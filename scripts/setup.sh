@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(cmake ninja-build g++ pkg-config libhdf5-dev hdf5-tools libcli11-dev nlohmann-json3-dev libfmt-dev libtomlplusplus-dev
               libgtest-dev libgmock-dev libbenchmark-dev libomp-dev libopenmpi-dev openmpi-bin)
-PY_PACKAGES=(numpy h5py scipy scikit-learn pytest)
+PY_PACKAGES=(numpy h5py scipy scikit-learn pytest matplotlib)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -23,7 +23,7 @@ if ((${#missing[@]})); then
   }
 fi
 
-if ! python3 -c "import numpy, h5py, scipy, sklearn, pytest" 2>/dev/null; then
+if ! python3 -c "import numpy, h5py, scipy, sklearn, pytest, matplotlib" 2>/dev/null; then
   echo "setup: installing Python packages: ${PY_PACKAGES[*]}" >&2
   python3 -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi

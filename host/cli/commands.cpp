@@ -1,11 +1,13 @@
 // Implementations of the CLI commands (host/cli/commands.hpp).
 #include "host/cli/commands.hpp"
 
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 
@@ -356,6 +358,23 @@ int run_apply(const apply_args& a) {
   return print_calibrated(cal, v, t, seconds, "cpu", {{"calibrator_file", a.calibrator_file}}, a.format, a.file);
 }
 
+namespace {
+
+/// Runs experiments/plot_sweep.py (Python with matplotlib) on a sweep's output; returns a line
+/// saying what happened. Plots are a convenience: their absence is reported, not an error.
+std::string make_plots(const std::string& out_dir) {
+  const std::string script = std::string(CALIBENCH_SOURCE_DIR) + "/experiments/plot_sweep.py";
+  if (::access(script.c_str(), R_OK) != 0) return fmt::format("Plots skipped: {} not found.\n", script);
+  const std::string command = fmt::format("python3 '{}' '{}' > /dev/null 2> '{}/plots.log'", script, out_dir, out_dir);
+  const int status = std::system(command.c_str());
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (code == 0) return fmt::format("Plots (PNG and SVG) in {}/plots.\n", out_dir);
+  if (code == 4) return "Plots skipped: matplotlib is not installed (python3 -m pip install matplotlib).\n";
+  return fmt::format("Plots failed (exit {}); see {}/plots.log.\n", code, out_dir);
+}
+
+}  // namespace
+
 int run_sweep(const sweep_args& a, const sweep_ranks& ranks) {
   if (ranks.local_rank >= 0) select_device(ranks.local_rank);  // one GPU per rank
   const experiment_spec spec = load_spec(a.spec, a.out);
@@ -378,6 +397,7 @@ int run_sweep(const sweep_args& a, const sweep_ranks& ranks) {
   if (ranks.rank != 0) return s.failed > 0 ? 3 : 0;
   const std::string table = write_reports(spec, cells, a.out);
   std::cout << table;
+  if (a.plots) std::cout << "\n" << make_plots(a.out);
   std::cout << fmt::format("\n{} cells: {} run, {} already done, {} failed; {:.2f} s ({:.1f} cells/s){}. Output in {}\n",
                            s.cells, s.ran, s.skipped, s.failed, s.seconds,
                            static_cast<double>(s.ran) / std::max(s.seconds, 1e-9),

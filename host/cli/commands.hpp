@@ -78,6 +78,7 @@ struct sweep_args {
   std::string out;
   bool verbose = false;
   bool list = false;  ///< print the cells and exit
+  bool plots = true;  ///< run experiments/plot_sweep.py on the output (when it and matplotlib are there)
 };
 /// This process's place among the processes of an MPI run (rank 0 of 1 without MPI), and how
 /// their counts are combined (after a barrier) before rank 0 writes the reports.

@@ -229,6 +229,7 @@ int main(int argc, char** argv) {
   sweep->add_option("--out", ea.out, "Output folder (finished cells there are not run again)")->required();
   sweep->add_flag("--verbose", ea.verbose, "One line per finished cell on stderr");
   sweep->add_flag("--list", ea.list, "Print the cells and their identities, run nothing");
+  sweep->add_flag("!--no-plots", ea.plots, "Do not run experiments/plot_sweep.py on the output");
 
   // CLI11 reports an unknown command only as "A subcommand is required"; name it instead.
   if (argc > 1 && argv[1][0] != '-') {
