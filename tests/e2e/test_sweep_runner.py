@@ -64,6 +64,9 @@ def stable_rows(out_dir):
 
 
 def run(*args, **kw):
+    # Plots have their own test (test_plots.py); here they would only slow every run down.
+    if args and args[0] == "sweep" and "--list" not in args:
+        args = (*args, "--no-plots")
     return subprocess.run([calibench_bin(), *map(str, args)], capture_output=True, text=True, **kw)
 
 
@@ -105,7 +108,8 @@ def test_resume_after_sigkill_gives_identical_rows(tmp_path):
     rng = random.Random(11)
     kills = 0
     for _ in range(40):
-        proc = subprocess.Popen([calibench_bin(), "sweep", str(spec), "--out", str(out)], stdout=subprocess.DEVNULL,
+        proc = subprocess.Popen([calibench_bin(), "sweep", str(spec), "--out", str(out), "--no-plots"],
+                                stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.05, 0.6))
         if proc.poll() is None:
@@ -209,7 +213,8 @@ def test_mpi_two_ranks_give_the_rows_of_one_process(tmp_path):
     assert run("sweep", spec, "--out", one).returncode == 0
     two = tmp_path / "two"
     env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
-    proc = subprocess.run(["mpirun", "--oversubscribe", "-n", "2", calibench_bin(), "sweep", str(spec), "--out", str(two)],
+    proc = subprocess.run(["mpirun", "--oversubscribe", "-n", "2", calibench_bin(), "sweep", str(spec), "--out", str(two),
+                           "--no-plots"],
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "2 ranks" in proc.stdout and proc.stdout.count("cells:") == 1  # only rank 0 reports
