@@ -134,7 +134,7 @@ std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::st
   fs::create_directories(dir);
   const fs::path path = dir / fmt::format("{}-{:016x}.h5", name, h.value());
   if (!fs::exists(path)) write_synth_dump(path.string(), o);  // atomic: a partial file never appears
-  return {{path.string(), name}};
+  return {{path.string(), name, ""}};
 }
 
 std::vector<dataset_entry> path_datasets(const toml::table& t, const std::string& file, std::size_t index,
@@ -149,7 +149,7 @@ std::vector<dataset_entry> path_datasets(const toml::table& t, const std::string
   if (rc == 0) {
     for (std::size_t i = 0; i < g.gl_pathc; ++i) {
       const fs::path p(g.gl_pathv[i]);
-      out.push_back({p.string(), p.stem().string()});
+      out.push_back({p.string(), p.stem().string(), ""});
     }
   }
   ::globfree(&g);
@@ -453,6 +453,15 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
     if (spec.seeds.empty()) spec_fail(path, "seeds: empty list");
   }
   const auto* datasets = root.get_as<toml::array>("datasets");
+  auto model_of = [](const std::string& dump) {
+    try {
+      const auto layout = inspect_dump(dump);
+      const auto it = layout.attributes.find("model");
+      return it == layout.attributes.end() ? std::string() : it->second;
+    } catch (const input_error&) {
+      return std::string();  // a bad dump fails in its cells, with the reader's message
+    }
+  };
   if (datasets == nullptr || datasets->empty()) spec_fail(path, "no [[datasets]]");
   for (std::size_t i = 0; i < datasets->size(); ++i) {
     const auto* t = (*datasets)[i].as_table();
@@ -465,6 +474,7 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
     } else {
       spec_fail(path, fmt::format("datasets[{}]: needs 'path' or 'synth'", i));
     }
+    for (auto& d : found) d.model = model_of(d.path);
     spec.datasets.insert(spec.datasets.end(), found.begin(), found.end());
   }
   const auto* methods = root.get_as<toml::array>("methods");
@@ -522,7 +532,8 @@ sweep_summary run_cells(const experiment_spec& spec, const std::vector<cell>& ce
       ++done;
       continue;
     }
-    nlohmann::json result{{"id", c->id},         {"dataset", c->dataset->name}, {"file", c->dataset->path},
+    nlohmann::json result{{"id", c->id},         {"dataset", c->dataset->name}, {"model", c->dataset->model},
+                          {"file", c->dataset->path},
                           {"method", c->method->method}, {"label", c->method->label},
                           {"options", c->method->options}, {"seed", c->seed}};
     const auto cell_started = std::chrono::steady_clock::now();
@@ -598,19 +609,20 @@ std::string write_reports(const experiment_spec& spec, const std::vector<cell>& 
       r = {{"id", c.id}, {"dataset", c.dataset->name}, {"label", c.method->label}, {"seed", c.seed},
            {"error", "not run"}};
     }
+    r["model"] = c.dataset->model;  // from the dump, so that older cell files report it too
     results.push_back(std::move(r));
   }
 
   // results.json and results.csv: one row per cell and split.
   write_file_atomic((fs::path(out_dir) / "results.json").string(), nlohmann::json(results).dump(1));
   const auto fields = metric_fields();
-  std::string csv = "id,dataset,file,method,label,options,seed,split,n,k";
+  std::string csv = "id,dataset,model,file,method,label,options,seed,split,n,k";
   for (const auto& f : fields) csv += fmt::format(",{}", f.name);
   csv += ",order_inversions,params,seconds,backend,error\n";
   for (const auto& r : results) {
     for (const char* split : {"val", "test"}) {
-      csv += fmt::format("{},{},{},{},{},{},{},{}", r.value("id", ""), csv_field(r.value("dataset", "")),
-                         csv_field(r.value("file", "")), r.value("method", ""), csv_field(r.value("label", "")),
+      csv += fmt::format("{},{},{},{},{},{},{},{},{}", r.value("id", ""), csv_field(r.value("dataset", "")),
+                         csv_field(r.value("model", "")), csv_field(r.value("file", "")), r.value("method", ""), csv_field(r.value("label", "")),
                          csv_field(r.contains("options") ? r["options"].dump() : "{}"), r.value("seed", 0), split);
       const bool ok = !r.contains("error");
       const auto& m = ok ? r[split] : nlohmann::json::object();

@@ -22,8 +22,9 @@ struct method_config {
 
 /// One dataset of a spec: a dump file, or a synthetic dump generated into DIR/data.
 struct dataset_entry {
-  std::string path;  ///< resolved file path
-  std::string name;  ///< row name in tables
+  std::string path;   ///< resolved file path
+  std::string name;   ///< row name in tables
+  std::string model;  ///< the dump's `model` attribute ("" when absent)
 };
 
 /// A parsed and expanded spec.
