@@ -7,11 +7,13 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "host/error.hpp"
 #include "host/grid.hpp"
+#include "host/sweep_detail.hpp"
 #include "host/sweep_input.hpp"
 
 namespace calibench {
@@ -174,6 +176,7 @@ std::vector<double> grid_or(const fit_options& o, const char* fallback) {
 /// Equal-mass groups of the validation confidences (stable ascending order, array_split).
 struct calibration_groups {
   std::vector<std::vector<std::int64_t>> rows;  ///< non-empty groups, ascending confidence
+  std::vector<std::int64_t> starts;             ///< position of each group in the sorted order
   std::vector<double> edges;                    ///< largest confidence of each group
 };
 
@@ -189,6 +192,7 @@ calibration_groups equal_mass_groups(const std::vector<double>& confidence, std:
     const std::int64_t size = array_split_size(n, count, i);
     if (size == 0) continue;
     g.rows.emplace_back(order.begin() + pos, order.begin() + pos + size);
+    g.starts.push_back(pos);
     g.edges.push_back(confidence[order[pos + size - 1]]);
     pos += size;
   }
@@ -211,6 +215,22 @@ sweep_input subset(const sweep_input& all, const std::vector<std::int64_t>& rows
 
 // ---- the methods ---------------------------------------------------------------------------
 
+/// Confidence of every validation row under every grid temperature, summed cumulatively in
+/// the rows' equal-mass order: a group's mean confidence at any candidate is then one
+/// difference, whatever the number of groups. `calib_bins auto` fits 49 groupings, so this
+/// replaces 49 passes over the logits by one. (N + 1) x G doubles.
+struct confidence_prefix {
+  std::int64_t num_candidates = 0;
+  std::vector<double> sums;
+  double group_sum(std::int64_t begin, std::int64_t end, std::int64_t g) const {
+    return sums[static_cast<std::size_t>(end * num_candidates + g)] -
+           sums[static_cast<std::size_t>(begin * num_candidates + g)];
+  }
+};
+
+/// Table size above which cts_conf runs one sweep per group instead (256 MiB).
+constexpr std::int64_t k_max_prefix_values = std::int64_t{1} << 25;
+
 struct fit_context {
   const split_data& val;
   const fit_options& options;
@@ -218,8 +238,48 @@ struct fit_context {
   sweep_input input;                     // float32 logits for the sweeps
   std::unique_ptr<resident_logits> data;
   scored_split base;                     // uncalibrated validation scores
+  std::optional<confidence_prefix> prefix;  // cts_conf, built on first use when small enough
   sweep_options sweep(bool adaece) const { return {options.bins, options.bin_rule, adaece}; }
 };
+
+/// The rows' confidences under every temperature of `grid` (float32 logits, as the sweeps
+/// read them), accumulated in the stable ascending order of the uncalibrated confidence.
+confidence_prefix build_prefix(const fit_context& c, const std::vector<double>& grid) {
+  const std::int64_t n = c.input.num_samples, k = c.input.num_classes;
+  const auto g_count = static_cast<std::int64_t>(grid.size());
+  std::vector<double> inv(grid.size());
+  for (std::size_t g = 0; g < grid.size(); ++g) inv[g] = 1.0 / grid[g];
+  std::vector<double> conf(static_cast<std::size_t>(n * g_count));
+#pragma omp parallel
+  {
+    std::vector<double> x(static_cast<std::size_t>(k));
+#pragma omp for schedule(static)
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float* z = c.input.logits.data() + i * k;
+      double m = z[0];
+      for (std::int64_t j = 1; j < k; ++j) m = std::max(m, static_cast<double>(z[j]));
+      for (std::int64_t j = 0; j < k; ++j) x[j] = static_cast<double>(z[j]) - m;
+      for (std::int64_t g = 0; g < g_count; ++g) {
+        double s = 0;
+#pragma omp simd reduction(+ : s)
+        for (std::int64_t j = 0; j < k; ++j) s += exp_nonpositive(x[j] * inv[g]);
+        conf[static_cast<std::size_t>(i * g_count + g)] = 1.0 / s;
+      }
+    }
+  }
+  const auto groups = equal_mass_groups(c.base.confidence, 1);  // the whole sorted order
+  const auto& order = groups.rows.front();
+  confidence_prefix p;
+  p.num_candidates = g_count;
+  p.sums.assign(static_cast<std::size_t>((n + 1) * g_count), 0.0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double* row = conf.data() + order[i] * g_count;
+    const double* prev = p.sums.data() + i * g_count;
+    double* next = p.sums.data() + (i + 1) * g_count;
+    for (std::int64_t g = 0; g < g_count; ++g) next[g] = prev[g] + row[g];
+  }
+  return p;
+}
 
 std::int64_t first_min(const std::vector<double>& v) {
   const std::int64_t best = sweep_result::argmin(v);
@@ -271,7 +331,11 @@ calibrator fit_grouped(fit_context& c, const std::string& method, std::int64_t c
   if (method == "bts") z = logits_of(c.val);
   std::vector<double> grid;
   if (method == "cts_conf") grid = grid_or(c.options, "0.01:10:0.01");
-  for (const auto& rows : groups.rows) {
+  const bool use_prefix = method == "cts_conf" &&
+                          (c.input.num_samples + 1) * static_cast<std::int64_t>(grid.size()) <= k_max_prefix_values;
+  if (use_prefix && !c.prefix) c.prefix = build_prefix(c, grid);
+  for (std::size_t gi = 0; gi < groups.rows.size(); ++gi) {
+    const auto& rows = groups.rows[gi];
     double acc = 0, conf = 0;
     for (std::int64_t r : rows) {
       acc += c.base.prediction[r] == c.base.labels[r] ? 1.0 : 0.0;
@@ -288,14 +352,20 @@ calibrator fit_grouped(fit_context& c, const std::string& method, std::int64_t c
       cal.temperatures.push_back(fit_temperature_nll(z, c.val.labels, c.val.num_classes, rows,
                                                      c.val.file + ": /val/probs"));
     } else {
-      const sweep_input sub = subset(c.input, rows);
-      auto data = c.backend.prepare(sub.view());
-      const auto r = c.backend.temperature(*data, grid, c.sweep(false));
       std::vector<double> gap(grid.size());
-      for (std::size_t g = 0; g < grid.size(); ++g) {
-        double sum_conf = 0;
-        for (std::int32_t b = 0; b < r.num_bins; ++b) sum_conf += r.bin_sum_confidence[g * r.num_bins + b];
-        gap[g] = std::fabs(acc - sum_conf / size);
+      if (use_prefix) {
+        const std::int64_t begin = groups.starts[gi], end = begin + static_cast<std::int64_t>(rows.size());
+        for (std::size_t g = 0; g < grid.size(); ++g)
+          gap[g] = std::fabs(acc - c.prefix->group_sum(begin, end, static_cast<std::int64_t>(g)) / size);
+      } else {
+        const sweep_input sub = subset(c.input, rows);
+        auto data = c.backend.prepare(sub.view());
+        const auto r = c.backend.temperature(*data, grid, c.sweep(false));
+        for (std::size_t g = 0; g < grid.size(); ++g) {
+          double sum_conf = 0;
+          for (std::int32_t b = 0; b < r.num_bins; ++b) sum_conf += r.bin_sum_confidence[g * r.num_bins + b];
+          gap[g] = std::fabs(acc - sum_conf / size);
+        }
       }
       cal.temperatures.push_back(grid[static_cast<std::size_t>(first_min(gap))]);
     }
@@ -314,9 +384,15 @@ calibrator fit_grouped_auto(fit_context& c, const std::string& method) {
   calibrator best;
   double best_ada = k_inf;
   const metric_options mo{c.options.bins, c.options.bin_rule};
+  detail::equal_mass_scratch scratch;
   for (std::int64_t count = 2; count <= 50; ++count) {
     calibrator cal = fit_grouped(c, method, count);
-    const double ada = compute_metrics(cal.apply(c.val), mo).adaece;
+    // adaECE alone (the classwise metrics of a full evaluation are not needed here); the
+    // same stable order and groups as compute_metrics, so the same value.
+    const scored_split s = cal.apply(c.val);
+    std::vector<std::uint8_t> correct(s.labels.size());
+    for (std::size_t i = 0; i < correct.size(); ++i) correct[i] = s.prediction[i] == s.labels[i];
+    const double ada = detail::adaece_of(s.confidence, correct, mo.num_bins, scratch);
     if (ada < best_ada) {
       best_ada = ada;
       best = std::move(cal);
@@ -492,7 +568,7 @@ calibrator fit_calibrator(const split_data& val, const fit_options& options, swe
     throw input_error(fmt::format("unknown method '{}' (ts, ws, cws, cts_conf, bts, cts_greedy)", options.method));
   if (options.objective != "nll" && options.objective != "ece" && options.objective != "adaece")
     throw input_error(fmt::format("--objective must be nll, ece or adaece (got '{}')", options.objective));
-  fit_context c{val, options, backend, to_sweep_input(val), nullptr, uncalibrated(val)};
+  fit_context c{val, options, backend, to_sweep_input(val), nullptr, uncalibrated(val), std::nullopt};
   c.data = backend.prepare(c.input.view());
   const auto& m = options.method;
   if (m == "ts") return fit_ts(c);
