@@ -239,6 +239,7 @@ struct fit_context {
   std::unique_ptr<resident_logits> data;
   scored_split base;                     // uncalibrated validation scores
   std::optional<confidence_prefix> prefix;  // cts_conf, built on first use when small enough
+  bool many_groupings = false;             // calib_bins auto: the prefix table pays for itself
   sweep_options sweep(bool adaece) const { return {options.bins, options.bin_rule, adaece}; }
 };
 
@@ -331,7 +332,9 @@ calibrator fit_grouped(fit_context& c, const std::string& method, std::int64_t c
   if (method == "bts") z = logits_of(c.val);
   std::vector<double> grid;
   if (method == "cts_conf") grid = grid_or(c.options, "0.01:10:0.01");
-  const bool use_prefix = method == "cts_conf" &&
+  // One grouping: per-group sweeps (the backend's vectorised kernels) are faster than
+  // building the table; many groupings (auto): the table.
+  const bool use_prefix = method == "cts_conf" && c.many_groupings &&
                           (c.input.num_samples + 1) * static_cast<std::int64_t>(grid.size()) <= k_max_prefix_values;
   if (use_prefix && !c.prefix) c.prefix = build_prefix(c, grid);
   for (std::size_t gi = 0; gi < groups.rows.size(); ++gi) {
@@ -385,6 +388,7 @@ calibrator fit_grouped_auto(fit_context& c, const std::string& method) {
   double best_ada = k_inf;
   const metric_options mo{c.options.bins, c.options.bin_rule};
   detail::equal_mass_scratch scratch;
+  c.many_groupings = true;
   for (std::int64_t count = 2; count <= 50; ++count) {
     calibrator cal = fit_grouped(c, method, count);
     // adaECE alone (the classwise metrics of a full evaluation are not needed here); the
