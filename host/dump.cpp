@@ -11,6 +11,7 @@
 #include <charconv>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <mutex>
 #include <optional>
@@ -510,11 +511,9 @@ void fsync_path(const std::string& path) {
   }
 }
 
-}  // namespace
-
-void write_dump(const std::string& path, const std::map<std::string, std::string>& string_attributes,
-                const std::map<std::string, double>& number_attributes, std::int64_t num_classes,
-                const std::vector<split_to_write>& splits, const std::vector<vector_to_write>& vectors) {
+/// Creates an HDF5 file at a temporary path next to `path`, lets `fill` write into it, then
+/// flushes, fsyncs and renames it over `path`: readers never see a partial file.
+void write_hdf5_atomically(const std::string& path, const std::function<void(hid_t)>& fill) {
   silence_hdf5();
   const fs::path target(path);
   const fs::path temp = target.parent_path() / (target.filename().string() + fmt::format(".tmp.{}", ::getpid()));
@@ -522,28 +521,7 @@ void write_dump(const std::string& path, const std::map<std::string, std::string
     {
       h5_id file(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
       if (!file.valid()) throw input_error(fmt::format("{}: cannot create file", path));
-      write_string_attribute(file.get(), "format", "calibench-logits");
-      write_number_attribute<long long>(file.get(), "version", H5T_STD_I64LE, H5T_NATIVE_LLONG, 1);
-      write_number_attribute<long long>(file.get(), "num_classes", H5T_STD_I64LE, H5T_NATIVE_LLONG, num_classes);
-      for (const auto& [name, value] : string_attributes) write_string_attribute(file.get(), name, value);
-      for (const auto& [name, value] : number_attributes)
-        write_number_attribute<double>(file.get(), name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, value);
-      for (const auto& s : splits) {
-        const auto n = static_cast<hsize_t>(s.num_samples);
-        const auto k = static_cast<hsize_t>(s.num_classes);
-        if (s.probs != nullptr) {
-          write_dataset(file.get(), "/" + s.name + "/probs", {n, k}, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s.probs);
-        } else {
-          write_dataset(file.get(), "/" + s.name + "/logits", {n, k}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, s.logits);
-        }
-        write_dataset(file.get(), "/" + s.name + "/labels", {n}, H5T_STD_I32LE, H5T_NATIVE_INT32, s.labels);
-        if (s.true_probs != nullptr)
-          write_dataset(file.get(), "/" + s.name + "/true_probs", {n, k}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT,
-                        s.true_probs);
-      }
-      for (const auto& v : vectors)
-        write_dataset(file.get(), v.path, {static_cast<hsize_t>(v.values.size())}, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                      v.values.data());
+      fill(file.get());
       if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) throw error(fmt::format("{}: flush failed", path));
     }
     fsync_path(temp.string());
@@ -555,32 +533,48 @@ void write_dump(const std::string& path, const std::map<std::string, std::string
   }
 }
 
+}  // namespace
+
+void write_dump(const std::string& path, const std::map<std::string, std::string>& string_attributes,
+                const std::map<std::string, double>& number_attributes, std::int64_t num_classes,
+                const std::vector<split_to_write>& splits, const std::vector<vector_to_write>& vectors) {
+  write_hdf5_atomically(path, [&](hid_t file) {
+    write_string_attribute(file, "format", "calibench-logits");
+    write_number_attribute<long long>(file, "version", H5T_STD_I64LE, H5T_NATIVE_LLONG, 1);
+    write_number_attribute<long long>(file, "num_classes", H5T_STD_I64LE, H5T_NATIVE_LLONG, num_classes);
+    for (const auto& [name, value] : string_attributes) write_string_attribute(file, name, value);
+    for (const auto& [name, value] : number_attributes)
+      write_number_attribute<double>(file, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, value);
+    for (const auto& s : splits) {
+      const auto n = static_cast<hsize_t>(s.num_samples);
+      const auto k = static_cast<hsize_t>(s.num_classes);
+      if (s.probs != nullptr) {
+        write_dataset(file, "/" + s.name + "/probs", {n, k}, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, s.probs);
+      } else {
+        write_dataset(file, "/" + s.name + "/logits", {n, k}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, s.logits);
+      }
+      write_dataset(file, "/" + s.name + "/labels", {n}, H5T_STD_I32LE, H5T_NATIVE_INT32, s.labels);
+      if (s.true_probs != nullptr)
+        write_dataset(file, "/" + s.name + "/true_probs", {n, k}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, s.true_probs);
+    }
+    for (const auto& v : vectors)
+      write_dataset(file, v.path, {static_cast<hsize_t>(v.values.size())}, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
+                    v.values.data());
+  });
+}
+
 void write_attribute_groups(const std::string& path,
                             const std::vector<std::pair<std::string, std::map<std::string, std::string>>>& groups) {
-  silence_hdf5();
-  const fs::path target(path);
-  const fs::path temp = target.parent_path() / (target.filename().string() + fmt::format(".tmp.{}", ::getpid()));
-  try {
-    {
-      h5_id file(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-      if (!file.valid()) throw error(fmt::format("{}: cannot create file", path));
-      h5_id gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
-      H5Pset_obj_track_times(gcpl.get(), 0);
-      for (const auto& [group_path, attrs] : groups) {
-        create_parent_groups(file.get(), group_path);
-        h5_id group(H5Gcreate2(file.get(), group_path.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
-        if (!group.valid()) throw error(fmt::format("{}: cannot create group {}", path, group_path));
-        for (const auto& [name, value] : attrs) write_string_attribute(group.get(), name, value);
-      }
-      if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) throw error(fmt::format("{}: flush failed", path));
+  write_hdf5_atomically(path, [&](hid_t file) {
+    h5_id gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+    H5Pset_obj_track_times(gcpl.get(), 0);
+    for (const auto& [group_path, attrs] : groups) {
+      create_parent_groups(file, group_path);
+      h5_id group(H5Gcreate2(file, group_path.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
+      if (!group.valid()) throw error(fmt::format("{}: cannot create group {}", path, group_path));
+      for (const auto& [name, value] : attrs) write_string_attribute(group.get(), name, value);
     }
-    fsync_path(temp.string());
-    fs::rename(temp, target);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(temp, ec);
-    throw;
-  }
+  });
 }
 
 }  // namespace calibench
