@@ -161,6 +161,30 @@ void weight_adaece(std::span<const double> confidence, std::span<const std::uint
   }
 }
 
+void check_temperatures(std::span<const double> temperatures) {
+  for (std::size_t g = 0; g < temperatures.size(); ++g) {
+    if (!(temperatures[g] > 0.0) || !std::isfinite(temperatures[g]))
+      throw input_error(fmt::format("temperature candidate {} is {}; temperatures must be finite and > 0", g,
+                                    temperatures[g]));
+  }
+}
+
+void check_labels(std::span<const std::int32_t> labels, std::int64_t num_classes) {
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || labels[i] >= num_classes)
+      throw input_error(fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, num_classes));
+  }
+}
+
+void check_probability_sets(std::span<const float> probs, std::span<const std::int32_t> labels,
+                            std::int64_t num_candidates, std::int64_t num_classes) {
+  const auto n = static_cast<std::int64_t>(labels.size());
+  CALIBENCH_EXPECTS(n >= 1 && num_classes >= 2, "need N >= 1 and K >= 2");
+  CALIBENCH_EXPECTS(static_cast<std::int64_t>(probs.size()) == num_candidates * n * num_classes,
+                    "probability sets are not G x N x K");
+  check_labels(labels, num_classes);
+}
+
 void finish(sweep_result& res, std::int64_t num_samples) {
   const double nd = static_cast<double>(num_samples);
   const std::int32_t m = res.num_bins;

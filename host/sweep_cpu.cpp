@@ -43,6 +43,7 @@ class cpu_resident final : public resident_logits {
     CALIBENCH_EXPECTS(static_cast<std::int64_t>(data.logits.size()) == n * k, "logits size is not N x K");
     CALIBENCH_EXPECTS(static_cast<std::int64_t>(data.labels.size()) == n, "labels size is not N");
     CALIBENCH_EXPECTS(n >= 1 && k >= 2, "need N >= 1 and K >= 2");
+    detail::check_labels(data.labels, k);  // the kernels index by label
     max_logit_.resize(static_cast<std::size_t>(n));
     prediction_.resize(static_cast<std::size_t>(n));
 #pragma omp parallel for schedule(static)
@@ -365,14 +366,6 @@ void centred_row(const logit_set& d, double max_logit, std::int64_t row, std::ve
   for (std::int64_t j = 0; j < k; ++j) x[j] = static_cast<double>(z[j]) - max_logit;
 }
 
-void check_temperatures(std::span<const double> temperatures) {
-  for (std::size_t g = 0; g < temperatures.size(); ++g) {
-    if (!(temperatures[g] > 0.0) || !std::isfinite(temperatures[g]))
-      throw input_error(fmt::format("temperature candidate {} is {}; temperatures must be finite and > 0", g,
-                                    temperatures[g]));
-  }
-}
-
 /// Per-class temperature search on the CPU (see class_temperature_session).
 class cpu_class_session final : public class_temperature_session {
  public:
@@ -381,7 +374,7 @@ class cpu_class_session final : public class_temperature_session {
     const auto& d = data_.host();
     if (static_cast<std::int64_t>(temperatures_.size()) != d.num_classes)
       throw input_error(fmt::format("{} initial temperatures for {} classes", temperatures_.size(), d.num_classes));
-    check_temperatures(temperatures_);
+    detail::check_temperatures(temperatures_);
     for (double t : temperatures_) inverse_.push_back(1.0 / t);
     const auto n = static_cast<std::size_t>(d.num_samples);
     rows_.resize(n);
@@ -393,7 +386,7 @@ class cpu_class_session final : public class_temperature_session {
   sweep_result sweep(std::int32_t cls, std::span<const double> candidates) override {
     const auto& d = data_.host();
     check_class(cls);
-    check_temperatures(candidates);
+    detail::check_temperatures(candidates);
     const std::int64_t k = d.num_classes;
     std::vector<double> inv(candidates.size());
     for (std::size_t g = 0; g < candidates.size(); ++g) inv[g] = 1.0 / candidates[g];
@@ -409,7 +402,7 @@ class cpu_class_session final : public class_temperature_session {
 
   void set(std::int32_t cls, double temperature) override {
     check_class(cls);
-    check_temperatures(std::span<const double>(&temperature, 1));
+    detail::check_temperatures(std::span<const double>(&temperature, 1));
     const auto& d = data_.host();
     const std::int64_t k = d.num_classes;
     const double old_inv = inverse_[cls];
@@ -471,7 +464,7 @@ class cpu_backend final : public sweep_backend {
 
   sweep_result temperature(resident_logits& data, std::span<const double> temperatures,
                            const sweep_options& options) override {
-    check_temperatures(temperatures);
+    detail::check_temperatures(temperatures);
     auto& r = as_cpu(data);
     const auto& d = r.host();
     const std::int64_t k = d.num_classes;
@@ -551,8 +544,8 @@ class cpu_backend final : public sweep_backend {
 
   sweep_result bin_temperature(resident_logits& data, const bin_temperature_problem& problem,
                                std::span<const double> temperatures, const sweep_options& options) override {
-    check_temperatures(temperatures);
-    check_temperatures(problem.temperatures);
+    detail::check_temperatures(temperatures);
+    detail::check_temperatures(problem.temperatures);
     auto& r = as_cpu(data);
     const auto& d = r.host();
     const std::int64_t n = d.num_samples, k = d.num_classes;
@@ -603,9 +596,7 @@ class cpu_backend final : public sweep_backend {
                                 std::int64_t num_candidates, std::int64_t num_classes,
                                 const sweep_options& options) override {
     const auto n = static_cast<std::int64_t>(labels.size());
-    CALIBENCH_EXPECTS(n >= 1 && num_classes >= 2, "need N >= 1 and K >= 2");
-    CALIBENCH_EXPECTS(static_cast<std::int64_t>(probs.size()) == num_candidates * n * num_classes,
-                      "probability sets are not G x N x K");
+    detail::check_probability_sets(probs, labels, num_candidates, num_classes);
     const std::int64_t k = num_classes;
     const auto rows = all_rows(n);
     return drive(num_candidates, n, rows, nullptr, options, options.adaece,

@@ -123,21 +123,6 @@ class workspace {
   std::array<device_bytes, slot_count> buffers_;
 };
 
-void check_temperatures(std::span<const double> temperatures) {
-  for (std::size_t g = 0; g < temperatures.size(); ++g) {
-    if (!(temperatures[g] > 0.0) || !std::isfinite(temperatures[g]))
-      throw input_error(fmt::format("temperature candidate {} is {}; temperatures must be finite and > 0", g,
-                                    temperatures[g]));
-  }
-}
-
-void check_labels(std::span<const std::int32_t> labels, std::int64_t num_classes) {
-  for (std::size_t i = 0; i < labels.size(); ++i) {
-    if (labels[i] < 0 || labels[i] >= num_classes)
-      throw input_error(fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, num_classes));
-  }
-}
-
 /// Candidates per chunk: the chunk's buffers under half of the free device memory.
 std::int64_t plan_chunk(const workspace& ws, std::int64_t num_candidates, std::int64_t n, std::int32_t m,
                         bool adaece, std::size_t extra_per_candidate) {
@@ -247,7 +232,7 @@ class cuda_resident final : public resident_logits {
     CALIBENCH_EXPECTS(static_cast<std::int64_t>(data.labels.size()) == n, "labels size is not N");
     CALIBENCH_EXPECTS(n >= 1 && k >= 2, "need N >= 1 and K >= 2");
     // A label outside [0, K) would make the kernels read out of bounds.
-    check_labels(data.labels, k);
+    detail::check_labels(data.labels, k);
     logits_ = logits_buf_.as<float>(n * k);
     labels_ = labels_buf_.as<std::int32_t>(n);
     max_logit_ = max_buf_.as<double>(n);
@@ -291,7 +276,7 @@ class cuda_class_session final : public class_temperature_session {
     const std::int64_t k = data_.k(), n = data_.n();
     if (static_cast<std::int64_t>(temperatures_.size()) != k)
       throw input_error(fmt::format("{} initial temperatures for {} classes", temperatures_.size(), k));
-    check_temperatures(temperatures_);
+    detail::check_temperatures(temperatures_);
     for (double t : temperatures_) inverse_.push_back(1.0 / t);
     inverse_d_ = inverse_buf_.as<double>(k);
     rows_ = rows_buf_.as<class_row_state>(n);
@@ -305,7 +290,7 @@ class cuda_class_session final : public class_temperature_session {
 
   sweep_result sweep(std::int32_t cls, std::span<const double> candidates) override {
     check_class(cls);
-    check_temperatures(candidates);
+    detail::check_temperatures(candidates);
     const std::int64_t n = data_.n(), k = data_.k();
     std::vector<double> inv(candidates.size());
     for (std::size_t g = 0; g < candidates.size(); ++g) inv[g] = 1.0 / candidates[g];
@@ -323,7 +308,7 @@ class cuda_class_session final : public class_temperature_session {
 
   void set(std::int32_t cls, double temperature) override {
     check_class(cls);
-    check_temperatures(std::span<const double>(&temperature, 1));
+    detail::check_temperatures(std::span<const double>(&temperature, 1));
     const double old_inv = inverse_[cls];
     temperatures_[cls] = temperature;
     inverse_[cls] = 1.0 / temperature;
@@ -372,7 +357,7 @@ class cuda_backend final : public sweep_backend {
 
   sweep_result temperature(resident_logits& data, std::span<const double> temperatures,
                            const sweep_options& options) override {
-    check_temperatures(temperatures);
+    detail::check_temperatures(temperatures);
     auto& r = as_cuda(data);
     std::vector<double> inv(temperatures.size());
     for (std::size_t g = 0; g < temperatures.size(); ++g) inv[g] = 1.0 / temperatures[g];
@@ -439,8 +424,8 @@ class cuda_backend final : public sweep_backend {
 
   sweep_result bin_temperature(resident_logits& data, const bin_temperature_problem& problem,
                                std::span<const double> temperatures, const sweep_options& options) override {
-    check_temperatures(temperatures);
-    check_temperatures(problem.temperatures);
+    detail::check_temperatures(temperatures);
+    detail::check_temperatures(problem.temperatures);
     auto& r = as_cuda(data);
     const std::int64_t n = r.n();
     const auto num_bins = static_cast<std::int32_t>(problem.temperatures.size());
@@ -491,10 +476,7 @@ class cuda_backend final : public sweep_backend {
                                 std::int64_t num_candidates, std::int64_t num_classes,
                                 const sweep_options& options) override {
     const auto n = static_cast<std::int64_t>(labels.size());
-    CALIBENCH_EXPECTS(n >= 1 && num_classes >= 2, "need N >= 1 and K >= 2");
-    CALIBENCH_EXPECTS(static_cast<std::int64_t>(probs.size()) == num_candidates * n * num_classes,
-                      "probability sets are not G x N x K");
-    check_labels(labels, num_classes);
+    detail::check_probability_sets(probs, labels, num_candidates, num_classes);
     const std::int64_t k = num_classes;
     std::int32_t* d_labels = ws_.get<std::int32_t>(s_labels, n);
     upload(d_labels, labels.data(), n);

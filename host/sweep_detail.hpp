@@ -33,6 +33,13 @@ double adaece_of(std::span<const double> confidence, std::span<const std::uint8_
 void weight_adaece(std::span<const double> confidence, std::span<const std::uint8_t> correct,
                    std::span<const double> weights, double num_classes, std::int32_t num_bins, sweep_result& res);
 
+/// Input checks shared by the backends; each throws input_error naming the first bad entry.
+void check_temperatures(std::span<const double> temperatures);
+void check_labels(std::span<const std::int32_t> labels, std::int64_t num_classes);
+/// Shape and labels of a probability_sets call: G x N x K probabilities, N labels in [0, K).
+void check_probability_sets(std::span<const float> probs, std::span<const std::int32_t> labels,
+                            std::int64_t num_candidates, std::int64_t num_classes);
+
 /// Turns the summed statistics of `res` into ece, mce, nll, brier, accuracy (N samples).
 void finish(sweep_result& res, std::int64_t num_samples);
 

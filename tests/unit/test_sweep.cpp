@@ -250,6 +250,11 @@ TEST(SweepCpuErrors, BadCandidatesAreInputErrors) {
   EXPECT_THROW(backend->inverse_temperature(*res, {1.0, -0.1, 20}, {}), input_error);
   EXPECT_THROW(backend->class_temperature(*res, std::vector<double>{1.0, 1.0}, {}), input_error);
   EXPECT_THROW(make_backend("gpu"), input_error);
+  auto bad = random_dataset(10, 3, 2, false);
+  bad.labels[4] = 3;  // == K
+  EXPECT_THROW(backend->prepare(bad.view()), input_error);
+  const std::vector<float> probs(30, 1.0f / 3.0f);
+  EXPECT_THROW(backend->probability_sets(probs, bad.labels, 1, 3, {}), input_error);
 }
 
 }  // namespace
