@@ -240,7 +240,7 @@ struct fit_context {
   scored_split base;                     // uncalibrated validation scores
   std::optional<confidence_prefix> prefix;  // cts_conf, built on first use when small enough
   bool many_groupings = false;             // calib_bins auto: the prefix table pays for itself
-  sweep_options sweep(bool adaece) const { return {options.bins, options.bin_rule, adaece}; }
+  sweep_options sweep(bool adaece) const { return {options.metrics.num_bins, options.metrics.bin_rule, adaece}; }
 };
 
 /// The rows' confidences under every temperature of `grid` (float32 logits, as the sweeps
@@ -386,7 +386,7 @@ calibrator fit_grouped_auto(fit_context& c, const std::string& method) {
   }
   calibrator best;
   double best_ada = k_inf;
-  const metric_options mo{c.options.bins, c.options.bin_rule};
+  const metric_options& mo = c.options.metrics;
   detail::equal_mass_scratch scratch;
   c.many_groupings = true;
   for (std::int64_t count = 2; count <= 50; ++count) {

@@ -17,8 +17,7 @@ namespace calibench {
 /// Options of `calibench fit` (docs/calibrators.md gives the defaults).
 struct fit_options {
   std::string method = "ts";
-  std::int32_t bins = 15;                 ///< evaluation bins M (and the objective's)
-  binning bin_rule = binning::right_closed;
+  metric_options metrics;                 ///< evaluation bins M and conventions (the objective's bins too)
   std::string objective = "nll";          ///< ts: nll | ece | adaece
   std::string grid;                       ///< empty: the method's default
   std::string calib_bins = "15";          ///< cws, cts_conf, bts: B or "auto"

@@ -262,7 +262,7 @@ nlohmann::json metrics_object(const metric_set& m) {
 nlohmann::json run_cell(const experiment_spec& spec, const cell& c, sweep_backend& backend) {
   const auto started = std::chrono::steady_clock::now();
   auto [val, test] = load_splits(c.dataset->path, c.seed);
-  const metric_options mo{spec.bins, spec.binning == "left-closed" ? binning::left_closed : binning::right_closed};
+  const metric_options mo = resolve_conventions(spec.conventions, spec.bins);
   nlohmann::json out;
   scored_split v_scores, t_scores;
   const scored_split t_raw = uncalibrated(test);
@@ -274,8 +274,7 @@ nlohmann::json run_cell(const experiment_spec& spec, const cell& c, sweep_backen
   } else {
     fit_options o;
     o.method = c.method->method;
-    o.bins = mo.num_bins;
-    o.bin_rule = mo.bin_rule;
+    o.metrics = mo;
     const auto& opt = c.method->options;
     auto get = [&](const char* key, const std::string& fallback) {
       const auto it = opt.find(key);
@@ -330,18 +329,20 @@ nlohmann::json run_cell(const experiment_spec& spec, const cell& c, sweep_backen
     // Only the tables' quantities (test ECE and accuracy) are resampled: O(N) per resample
     // instead of the whole metric suite. Same generator and resamples as `eval --bootstrap`.
     std::vector<double> eces, accs;
-    std::vector<bin_stats> bins(static_cast<std::size_t>(mo.num_bins));
+    std::vector<bin_stats> bins(static_cast<std::size_t>(mo.slots()));
     for (std::int64_t b = 0; b < spec.bootstrap; ++b) {
       std::fill(bins.begin(), bins.end(), bin_stats{});
       double correct = 0;
       for (std::int64_t r : bootstrap_indices(t_scores.num_samples, spec.bootstrap_seed, b)) {
         const double conf = t_scores.confidence[r];
         const double hit = t_scores.prediction[r] == t_scores.labels[r] ? 1.0 : 0.0;
-        auto& bin = bins[static_cast<std::size_t>(bin_index(mo.bin_rule, conf, mo.num_bins))];
+        correct += hit;
+        const std::int32_t slot = bin_index(mo.bin_rule, conf, mo.num_bins);
+        if (slot < 0) continue;  // guo-strict: in no bin, still in N
+        auto& bin = bins[static_cast<std::size_t>(slot)];
         bin.count += 1;
         bin.sum_confidence += conf;
         bin.sum_correct += hit;
-        correct += hit;
       }
       double ece = 0;
       for (const auto& bin : bins) ece += std::fabs(bin.sum_correct - bin.sum_confidence);
@@ -411,9 +412,10 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
   } catch (const toml::parse_error& e) {
     throw input_error(fmt::format("{}: line {}: {}", path, e.source().begin.line, e.description()));
   }
-  static const std::set<std::string> known{"name",      "description", "bins",     "binning",
-                                           "backend",   "seeds",       "bootstrap", "bootstrap_seed",
-                                           "datasets",  "methods",     "notes",     "table_metric"};
+  static const std::set<std::string> known{
+      "name",    "description", "bins",  "binning",   "conventions",    "classwise_binning", "adaptive",
+      "classwise_reduction", "brier", "nll_clip", "backend", "seeds", "bootstrap", "bootstrap_seed",
+      "datasets", "methods", "notes", "table_metric"};
   for (const auto& [key, node] : root) {
     if (!known.contains(std::string(key.str()))) spec_fail(path, fmt::format("unknown key '{}'", key.str()));
   }
@@ -421,7 +423,25 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
   spec.file = path;
   spec.name = string_at(root, "name", fs::path(path).stem().string(), path);
   spec.bins = static_cast<std::int32_t>(integer_at(root, "bins", 15, path, 1));
-  spec.binning = string_at(root, "binning", "right-closed", path, {"right-closed", "left-closed"});
+  {
+    auto& c = spec.conventions;
+    c.preset = string_at(root, "conventions", "calibench", path);
+    c.binning = string_at(root, "binning", "", path);
+    c.classwise_binning = string_at(root, "classwise_binning", "", path);
+    c.adaptive = string_at(root, "adaptive", "", path);
+    c.classwise_reduction = string_at(root, "classwise_reduction", "", path);
+    c.brier = string_at(root, "brier", "", path);
+    if (const auto* node = root.get("nll_clip")) {
+      const auto v = node->value<double>();
+      if (!v) spec_fail(path, "nll_clip: expected a number");
+      c.nll_clip = *v;
+    }
+    try {
+      resolve_conventions(c, spec.bins);
+    } catch (const input_error& e) {
+      spec_fail(path, e.what());
+    }
+  }
   spec.backend = string_at(root, "backend", "auto", path, {"cpu", "cuda", "auto"});
   spec.bootstrap = integer_at(root, "bootstrap", 0, path, 0);
   spec.bootstrap_seed = static_cast<std::uint64_t>(integer_at(root, "bootstrap_seed", 0, path, 0));
@@ -495,16 +515,23 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
 
 std::vector<cell> expand_cells(const experiment_spec& spec) {
   std::vector<cell> cells;
+  const metric_options mo = resolve_conventions(spec.conventions, spec.bins);
+  // The default conventions keep the identities cells had before conventions existed.
+  nlohmann::json conventions = conventions_json(mo);
+  const bool default_conventions = conventions == conventions_json(resolve_conventions({}, spec.bins)) ||
+                                   (mo.preset == "calibench" && spec.conventions.classwise_binning.empty() &&
+                                    spec.conventions.adaptive.empty() && spec.conventions.classwise_reduction.empty() &&
+                                    spec.conventions.brier.empty() && !spec.conventions.nll_clip);
   for (const auto& d : spec.datasets) {
     const std::string content = file_hash(d.path);
     for (const auto& m : spec.methods) {
       for (const auto seed : spec.seeds) {
         const nlohmann::json identity{{"data", content},       {"method", m.method},          {"options", m.options},
-                                      {"seed", seed},          {"bins", spec.bins},           {"binning", spec.binning},
+                                      {"seed", seed},          {"bins", spec.bins},           {"binning", binning_name(mo.bin_rule)},
                                       {"bootstrap", spec.bootstrap}, {"bootstrap_seed", spec.bootstrap_seed},
                                       {"engine", CALIBENCH_VERSION}};
         hasher h;
-        h.add(identity.dump());
+        h.add(default_conventions ? identity.dump() : identity.dump() + conventions.dump());
         cells.push_back({fmt::format("{:016x}", h.value()), &d, &m, seed});
       }
     }
@@ -587,6 +614,16 @@ std::string latex_escape(const std::string& s) {
     out += ch;
   }
   return out;
+}
+
+/// "right-closed" for the default conventions, else e.g. "conventions netcal: binning left-closed, ...".
+std::string conventions_label(const experiment_spec& spec) {
+  const metric_options o = resolve_conventions(spec.conventions, spec.bins);
+  if (conventions_json(o) == conventions_json(resolve_conventions({}, spec.bins))) return binning_name(o.bin_rule);
+  return fmt::format("conventions {}: binning {}, classwise binning {}, adaptive {}, classwise {}, brier {}{}", o.preset,
+                     binning_name(o.bin_rule), binning_name(o.classwise_binning()), adaptive_name(o.adaptive),
+                     classwise_reduction_name(o.reduction), brier_name(o.brier),
+                     o.nll_clip > 0 ? fmt::format(", nll clip {:g}", o.nll_clip) : std::string());
 }
 
 double mean_of(const std::vector<double>& v) { return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size()); }
@@ -692,7 +729,8 @@ std::string write_reports(const experiment_spec& spec, const std::vector<cell>& 
   };
   std::string md = fmt::format("# {}\n\nTest {}{} ({} bins, {}){}{}, test accuracy % in parentheses; "
                                "the best value of each row in bold. Spec: `{}`.\n\n",
-                               spec.name, spec.table_metric, field->percent ? " %" : "", spec.bins, spec.binning,
+                               spec.name, spec.table_metric, field->percent ? " %" : "", spec.bins,
+                               conventions_label(spec),
                                many_seeds ? fmt::format(", mean ± std over {} seeds", spec.seeds.size()) : "",
                                spec.bootstrap > 0 && !many_seeds
                                    ? fmt::format(", [95% bootstrap interval, {} resamples]", spec.bootstrap)

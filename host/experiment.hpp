@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "host/conventions.hpp"
+
 namespace calibench {
 
 /// One method configuration after expanding option lists.
@@ -32,7 +34,7 @@ struct experiment_spec {
   std::string name;
   std::string file;  ///< the spec's path
   std::int32_t bins = 15;
-  std::string binning = "right-closed";
+  convention_names conventions;  ///< metric conventions (docs/metrics.md); binning etc. keys of the spec
   std::string backend = "auto";
   std::vector<std::uint64_t> seeds{0};
   std::int64_t bootstrap = 0;

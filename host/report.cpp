@@ -5,17 +5,9 @@
 
 #include <fmt/format.h>
 
-namespace calibench {
+#include "host/conventions.hpp"
 
-const char* binning_name(binning rule) {
-  switch (rule) {
-    case binning::right_closed:
-      return "right-closed";
-    case binning::left_closed:
-      return "left-closed";
-  }
-  return "?";
-}
+namespace calibench {
 
 nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
@@ -41,11 +33,12 @@ nlohmann::json eval_json(const eval_report& r) {
   if (r.reliability) {
     nlohmann::json bins = nlohmann::json::array();
     const auto m = r.options.num_bins;
-    for (std::int32_t i = 0; i < m; ++i) {
+    for (std::int32_t i = 0; i < r.options.slots(); ++i) {
       const auto& b = (*r.reliability)[static_cast<std::size_t>(i)];
       const double cnt = static_cast<double>(b.count);
-      bins.push_back({{"lo", bin_edge(i, m)},
-                      {"hi", bin_edge(i + 1, m)},
+      const auto edge = bin_slot_bounds(r.options.bin_rule, i, m);
+      bins.push_back({{"lo", edge.lo},
+                      {"hi", edge.hi},
                       {"count", b.count},
                       {"accuracy", b.count ? json_number(b.sum_correct / cnt) : nlohmann::json(nullptr)},
                       {"confidence", b.count ? json_number(b.sum_confidence / cnt) : nlohmann::json(nullptr)}});
@@ -53,6 +46,17 @@ nlohmann::json eval_json(const eval_report& r) {
     j["reliability"] = std::move(bins);
   }
   if (r.order_inversions) j["order_inversions"] = json_number(*r.order_inversions);
+  j["conventions"] = conventions_json(r.options);
+  if (!r.compared.empty()) {
+    nlohmann::json rows = nlohmann::json::array();
+    for (const auto& [preset, m] : r.compared)
+      rows.push_back({{"preset", preset},
+                      {"ece", json_number(m.ece)},
+                      {"adaece", json_number(m.adaece)},
+                      {"sce", json_number(m.sce)},
+                      {"brier", json_number(m.brier)}});
+    j["compare_conventions"] = std::move(rows);
+  }
   return j;
 }
 
@@ -67,24 +71,36 @@ std::string value_text(double v, bool percent) {
 std::string eval_table(const eval_report& r) {
   std::string out = fmt::format("{}  split {}  N {}  K {}  ({})\n", r.file, r.split, r.metrics.n, r.metrics.k,
                                 r.scores);
-  out += fmt::format("bins {} {}; metrics marked % are x100\n\n", r.options.num_bins, binning_name(r.options.bin_rule));
+  const auto& o = r.options;
+  out += fmt::format("bins {}; conventions {}: binning {}, classwise binning {}, adaptive {}, classwise {}, brier {}",
+                     o.num_bins, o.preset, binning_name(o.bin_rule), binning_name(o.classwise_binning()),
+                     adaptive_name(o.adaptive), classwise_reduction_name(o.reduction), brier_name(o.brier));
+  out += o.nll_clip > 0 ? fmt::format(", nll clip {:g}", o.nll_clip) : std::string();
+  out += "\nmetrics marked % are x100\n\n";
   const bool ci = r.bootstrap.has_value();
   if (ci) {
-    out += fmt::format("{:<12}{:>10}   {:.0f}% bootstrap interval ({} resamples, seed {})\n", "metric", "value",
+    out += fmt::format("{:<18}{:>10}   {:.0f}% bootstrap interval ({} resamples, seed {})\n", "metric", "value",
                        100.0 * r.bootstrap->options.level, r.bootstrap->options.resamples, r.bootstrap->options.seed);
   } else {
-    out += fmt::format("{:<12}{:>10}\n", "metric", "value");
+    out += fmt::format("{:<18}{:>10}\n", "metric", "value");
   }
   const auto fields = metric_fields();
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const auto& f = fields[i];
     const std::string name = f.percent ? fmt::format("{} %", f.name) : std::string(f.name);
-    out += fmt::format("{:<12}{:>10}", name, value_text(r.metrics.*(f.member), f.percent));
+    out += fmt::format("{:<18}{:>10}", name, value_text(r.metrics.*(f.member), f.percent));
     if (ci) {
       const auto& iv = r.bootstrap->intervals[i];
       out += fmt::format("   [{}, {}]", value_text(iv.low, f.percent), value_text(iv.high, f.percent));
     }
     out += "\n";
+  }
+  if (!r.compared.empty()) {
+    out += fmt::format("\nthe same scores under every preset (M = {})\n{:<22}{:>9}{:>10}{:>9}{:>10}\n", o.num_bins,
+                       "conventions", "ECE %", "adaECE %", "SCE %", "Brier");
+    for (const auto& [preset, m] : r.compared)
+      out += fmt::format("{:<22}{:>9}{:>10}{:>9}{:>10}\n", preset, value_text(m.ece, true), value_text(m.adaece, true),
+                         value_text(m.sce, true), value_text(m.brier, false));
   }
   if (r.order_inversions)
     out += fmt::format("\norder inversions against {}: {} %\n", r.inversions_against,
@@ -92,11 +108,11 @@ std::string eval_table(const eval_report& r) {
   if (r.reliability) {
     out += fmt::format("\nreliability diagram\n{:<17}{:>8}{:>12}{:>14}\n", "bin", "count", "accuracy %",
                        "confidence %");
-    const auto m = r.options.num_bins;
-    for (std::int32_t i = 0; i < m; ++i) {
+    for (std::int32_t i = 0; i < r.options.slots(); ++i) {
       const auto& b = (*r.reliability)[static_cast<std::size_t>(i)];
       const double cnt = static_cast<double>(b.count);
-      out += fmt::format("{:<17}{:>8}{:>12}{:>14}\n", fmt::format("[{:.4f}, {:.4f}]", bin_edge(i, m), bin_edge(i + 1, m)),
+      const auto edge = bin_slot_bounds(r.options.bin_rule, i, r.options.num_bins);
+      out += fmt::format("{:<17}{:>8}{:>12}{:>14}\n", fmt::format("[{:.4f}, {:.4f}]", edge.lo, edge.hi),
                          b.count, b.count ? value_text(b.sum_correct / cnt, true) : "-",
                          b.count ? value_text(b.sum_confidence / cnt, true) : "-");
     }

@@ -4,6 +4,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -25,6 +26,8 @@ struct eval_report {
   std::optional<std::vector<bin_stats>> reliability;
   std::optional<double> order_inversions;
   std::string inversions_against;
+  /// --compare-conventions: the metrics under each preset, in preset order.
+  std::vector<std::pair<std::string, metric_set>> compared;
 };
 
 /// A double as JSON: null when not finite.
@@ -33,7 +36,5 @@ nlohmann::json json_number(double v);
 nlohmann::json eval_json(const eval_report& r);
 std::string eval_table(const eval_report& r);
 
-/// Name of a binning rule as the CLI spells it.
-const char* binning_name(binning rule);
 
 }  // namespace calibench

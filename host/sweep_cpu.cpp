@@ -118,8 +118,9 @@ template <class Eval>
 sweep_result drive(std::int64_t num_candidates, std::int64_t num_samples, std::span<const std::int64_t> rows,
                    const background* bg, const sweep_options& options, bool want_adaece, Eval&& eval) {
   CALIBENCH_EXPECTS(options.num_bins >= 1, "need at least one bin");
-  const std::int32_t m = options.num_bins;
-  const binning rule = options.bin_rule;
+  const std::int32_t num_bins = options.num_bins;
+  const binning rule = detail::top_label_rule(options.bin_rule);
+  const std::int32_t m = bin_slots(rule, num_bins);  // slots per candidate
   sweep_result res;
   res.reset(num_candidates, m);
   const auto num_rows = static_cast<std::int64_t>(rows.size());
@@ -163,12 +164,24 @@ sweep_result drive(std::int64_t num_candidates, std::int64_t num_samples, std::s
             brier[g] += t_brier[g];
             hits[g] += ok[g] ? 1.0 : 0.0;
           }
-          if (rule == binning::right_closed) {
+          switch (rule) {
+            case binning::left_closed:
 #pragma omp simd
-            for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::right_closed>(cf[g], m);
-          } else {
+              for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::left_closed>(cf[g], num_bins);
+              break;
+            case binning::torchmetrics:
 #pragma omp simd
-            for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::left_closed>(cf[g], m);
+              for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::torchmetrics>(cf[g], num_bins);
+              break;
+            case binning::digitize_linspace:
+#pragma omp simd
+              for (std::int64_t g = 0; g < gb; ++g)
+                bin[g] = bin_index_fast<binning::digitize_linspace>(cf[g], num_bins);
+              break;
+            default:
+#pragma omp simd
+              for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::right_closed>(cf[g], num_bins);
+              break;
           }
           for (std::int64_t g = 0; g < gb; ++g) {
             const std::int64_t b = g * m + bin[g];
@@ -200,7 +213,7 @@ sweep_result drive(std::int64_t num_candidates, std::int64_t num_samples, std::s
       }
       if (bg != nullptr) {
         for (std::size_t i = 0; i < bg->rows.size(); ++i) {
-          const std::int64_t b = out * m + bin_index(options.bin_rule, bg->confidence[i], m);
+          const std::int64_t b = out * m + bin_index(rule, bg->confidence[i], num_bins);
           const double hit = bg->correct[i] ? 1.0 : 0.0;
           res.bin_count[b] += 1;
           res.bin_sum_confidence[b] += bg->confidence[i];
@@ -229,7 +242,7 @@ sweep_result drive(std::int64_t num_candidates, std::int64_t num_samples, std::s
           res.adaece[g0 + g] = detail::adaece_of(
               std::span<const double>(conf.data() + g * num_samples, static_cast<std::size_t>(num_samples)),
               std::span<const std::uint8_t>(correct.data() + g * num_samples, static_cast<std::size_t>(num_samples)),
-              m, scratch);
+              num_bins, scratch);
         }
       }
     }

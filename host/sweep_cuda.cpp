@@ -147,6 +147,11 @@ std::int64_t plan_chunk(const workspace& ws, std::int64_t num_candidates, std::i
 
 void check_bins(const sweep_options& options) {
   CALIBENCH_EXPECTS(options.num_bins >= 1, "need at least one bin");
+  const binning rule = detail::top_label_rule(options.bin_rule);
+  if (rule != binning::right_closed && rule != binning::left_closed)
+    throw input_error(fmt::format("the CUDA backend sweeps right-closed, guo-strict and left-closed bins; "
+                                  "--binning {} runs on the CPU backend (--backend cpu)",
+                                  options.bin_rule == binning::torchmetrics ? "torchmetrics" : "digitize-linspace"));
   const std::int32_t most = kernels::max_bins();
   if (options.num_bins > most)
     throw input_error(fmt::format("{} bins; the CUDA backend handles at most {}", options.num_bins, most));
@@ -192,7 +197,7 @@ sweep_result run_chunks(workspace& ws, std::int64_t num_candidates, std::int64_t
   for (std::int64_t g0 = 0; g0 < num_candidates; g0 += gc_max) {
     const std::int64_t gc = std::min(gc_max, num_candidates - g0);
     fill(g0, gc, terms);
-    kernels::launch_bin_statistics(terms, gc, m, options.bin_rule, partials, totals);
+    kernels::launch_bin_statistics(terms, gc, m, detail::top_label_rule(options.bin_rule), partials, totals);
     download(res.bin_count.data() + g0 * m, totals.count, gc * m);
     download(res.bin_sum_confidence.data() + g0 * m, totals.sum_confidence, gc * m);
     download(res.bin_sum_correct.data() + g0 * m, totals.sum_correct, gc * m);

@@ -24,6 +24,12 @@ struct equal_mass_scratch {
 /// The order is a total order on (confidence, row), so it does not depend on how it is
 /// found: an insertion sort from the previous candidate's order when that is nearly right,
 /// else a stable LSD radix sort on the bit patterns of the non-negative doubles.
+/// The binning rule sweeps use for top-label confidences: guo-strict differs from
+/// right-closed only for a confidence of 0, and a top-label confidence is at least the mean
+/// probability 1/K (softmax, weight family, probability sets of rows summing to 1), so it is
+/// the same rule there; the others pass through.
+inline binning top_label_rule(binning rule) { return rule == binning::guo_strict ? binning::right_closed : rule; }
+
 double adaece_of(std::span<const double> confidence, std::span<const std::uint8_t> correct, std::int32_t num_bins,
                  equal_mass_scratch& scratch);
 

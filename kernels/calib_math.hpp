@@ -129,11 +129,14 @@ CALIBENCH_HD top_label_stats<Real> softmax_top_label(const In* row, std::int64_t
   return out;
 }
 
-/// How a value in [0, 1] is assigned to one of M equal-width bins. A new convention is one
-/// more enumerator and one more case in `bin_index` (DESIGN section 3 lists the others).
+/// How a value in [0, 1] is assigned to one of the slots of M equal-width bins
+/// (docs/metrics.md, "Conventions of other libraries", has the table with sources).
 enum class binning : std::int32_t {
-  right_closed = 0,  ///< ((i-1)/M, i/M], 0 in the first bin (DESIGN default)
-  left_closed = 1,   ///< [(i-1)/M, i/M), last bin closed (numpy histogram, netcal)
+  right_closed = 0,       ///< ((i-1)/M, i/M], 0 in the first bin (DESIGN default)
+  left_closed = 1,        ///< [(i-1)/M, i/M), last bin closed (numpy histogram, netcal)
+  guo_strict = 2,         ///< ((i-1)/M, i/M], 0 in no bin (Guo et al., focal_calibration, markus93)
+  torchmetrics = 3,       ///< [(i-1)/M, i/M) plus a slot M holding only 1.0 (torchmetrics)
+  digitize_linspace = 4,  ///< digitize(v, linspace(0, 1, M)) - 1: M-1 bins plus {1.0} (Dirichlet code)
 };
 
 /// Edge i of M equal-width bins, computed in double as DESIGN requires (i / M, not i * (1/M)).
@@ -141,44 +144,116 @@ CALIBENCH_HD double bin_edge(std::int32_t i, std::int32_t num_bins) {
   return static_cast<double>(i) / static_cast<double>(num_bins);
 }
 
-/// 0-based bin of `v` in [0, 1] under `rule`; equal to numpy's
-/// searchsorted(edges[1:M], v, side="left" | "right") on edges i/M. The arithmetic guess is
-/// corrected against the true edges, so values exactly on an edge land where the comparison
-/// with that edge puts them, never where rounding of M*v does.
-CALIBENCH_HD std::int32_t bin_index(binning rule, double v, std::int32_t num_bins) {
-  double guess = v * static_cast<double>(num_bins);
-  std::int32_t b = guess <= 0.0 ? 0 : (guess >= num_bins ? num_bins - 1 : static_cast<std::int32_t>(guess));
-  if (rule == binning::right_closed) {
-    while (b > 0 && !(bin_edge(b, num_bins) < v)) --b;
-    while (b < num_bins - 1 && bin_edge(b + 1, num_bins) < v) ++b;
+/// Number of slots of M bins under `rule`: M + 1 for torchmetrics, M otherwise.
+CALIBENCH_HD std::int32_t bin_slots(binning rule, std::int32_t num_bins) {
+  return rule == binning::torchmetrics ? num_bins + 1 : num_bins;
+}
+
+/// Edge i (0..M-1) of numpy's linspace(0, 1, M): i * (1 / (M-1)), the last exactly 1.
+CALIBENCH_HD double linspace_edge(std::int32_t i, std::int32_t num_bins) {
+  if (i >= num_bins - 1) return 1.0;
+  return static_cast<double>(i) * (1.0 / static_cast<double>(num_bins - 1));
+}
+
+namespace detail {
+/// Number of edges e(1)..e(count-1) with e < v (strict) or e <= v, for increasing edges e(i)
+/// that are close to i / count: the arithmetic guess is corrected against the true edges, so
+/// values exactly on an edge land where the comparison with that edge puts them, never where
+/// rounding of count * v does.
+template <class Edge>
+CALIBENCH_HD std::int32_t count_edges_below(double v, std::int32_t count, bool strict, Edge edge) {
+  const double guess = v * static_cast<double>(count);
+  std::int32_t b = guess <= 0.0 ? 0 : (guess >= count ? count - 1 : static_cast<std::int32_t>(guess));
+  if (strict) {
+    while (b > 0 && !(edge(b) < v)) --b;
+    while (b < count - 1 && edge(b + 1) < v) ++b;
   } else {
-    while (b > 0 && bin_edge(b, num_bins) > v) --b;
-    while (b < num_bins - 1 && bin_edge(b + 1, num_bins) <= v) ++b;
+    while (b > 0 && edge(b) > v) --b;
+    while (b < count - 1 && edge(b + 1) <= v) ++b;
   }
   return b;
 }
+}  // namespace detail
 
-/// bin_index without loops, for vectorised loops (the rule fixed at compile time): the guess floor(v M) is within one bin of
-/// the answer (v M is within a few ulps of an integer only next to an edge), so one step
-/// down and one step up, each checked against the true edge, reach it. Equal to bin_index
-/// for every v in [0, 1] (tests/unit/test_math.cpp).
+/// 0-based slot of `v` in [0, 1] under `rule`, or -1 when the rule puts it in no slot
+/// (guo-strict and v <= 0). right/left-closed equal numpy's
+/// searchsorted(edges[1:M], v, side="left" | "right") on edges i/M.
+CALIBENCH_HD std::int32_t bin_index(binning rule, double v, std::int32_t num_bins) {
+  const auto uniform = [num_bins](std::int32_t i) { return bin_edge(i, num_bins); };
+  switch (rule) {
+    case binning::guo_strict:
+      if (!(v > 0.0)) return -1;
+      return detail::count_edges_below(v, num_bins, true, uniform);
+    case binning::left_closed:
+      return detail::count_edges_below(v, num_bins, false, uniform);
+    case binning::torchmetrics:
+      return v >= 1.0 ? num_bins : detail::count_edges_below(v, num_bins, false, uniform);
+    case binning::digitize_linspace: {
+      if (num_bins == 1) return 0;
+      if (v >= 1.0) return num_bins - 1;
+      const std::int32_t inner = num_bins - 1;
+      return detail::count_edges_below(v, inner, false,
+                                       [num_bins](std::int32_t i) { return linspace_edge(i, num_bins); });
+    }
+    case binning::right_closed:
+    default:
+      return detail::count_edges_below(v, num_bins, true, uniform);
+  }
+}
+
+/// Lower and upper edge of slot `slot` under `rule` (the reliability diagram's bin bounds).
+struct slot_bounds {
+  double lo, hi;
+};
+CALIBENCH_HD slot_bounds bin_slot_bounds(binning rule, std::int32_t slot, std::int32_t num_bins) {
+  if (rule == binning::torchmetrics && slot == num_bins) return {1.0, 1.0};
+  if (rule == binning::digitize_linspace) {
+    if (num_bins == 1) return {0.0, 1.0};
+    if (slot == num_bins - 1) return {1.0, 1.0};
+    return {linspace_edge(slot, num_bins), linspace_edge(slot + 1, num_bins)};
+  }
+  return {bin_edge(slot, num_bins), bin_edge(slot + 1, num_bins)};
+}
+
+/// bin_index without loops, for vectorised loops (the rule fixed at compile time): the guess
+/// floor(v M) is within one bin of the answer (v M is within a few ulps of an integer only
+/// next to an edge), so one step down and one step up, each checked against the true edge,
+/// reach it. Equal to bin_index for every v in [0, 1] (tests/unit/test_math.cpp), except
+/// that guo_strict is not offered: callers with top-label confidences (always > 0) use
+/// right_closed, which then agrees with it.
 template <binning Rule>
 CALIBENCH_HD std::int32_t bin_index_fast(double v, std::int32_t num_bins) {
+  static_assert(Rule != binning::guo_strict, "guo-strict has an empty slot for 0: use bin_index");
   // Double arithmetic, non-short-circuit logic and the rule as a template parameter: the
   // forms GCC vectorises.
-  const double m = static_cast<double>(num_bins);
-  const double guess = v * m;
-  double b = floor(guess < 0.0 ? 0.0 : (guess > m - 1.0 ? m - 1.0 : guess));
-  const double lower = b / m;
-  const double upper = (b + 1.0) / m;
-  if constexpr (Rule == binning::right_closed) {
-    b -= ((b > 0.0) & !(lower < v)) ? 1.0 : 0.0;
-    b += ((b < m - 1.0) & (upper < v)) ? 1.0 : 0.0;
-  } else {
+  if constexpr (Rule == binning::digitize_linspace) {
+    if (num_bins == 1) return 0;
+    const double m = static_cast<double>(num_bins - 1);
+    const double step = 1.0 / m;
+    const double guess = v * m;
+    double b = floor(guess < 0.0 ? 0.0 : (guess > m - 1.0 ? m - 1.0 : guess));
+    const double lower = b * step;
+    const double upper = (b + 1.0 >= m) ? 1.0 : (b + 1.0) * step;
     b -= ((b > 0.0) & (lower > v)) ? 1.0 : 0.0;
     b += ((b < m - 1.0) & (upper <= v)) ? 1.0 : 0.0;
+    b += (v >= 1.0) ? 1.0 : 0.0;
+    return static_cast<std::int32_t>(b);
+  } else {
+    const double m = static_cast<double>(num_bins);
+    const double guess = v * m;
+    double b = floor(guess < 0.0 ? 0.0 : (guess > m - 1.0 ? m - 1.0 : guess));
+    const double lower = b / m;
+    const double upper = (b + 1.0) / m;
+    if constexpr (Rule == binning::right_closed) {
+      b -= ((b > 0.0) & !(lower < v)) ? 1.0 : 0.0;
+      b += ((b < m - 1.0) & (upper < v)) ? 1.0 : 0.0;
+    } else {
+      b -= ((b > 0.0) & (lower > v)) ? 1.0 : 0.0;
+      b += ((b < m - 1.0) & (upper <= v)) ? 1.0 : 0.0;
+    }
+    if constexpr (Rule == binning::torchmetrics) b += (v >= 1.0) ? 1.0 : 0.0;
+    return static_cast<std::int32_t>(b);
   }
-  return static_cast<std::int32_t>(b);
 }
 
 }  // namespace calibench

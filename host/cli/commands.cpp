@@ -30,13 +30,14 @@
 namespace calibench::cli {
 namespace {
 
-binning binning_of(const std::string& text) {
-  if (text == "right-closed") return binning::right_closed;
-  if (text == "left-closed") return binning::left_closed;
-  throw input_error(fmt::format("unknown binning '{}' (right-closed or left-closed)", text));
+
+
+/// `--backend auto` picks the CPU backend for bin rules only it sweeps (torchmetrics,
+/// digitize-linspace), so that auto never fails where cpu would work.
+std::string backend_for(const std::string& requested, const metric_options& mo) {
+  const bool cuda_rule = mo.bin_rule != binning::torchmetrics && mo.bin_rule != binning::digitize_linspace;
+  return requested == "auto" && !cuda_rule ? "cpu" : requested;
 }
-
-
 
 std::string scores_text(const split_data& s) {
   return fmt::format("{} {}", s.is_probs ? "probs" : "logits", s.value_type);
@@ -50,7 +51,7 @@ int run_eval(const eval_args& a) {
   r.file = a.file;
   r.split = a.split;
   r.scores = scores_text(split);
-  r.options = {a.bins, binning_of(a.binning_text)};
+  r.options = resolve_conventions(a.conventions, a.bins);
 
   std::vector<double> other_confidence;
   if (!a.inversions_against.empty()) {
@@ -64,6 +65,19 @@ int run_eval(const eval_args& a) {
 
   const scored_split scored = score_split(std::move(split));
   r.metrics = compute_metrics(scored, r.options);
+  if (a.compare_conventions) {
+    for (const auto preset : preset_names()) {
+      convention_names names;
+      names.preset = std::string(preset);
+      const metric_options o = resolve_conventions(names, a.bins);
+      r.compared.emplace_back(names.preset, o.preset == r.options.preset && o.bin_rule == r.options.bin_rule &&
+                                                    o.classwise_binning() == r.options.classwise_binning() &&
+                                                    o.adaptive == r.options.adaptive && o.reduction == r.options.reduction &&
+                                                    o.brier == r.options.brier && o.nll_clip == r.options.nll_clip
+                                                ? r.metrics
+                                                : compute_metrics(scored, o));
+    }
+  }
   if (a.bootstrap > 0) r.bootstrap = bootstrap_metrics(scored, r.options, {a.bootstrap, a.seed, a.level});
   if (a.reliability) r.reliability = reliability_bins(scored, r.options);
   if (!a.inversions_against.empty()) {
@@ -148,8 +162,9 @@ int run_version() {
 int run_sweep_candidates(const sweep_candidates_args& a) {
   const split_data split = read_split(a.file, a.split);
   const sweep_input input = to_sweep_input(split);
-  const sweep_options options{a.bins, binning_of(a.binning_text), !a.no_adaece};
-  auto backend = make_backend(a.backend);
+  const metric_options mo = resolve_conventions(a.conventions, a.bins);
+  const sweep_options options{a.bins, mo.bin_rule, !a.no_adaece};
+  auto backend = make_backend(backend_for(a.backend, mo));
   const auto started = std::chrono::steady_clock::now();
   auto data = backend->prepare(input.view());
   const std::int64_t k = input.num_classes;
@@ -197,7 +212,7 @@ int run_sweep_candidates(const sweep_candidates_args& a) {
   j["n"] = input.num_samples;
   j["k"] = k;
   j["bins"] = a.bins;
-  j["binning"] = a.binning_text;
+  j["binning"] = binning_name(mo.bin_rule);
   j["candidates"] = candidates;
   auto column = [](const std::vector<double>& v) {
     nlohmann::json out = nlohmann::json::array();
@@ -312,17 +327,16 @@ int run_fit(const fit_args& a) {
   const split_data test = read_split(a.file, "test");
   fit_options o;
   o.method = a.method;
-  o.bins = a.bins;
-  o.bin_rule = binning_of(a.binning_text);
+  o.metrics = resolve_conventions(a.conventions, a.bins);
   o.objective = a.objective;
   o.grid = a.grid;
   o.calib_bins = a.calib_bins;
   o.iterations = a.iterations;
   o.accuracy_constraint = a.accuracy_constraint == "on";
   o.cts_search = a.cts_search;
-  auto backend = make_backend(a.backend);
+  auto backend = make_backend(backend_for(a.backend, o.metrics));
   const calibrator cal = fit_calibrator(val, o, *backend);
-  const metric_options mo{a.bins, o.bin_rule};
+  const metric_options& mo = o.metrics;
   const split_outcome v = evaluate_calibrated(cal, val, mo);
   const split_outcome t = evaluate_calibrated(cal, test, mo);
   if (!a.save.empty()) save_calibrated(a.save, cal, a.file, v, t);
@@ -330,7 +344,7 @@ int run_fit(const fit_args& a) {
   const nlohmann::json options{{"objective", a.objective},   {"grid", a.grid},
                                {"calib_bins", a.calib_bins}, {"iterations", a.iterations},
                                {"accuracy_constraint", a.accuracy_constraint}, {"cts_search", a.cts_search},
-                               {"bins", a.bins},             {"binning", a.binning_text}};
+                               {"bins", a.bins},             {"conventions", conventions_json(mo)}};
   return print_calibrated(cal, v, t, seconds, backend->name(), options, a.format, a.file);
 }
 
@@ -350,7 +364,7 @@ int run_apply(const apply_args& a) {
   const calibrator cal = calibrator::from_json(j, a.calibrator_file);
   const split_data val = read_split(a.file, "val");
   const split_data test = read_split(a.file, "test");
-  const metric_options mo{a.bins, binning_of(a.binning_text)};
+  const metric_options mo = resolve_conventions(a.conventions, a.bins);
   const split_outcome v = evaluate_calibrated(cal, val, mo);
   const split_outcome t = evaluate_calibrated(cal, test, mo);
   if (!a.save.empty()) save_calibrated(a.save, cal, a.file, v, t);

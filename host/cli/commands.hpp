@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "host/conventions.hpp"
 #include "host/experiment.hpp"
 
 namespace calibench::cli {
@@ -14,7 +15,8 @@ struct eval_args {
   std::string file;
   std::string split = "test";
   std::int32_t bins = 15;
-  std::string binning_text = "right-closed";
+  convention_names conventions;
+  bool compare_conventions = false;
   std::int64_t bootstrap = 0;
   std::uint64_t seed = 0;
   double level = 0.95;
@@ -34,7 +36,7 @@ struct sweep_candidates_args {
   std::string family = "temperature";
   std::string grid = "0.05:5:0.05";
   std::int32_t bins = 15;
-  std::string binning_text = "right-closed";
+  convention_names conventions;
   std::string backend = "cpu";
   bool no_adaece = false;
   std::int32_t cls = 0;              ///< class-temperature: the class swept
@@ -56,7 +58,7 @@ struct fit_args {
   std::string accuracy_constraint = "on";
   std::string cts_search = "grid";
   std::int32_t bins = 15;
-  std::string binning_text = "right-closed";
+  convention_names conventions;
   std::string backend = "auto";
   std::string save;
   std::string format = "table";
@@ -67,7 +69,7 @@ struct apply_args {
   std::string calibrator_file;  ///< a file written by `fit --save`
   std::string file;             ///< the dump to calibrate
   std::int32_t bins = 15;
-  std::string binning_text = "right-closed";
+  convention_names conventions;
   std::string save;
   std::string format = "table";
 };

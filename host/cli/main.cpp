@@ -71,6 +71,25 @@ CLI::Validator finite_number(double lo, double hi, bool open_lo, bool open_hi, c
       what);
 }
 
+/// The conventions options (docs/metrics.md); `all` false: only --binning (sweeps bin the
+/// top-label confidence and nothing else).
+void add_convention_options(CLI::App* cmd, convention_names& c, bool all) {
+  cmd->add_option("--binning", c.binning,
+                  "Equal-width bins: right-closed | guo-strict | left-closed | torchmetrics | digitize-linspace");
+  if (!all) return;
+  cmd->add_option("--conventions", c.preset,
+                  "Preset of another library's conventions: calibench | torchmetrics | netcal | focal | guo | "
+                  "dirichlet | verified-calibration | mixnmatch");
+  cmd->add_option("--classwise-binning", c.classwise_binning, "Bins of the classwise metrics (default: --binning)");
+  cmd->add_option("--adaptive", c.adaptive, "Equal-mass bins of adaECE: split | interp | quantile | midpoint | floor-count");
+  cmd->add_option("--classwise-reduction", c.classwise_reduction, "Classwise ECE over classes: mean | sum");
+  cmd->add_option("--brier", c.brier, "Brier score: sum | per-class-mean | top-label");
+  cmd->add_option_function<double>(
+         "--nll-clip", [&c](const double& eps) { c.nll_clip = eps; },
+         "Clip p_y to [EPS, 1 - EPS] before the log in NLL (1e-15: scikit-learn log_loss)")
+      ->check(finite_number(0.0, 0.5, true, true, "a number in (0, 0.5)"));
+}
+
 }  // namespace
 
 /// True when this process was started by an MPI launcher (Open MPI, MPICH/PMI, PMIx).
@@ -135,8 +154,9 @@ int main(int argc, char** argv) {
   eval->add_option("file", ev.file, "HDF5 logit dump")->required();
   eval->add_option("--split", ev.split, "Split to evaluate")->check(CLI::IsMember({"val", "test", "train"}));
   eval->add_option("--bins", ev.bins, "Number of bins M (equal-width and equal-mass)")->check(CLI::Range(1, 1000000));
-  eval->add_option("--binning", ev.binning_text, "Equal-width bin convention: right-closed | left-closed")
-      ->check(CLI::IsMember({"right-closed", "left-closed"}));
+  add_convention_options(eval, ev.conventions, true);
+  eval->add_flag("--compare-conventions", ev.compare_conventions,
+                 "Also print ECE, adaECE, SCE and Brier under every conventions preset");
   eval->add_option("--bootstrap", ev.bootstrap, "Bootstrap resamples B for percentile intervals (0: none)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1000000}));
   eval->add_option("--seed", ev.seed, "Bootstrap seed")->check(k_seed_text);
@@ -185,8 +205,7 @@ int main(int argc, char** argv) {
   fit->add_option("--cts-search", fa.cts_search, "cts_greedy: grid (the paper) | nudge (the authors' code)")
       ->check(CLI::IsMember({"grid", "nudge"}));
   fit->add_option("--bins", fa.bins, "Evaluation (and objective) bins M")->check(CLI::Range(1, 1000000));
-  fit->add_option("--binning", fa.binning_text, "right-closed | left-closed")
-      ->check(CLI::IsMember({"right-closed", "left-closed"}));
+  add_convention_options(fit, fa.conventions, true);
   fit->add_option("--backend", fa.backend, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   fit->add_option("--save", fa.save, "Write calibrated probabilities and the parameters to this HDF5 file");
   fit->add_option("--format", fa.format, "table | json")->check(CLI::IsMember({"table", "json"}));
@@ -196,8 +215,7 @@ int main(int argc, char** argv) {
   apply->add_option("calibrator", aa.calibrator_file, "File written by calibench fit --save")->required();
   apply->add_option("file", aa.file, "HDF5 logit dump to calibrate")->required();
   apply->add_option("--bins", aa.bins, "Evaluation bins M")->check(CLI::Range(1, 1000000));
-  apply->add_option("--binning", aa.binning_text, "right-closed | left-closed")
-      ->check(CLI::IsMember({"right-closed", "left-closed"}));
+  add_convention_options(apply, aa.conventions, true);
   apply->add_option("--save", aa.save, "Write the calibrated probabilities to this HDF5 file");
   apply->add_option("--format", aa.format, "table | json")->check(CLI::IsMember({"table", "json"}));
 
@@ -210,8 +228,7 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"temperature", "inverse-temperature", "weight", "class-temperature", "bin-temperature"}));
   sweep_cands->add_option("--grid", sw.grid, "Candidates: start:stop:step (inclusive) or v1,v2,...");
   sweep_cands->add_option("--bins", sw.bins, "Number of bins M")->check(CLI::Range(1, 1000000));
-  sweep_cands->add_option("--binning", sw.binning_text, "right-closed | left-closed")
-      ->check(CLI::IsMember({"right-closed", "left-closed"}));
+  add_convention_options(sweep_cands, sw.conventions, false);
   sweep_cands->add_option("--backend", sw.backend, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   sweep_cands->add_flag("--no-adaece", sw.no_adaece, "Skip equal-mass bins (no per-candidate sort)");
   sweep_cands->add_option("--class", sw.cls, "class-temperature: the class whose temperature is swept");

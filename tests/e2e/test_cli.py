@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 METRIC_KEYS = {"n", "k", "accuracy", "ece", "mce", "adaece", "sce", "sce_under", "sce_over", "ace", "nll",
-               "brier", "auroc", "precision", "recall", "f1", "r_auc"}
+               "brier", "auroc", "precision", "recall", "f1", "r_auc", "rmsce", "rmsce_debiased", "ace_unweighted",
+               "smece", "kde_ece"}
 
 
 def ok(proc):
@@ -31,7 +32,7 @@ def test_demo_table_lists_every_metric(calibench, synth_dump):
 
 def test_json_has_exactly_the_metric_keys(calibench, synth_dump):
     d = json.loads(ok(calibench("eval", synth_dump, "--format", "json")).stdout)
-    assert set(d) == METRIC_KEYS
+    assert set(d) == METRIC_KEYS | {"conventions"}
     assert d["n"] == 3000 and d["k"] == 10
     for key in METRIC_KEYS - {"n", "k", "nll", "brier"}:
         assert 0.0 <= d[key] <= 1.0, key
@@ -40,7 +41,7 @@ def test_json_has_exactly_the_metric_keys(calibench, synth_dump):
 def test_json_extras_only_when_asked(calibench, synth_dump):
     d = json.loads(ok(calibench("eval", synth_dump, "--format", "json", "--bootstrap", 5, "--reliability",
                                 "--inversions-against", synth_dump)).stdout)
-    assert set(d) == METRIC_KEYS | {"bootstrap", "ci", "reliability", "order_inversions"}
+    assert set(d) == METRIC_KEYS | {"conventions", "bootstrap", "ci", "reliability", "order_inversions"}
     assert set(d["ci"]) == METRIC_KEYS - {"n", "k"}
     assert d["bootstrap"] == {"resamples": 5, "seed": 0, "level": 0.95}
     assert len(d["reliability"]) == 15 and sum(b["count"] for b in d["reliability"]) == 3000

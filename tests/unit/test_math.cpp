@@ -54,6 +54,80 @@ TEST(BinIndex, FastVariantAgreesEverywhere) {
   }
 }
 
+/// The other libraries' rules written the slow, obvious way from their definitions
+/// (docs/metrics.md): torchmetrics = bucketize(v, linspace(0, 1, M+1), right=True) - 1 over
+/// M + 1 slots; digitize-linspace = digitize(v, linspace(0, 1, M)) - 1, numpy's linspace being
+/// i * (1 / (M-1)) with the last point exactly 1; guo-strict = (lo, hi] with 0 in no slot.
+std::int32_t slow_slot(binning rule, double v, std::int32_t m) {
+  std::int32_t count = 0;
+  switch (rule) {
+    case binning::torchmetrics:
+      for (std::int32_t i = 0; i <= m; ++i) count += static_cast<double>(i) / static_cast<double>(m) <= v ? 1 : 0;
+      return count - 1;
+    case binning::digitize_linspace:
+      for (std::int32_t i = 0; i < m; ++i) {
+        const double d = (m == 1) ? 0.0 : (i == m - 1 ? 1.0 : static_cast<double>(i) * (1.0 / static_cast<double>(m - 1)));
+        count += d <= v ? 1 : 0;
+      }
+      return count - 1;
+    case binning::guo_strict:
+      for (std::int32_t i = 0; i < m; ++i) {
+        const double lo = static_cast<double>(i) / static_cast<double>(m);
+        const double hi = static_cast<double>(i + 1) / static_cast<double>(m);
+        if (lo < v && v <= hi) return i;
+      }
+      return -1;
+    default:
+      return searchsorted_bin(v, m, rule == binning::right_closed);
+  }
+}
+
+TEST(BinIndex, EveryRuleMatchesItsDefinitionAtEdges) {
+  for (std::int32_t m : {1, 2, 3, 5, 7, 10, 14, 15, 25, 100, 1000}) {
+    std::vector<double> values{0.0, 1.0, 5e-324, std::nextafter(1.0, 0.0)};
+    for (std::int32_t i = 0; i <= m; ++i) {
+      for (double edge : {static_cast<double>(i) / static_cast<double>(m),
+                          m > 1 ? static_cast<double>(i) * (1.0 / static_cast<double>(m - 1)) : 0.0,
+                          m > 1 ? static_cast<double>(i) / static_cast<double>(m - 1) : 0.0}) {
+        for (double v : {edge, std::nextafter(edge, 0.0), std::nextafter(edge, 1.0)}) values.push_back(v);
+      }
+    }
+    for (double v : values) {
+      if (v < 0.0 || v > 1.0) continue;
+      for (binning rule : {binning::right_closed, binning::left_closed, binning::guo_strict, binning::torchmetrics,
+                           binning::digitize_linspace}) {
+        ASSERT_EQ(bin_index(rule, v, m), slow_slot(rule, v, m))
+            << "rule=" << static_cast<int>(rule) << " m=" << m << " v=" << v;
+      }
+      ASSERT_EQ(bin_index_fast<binning::torchmetrics>(v, m), bin_index(binning::torchmetrics, v, m)) << m << " " << v;
+      ASSERT_EQ(bin_index_fast<binning::digitize_linspace>(v, m), bin_index(binning::digitize_linspace, v, m))
+          << m << " " << v;
+      if (v > 0.0) {
+        ASSERT_EQ(bin_index(binning::guo_strict, v, m), bin_index(binning::right_closed, v, m));
+      }
+    }
+  }
+}
+
+TEST(BinIndex, OtherLibrariesKnownValues) {
+  // torchmetrics: 1.0 alone in the extra slot M; 0 in slot 0.
+  EXPECT_EQ(bin_index(binning::torchmetrics, 1.0, 15), 15);
+  EXPECT_EQ(bin_index(binning::torchmetrics, std::nextafter(1.0, 0.0), 15), 14);
+  EXPECT_EQ(bin_index(binning::torchmetrics, 0.0, 15), 0);
+  EXPECT_EQ(bin_slots(binning::torchmetrics, 15), 16);
+  // digitize-linspace, M = 15: 14 bins of width 1/14 plus {1.0} in slot 14.
+  EXPECT_EQ(bin_index(binning::digitize_linspace, 1.0, 15), 14);
+  EXPECT_EQ(bin_index(binning::digitize_linspace, 0.5, 15), 7);  // 7/14 exactly: left-closed
+  EXPECT_EQ(bin_index(binning::digitize_linspace, std::nextafter(0.5, 0.0), 15), 6);
+  EXPECT_EQ(bin_slots(binning::digitize_linspace, 15), 15);
+  // guo-strict: 0 in no slot.
+  EXPECT_EQ(bin_index(binning::guo_strict, 0.0, 15), -1);
+  EXPECT_EQ(bin_index(binning::guo_strict, 0.2, 15), 2);
+  const auto last = bin_slot_bounds(binning::torchmetrics, 15, 15);
+  EXPECT_EQ(last.lo, 1.0);
+  EXPECT_EQ(last.hi, 1.0);
+}
+
 TEST(BinIndex, KnownValues) {
   // 0.2 == 3/15 in double: right-closed puts it in bin 3 (0-based 2), left-closed in bin 4.
   EXPECT_EQ(bin_index(binning::right_closed, 0.2, 15), 2);

@@ -42,7 +42,7 @@ scored_split random_logit_split(std::int64_t n, std::int64_t k, std::uint64_t se
 TEST(Metrics, HandWorkedExample) {
   // confidences .9 (correct), .8 (wrong), .6 (correct), .7 (correct); predictions 0, 0, 0, 1.
   const auto s = probs_split({0.9, 0.1, 0.8, 0.2, 0.6, 0.4, 0.3, 0.7}, {0, 1, 0, 1}, 2);
-  const auto m = compute_metrics(s, {5, binning::right_closed});
+  const auto m = compute_metrics(s, metric_options::with_bins(5, binning::right_closed));
   EXPECT_EQ(m.n, 4);
   EXPECT_EQ(m.k, 2);
   EXPECT_NEAR(m.accuracy, 0.75, k_hand_tolerance);
@@ -63,7 +63,7 @@ TEST(Metrics, HandWorkedExample) {
   EXPECT_NEAR(m.sce, m.sce_under + m.sce_over, k_hand_tolerance);
 
   // adaECE with two groups: {.6, .7} both correct -> .35; {.8, .9} one correct -> .35.
-  const auto two = compute_metrics(s, {2, binning::right_closed});
+  const auto two = compute_metrics(s, metric_options::with_bins(2, binning::right_closed));
   EXPECT_NEAR(two.adaece, 0.35, k_hand_tolerance);
 }
 
@@ -82,8 +82,8 @@ TEST(Metrics, RetentionCurveAndClassAccuracy) {
 TEST(Metrics, ConfidenceOnAnEdgeFollowsTheBinRule) {
   // One sample with confidence exactly 0.2 = 3/15, wrong prediction.
   const auto s = probs_split({0.2, 0.2, 0.2, 0.2, 0.2}, {4}, 5);
-  const auto right = reliability_bins(s, {15, binning::right_closed});
-  const auto left = reliability_bins(s, {15, binning::left_closed});
+  const auto right = reliability_bins(s, metric_options::with_bins(15, binning::right_closed));
+  const auto left = reliability_bins(s, metric_options::with_bins(15, binning::left_closed));
   EXPECT_EQ(right[2].count, 1);
   EXPECT_EQ(left[3].count, 1);
 }

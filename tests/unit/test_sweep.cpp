@@ -64,13 +64,15 @@ scored_split from_scaled(const dataset& d, const std::vector<double>& u) {
 
 void expect_candidate(const sweep_result& r, std::int64_t g, const scored_split& s, const sweep_options& o,
                       const std::string& what) {
-  const metric_options mo{o.num_bins, o.bin_rule};
+  const metric_options mo = metric_options::with_bins(o.num_bins, o.bin_rule);
   const metric_set m = compute_metrics(s, mo);
   const auto bins = reliability_bins(s, mo);
-  for (std::int32_t b = 0; b < o.num_bins; ++b) {
-    ASSERT_EQ(r.bin_count[g * o.num_bins + b], bins[b].count) << what << " candidate " << g << " bin " << b;
-    EXPECT_NEAR(r.bin_sum_confidence[g * o.num_bins + b], bins[b].sum_confidence, k_sweep_tolerance) << what;
-    EXPECT_EQ(r.bin_sum_correct[g * o.num_bins + b], bins[b].sum_correct) << what;
+  const std::int32_t slots = mo.slots();
+  ASSERT_EQ(r.num_bins, slots) << what;
+  for (std::int32_t b = 0; b < slots; ++b) {
+    ASSERT_EQ(r.bin_count[g * slots + b], bins[b].count) << what << " candidate " << g << " bin " << b;
+    EXPECT_NEAR(r.bin_sum_confidence[g * slots + b], bins[b].sum_confidence, k_sweep_tolerance) << what;
+    EXPECT_EQ(r.bin_sum_correct[g * slots + b], bins[b].sum_correct) << what;
   }
   EXPECT_NEAR(r.ece[g], m.ece, k_sweep_tolerance) << what << " candidate " << g;
   EXPECT_NEAR(r.mce[g], m.mce, k_sweep_tolerance) << what << " candidate " << g;
@@ -101,7 +103,9 @@ TEST_P(SweepCpu, TemperatureFamiliesMatchTheMetricSuite) {
   const auto d = random_dataset(n, k, 100 + static_cast<std::uint64_t>(n * k), ties);
   auto backend = make_cpu_backend();
   auto res = backend->prepare(d.view());
-  for (const sweep_options o : {sweep_options{15, binning::right_closed, true}, sweep_options{7, binning::left_closed, true}}) {
+  for (const sweep_options o : {sweep_options{15, binning::right_closed, true}, sweep_options{7, binning::left_closed, true},
+                                sweep_options{15, binning::guo_strict, true}, sweep_options{10, binning::torchmetrics, true},
+                                sweep_options{15, binning::digitize_linspace, true}}) {
     const std::vector<double> temps{0.3, 0.7, 1.0, 1.7, 4.0, 25.0};
     const auto r = backend->temperature(*res, temps, o);
     for (std::size_t g = 0; g < temps.size(); ++g) {
