@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "host/conventions.hpp"
 #include "host/error.hpp"
 #include "host/grid.hpp"
 #include "host/sweep_detail.hpp"
@@ -572,6 +573,10 @@ calibrator fit_calibrator(const split_data& val, const fit_options& options, swe
     throw input_error(fmt::format("unknown method '{}' (ts, ws, cws, cts_conf, bts, cts_greedy)", options.method));
   if (options.objective != "nll" && options.objective != "ece" && options.objective != "adaece")
     throw input_error(fmt::format("--objective must be nll, ece or adaece (got '{}')", options.objective));
+  if (options.objective == "adaece" && options.metrics.adaptive != adaptive_rule::split)
+    throw input_error(fmt::format("--objective adaece sweeps DESIGN's equal-mass groups (--adaptive split); "
+                                  "--adaptive {} applies to the reported metrics only: drop one of the two",
+                                  adaptive_name(options.metrics.adaptive)));
   fit_context c{val, options, backend, to_sweep_input(val), nullptr, uncalibrated(val), std::nullopt};
   c.data = backend.prepare(c.input.view());
   const auto& m = options.method;
