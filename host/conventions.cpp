@@ -127,10 +127,11 @@ metric_options resolve_conventions(const convention_names& names, std::int32_t n
   o.num_bins = num_bins;
   o.preset = std::string(p.name);
   o.bin_rule = names.binning.empty() ? p.bin_rule : parse_binning(names.binning);
-  // An explicit --binning also moves the classwise bins unless they are named themselves.
-  o.classwise_rule = !names.classwise_binning.empty() ? parse_binning(names.classwise_binning)
-                     : !names.binning.empty()         ? o.bin_rule
-                                                      : p.classwise_rule;
+  // An explicit --binning also moves the classwise bins when the preset bins both the same
+  // way (every preset but dirichlet) and they are not named themselves.
+  o.classwise_rule = !names.classwise_binning.empty()                              ? parse_binning(names.classwise_binning)
+                     : !names.binning.empty() && p.classwise_rule == p.bin_rule ? o.bin_rule
+                                                                                  : p.classwise_rule;
   o.adaptive = names.adaptive.empty() ? p.adaptive : parse_adaptive(names.adaptive);
   o.reduction = names.classwise_reduction.empty() ? p.reduction : parse_classwise_reduction(names.classwise_reduction);
   o.brier = names.brier.empty() ? p.brier : parse_brier(names.brier);

@@ -232,6 +232,9 @@ double kde_ece(std::span<const double> confidence, std::span<const double> corre
     hits += correct[i];
   }
   if (right.empty()) return k_nan;  // np.std of no values: Mix-n-Match fails
+  // Equal confidences: the bandwidth is 0 (numpy's std may round to 1e-17 instead, which
+  // KDEpy then accepts and which gives nonsense, e.g. 3366 for a number in [0, 1]).
+  if (*std::min_element(right.begin(), right.end()) == *std::max_element(right.begin(), right.end())) return k_nan;
   double mean = 0;
   for (double v : right) mean += v;
   mean /= static_cast<double>(right.size());

@@ -28,6 +28,10 @@ if ! python3 -c "import numpy, h5py, scipy, sklearn, pytest, matplotlib" 2>/dev/
   python3 -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 
+# The peer libraries for tests/e2e/test_peer_parity.py (torchmetrics, netcal, ...) in the
+# git-ignored .venv-peers/ (~80 s once; CALIBENCH_PEERS=0 skips them and those tests skip).
+[ "${CALIBENCH_PEERS:-1}" = 0 ] || scripts/setup_peers.sh
+
 BUILD_DIR=${CALIBENCH_BUILD_DIR:-build}
 # CALIBENCH_CUDA=AUTO|ON|OFF (default AUTO: the CUDA backend is built when nvcc is found).
 if [ ! -f "$BUILD_DIR/build.ninja" ]; then

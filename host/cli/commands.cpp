@@ -24,6 +24,7 @@
 #include "host/grid.hpp"
 #include "host/metrics.hpp"
 #include "host/report.hpp"
+#include "host/segmentation.hpp"
 #include "host/sweep.hpp"
 #include "host/sweep_input.hpp"
 
@@ -90,6 +91,114 @@ int run_eval(const eval_args& a) {
   } else {
     std::cout << eval_table(r);
   }
+  return 0;
+}
+
+namespace {
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const std::size_t next = std::min(text.find(',', pos), text.size());
+    if (next > pos) out.push_back(text.substr(pos, next - pos));
+    pos = next + 1;
+  }
+  return out;
+}
+}  // namespace
+
+int run_seg_eval(const seg_eval_args& a) {
+  seg_eval_options o;
+  o.metrics = resolve_conventions(a.conventions, a.bins);
+  o.roi = a.roi;
+  o.roi_dilation = a.roi_dilation;
+  o.background = a.background;
+  o.methods = split_list(a.methods);
+  if (o.methods.empty()) throw input_error("--methods: no method named");
+  o.groups = split_list(a.groups);
+  o.backend = backend_for(a.backend, o.metrics);
+  o.reliability = a.reliability;
+  const seg_report r = evaluate_segmentation(a.file, o);
+
+  std::vector<std::string> groups, methods;
+  for (const auto& x : r.results) {
+    if (std::find(groups.begin(), groups.end(), x.group) == groups.end()) groups.push_back(x.group);
+    if (std::find(methods.begin(), methods.end(), x.method) == methods.end()) methods.push_back(x.method);
+  }
+  const double rate = r.seconds > 0 ? static_cast<double>(r.pixels_evaluated) / r.seconds : 0.0;
+  if (a.format == "json") {
+    nlohmann::json j;
+    j["file"] = a.file;
+    j["options"] = {{"bins", a.bins},
+                    {"conventions", conventions_json(o.metrics)},
+                    {"roi", o.roi},
+                    {"roi_dilation", o.roi_dilation},
+                    {"background", o.background},
+                    {"methods", o.methods}};
+    if (r.temperature > 0)
+      j["ts"] = {{"temperature", r.temperature}, {"fit_group", o.fit_group}, {"fit_pixels", r.fit_pixels},
+                 {"backend", r.backend}};
+    j["results"] = nlohmann::json::array();
+    for (const auto& x : r.results) {
+      const auto& m = x.metrics;
+      nlohmann::json dice = nlohmann::json::array();
+      for (double d : m.dice) dice.push_back(json_number(d));
+      nlohmann::json row{{"method", x.method},       {"group", x.group},
+                         {"roi_pixels", m.roi_pixels}, {"pixels", m.pixels},
+                         {"accuracy", json_number(m.accuracy)}, {"ece", json_number(m.ece)},
+                         {"mce", json_number(m.mce)},  {"sce", json_number(m.sce)},
+                         {"sce_under", json_number(m.sce_under)}, {"sce_over", json_number(m.sce_over)},
+                         {"nll", json_number(m.nll)},  {"brier", json_number(m.brier)},
+                         {"dice", dice},               {"mean_dice", json_number(m.mean_dice)}};
+      if (a.reliability) {
+        nlohmann::json bins = nlohmann::json::array();
+        for (std::size_t i = 0; i < m.reliability.size(); ++i) {
+          const auto& b = m.reliability[i];
+          const auto edge = bin_slot_bounds(o.metrics.bin_rule, static_cast<std::int32_t>(i), o.metrics.num_bins);
+          const double cnt = static_cast<double>(b.count);
+          bins.push_back({{"lo", edge.lo}, {"hi", edge.hi}, {"count", b.count},
+                          {"accuracy", b.count ? json_number(b.sum_correct / cnt) : nlohmann::json(nullptr)},
+                          {"confidence", b.count ? json_number(b.sum_confidence / cnt) : nlohmann::json(nullptr)}});
+        }
+        row["reliability"] = std::move(bins);
+      }
+      j["results"].push_back(std::move(row));
+    }
+    j["seconds"] = r.seconds;
+    j["pixels_per_second"] = rate;
+    std::cout << j.dump(2) << "\n";
+    return 0;
+  }
+  const auto find = [&](const std::string& method, const std::string& group) -> const seg_metrics& {
+    for (const auto& x : r.results) {
+      if (x.method == method && x.group == group) return x.metrics;
+    }
+    throw error("missing result");
+  };
+  std::string out = fmt::format("{}  (ROI: {}{}; {} bins {}; metrics x100)\n", a.file, o.roi,
+                                o.roi == "dilate" ? fmt::format(", r = {} px around labels != {}", o.roi_dilation, o.background) : "",
+                                a.bins, binning_name(o.metrics.bin_rule));
+  if (r.temperature > 0)
+    out += fmt::format("ts: T = {:.4f} fitted by NLL on {} ROI pixels of /{} ({})\n", r.temperature, r.fit_pixels,
+                       o.fit_group, r.backend);
+  for (const auto& [title, member] : std::vector<std::pair<std::string, double seg_metrics::*>>{
+           {"ECE %", &seg_metrics::ece}, {"SCE %", &seg_metrics::sce}, {"mean Dice %", &seg_metrics::mean_dice}}) {
+    out += fmt::format("\n{:<18}", title);
+    for (const auto& g : groups) out += fmt::format("{:>17}", g);
+    out += "\n";
+    for (const auto& method : methods) {
+      out += fmt::format("{:<18}", method);
+      for (const auto& g : groups) {
+        const double v = find(method, g).*member;
+        out += std::isfinite(v) ? fmt::format("{:>17.2f}", 100.0 * v) : fmt::format("{:>17}", "n/a");
+      }
+      out += "\n";
+    }
+  }
+  out += fmt::format("\nROI pixels:");
+  for (const auto& g : groups) out += fmt::format(" {} {}", g, find(methods.front(), g).roi_pixels);
+  out += fmt::format("\n{} pixel-evaluations in {:.2f} s ({:.3g} pixels/s)\n", r.pixels_evaluated, r.seconds, rate);
+  std::cout << out;
   return 0;
 }
 

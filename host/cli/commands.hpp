@@ -30,6 +30,21 @@ int run_info(const std::string& file, const std::string& format);
 
 int run_version();
 
+struct seg_eval_args {
+  std::string file;
+  std::int32_t bins = 15;
+  convention_names conventions;
+  std::string roi = "dilate";
+  std::int32_t roi_dilation = 10;
+  std::int32_t background = 0;
+  std::string methods = "uncalibrated";  ///< comma-separated
+  std::string groups;                    ///< comma-separated; empty: all
+  std::string backend = "auto";
+  bool reliability = false;
+  std::string format = "table";
+};
+int run_seg_eval(const seg_eval_args& a);
+
 struct sweep_candidates_args {
   std::string file;
   std::string split = "val";

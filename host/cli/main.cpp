@@ -24,6 +24,7 @@
 
 #include "host/cli/commands.hpp"
 #include "host/error.hpp"
+#include "host/segmentation.hpp"
 #include "host/synth.hpp"
 
 namespace {
@@ -74,16 +75,24 @@ CLI::Validator finite_number(double lo, double hi, bool open_lo, bool open_hi, c
 /// The conventions options (docs/metrics.md); `all` false: only --binning (sweeps bin the
 /// top-label confidence and nothing else).
 void add_convention_options(CLI::App* cmd, convention_names& c, bool all) {
+  // Empty text would mean "the preset's value" to resolve_conventions: refuse it here.
+  const CLI::Validator named(
+      [](std::string& text) -> std::string { return text.empty() ? std::string("an empty name") : std::string(); },
+      "NAME");
   cmd->add_option("--binning", c.binning,
-                  "Equal-width bins: right-closed | guo-strict | left-closed | torchmetrics | digitize-linspace");
+                  "Equal-width bins: right-closed | guo-strict | left-closed | torchmetrics | digitize-linspace")
+      ->check(named);
   if (!all) return;
   cmd->add_option("--conventions", c.preset,
                   "Preset of another library's conventions: calibench | torchmetrics | netcal | focal | guo | "
-                  "dirichlet | verified-calibration | mixnmatch");
-  cmd->add_option("--classwise-binning", c.classwise_binning, "Bins of the classwise metrics (default: --binning)");
-  cmd->add_option("--adaptive", c.adaptive, "Equal-mass bins of adaECE: split | interp | quantile | midpoint | floor-count");
-  cmd->add_option("--classwise-reduction", c.classwise_reduction, "Classwise ECE over classes: mean | sum");
-  cmd->add_option("--brier", c.brier, "Brier score: sum | per-class-mean | top-label");
+                  "dirichlet | verified-calibration | mixnmatch")
+      ->check(named);
+  cmd->add_option("--classwise-binning", c.classwise_binning, "Bins of the classwise metrics (default: --binning)")
+      ->check(named);
+  cmd->add_option("--adaptive", c.adaptive, "Equal-mass bins of adaECE: split | interp | quantile | midpoint | floor-count")
+      ->check(named);
+  cmd->add_option("--classwise-reduction", c.classwise_reduction, "Classwise ECE over classes: mean | sum")->check(named);
+  cmd->add_option("--brier", c.brier, "Brier score: sum | per-class-mean | top-label")->check(named);
   cmd->add_option_function<double>(
          "--nll-clip", [&c](const double& eps) { c.nll_clip = eps; },
          "Clip p_y to [EPS, 1 - EPS] before the log in NLL (1e-15: scikit-learn log_loss)")
@@ -188,6 +197,37 @@ int main(int argc, char** argv) {
   synth->add_option("--class-distortion", so.class_distortion, "Std of log per-class scale")->check(non_negative);
   synth->add_option("--class-bias", so.class_bias, "Std of per-class logit offsets")->check(non_negative);
 
+  bool synth_segmentation = false;
+  seg_synth_options sso;
+  synth->add_flag("--segmentation", synth_segmentation,
+                  "A segmentation dump instead (docs/segmentation.md): groups val, test, test_noise, "
+                  "test_bias_field, test_shift; K defaults to 4 and T to 2.5");
+  synth->add_option("--images", sso.images, "--segmentation: images per group")
+      ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 30));
+  synth->add_option("--height", sso.height, "--segmentation: image height")->check(CLI::Range(std::int64_t{4}, std::int64_t{1} << 16));
+  synth->add_option("--width", sso.width, "--segmentation: image width")->check(CLI::Range(std::int64_t{4}, std::int64_t{1} << 16));
+  synth->add_option("--augmentations", sso.augmentations, "--segmentation: stored augmented logits per image")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{64}));
+
+  seg_eval_args sa;
+  auto* seg_eval = app.add_subcommand(
+      "seg-eval", "Segmentation calibration over ROI pixels: ECE, SCE, Dice per domain group (docs/segmentation.md)");
+  seg_eval->add_option("file", sa.file, "HDF5 segmentation dump")->required();
+  seg_eval->add_option("--bins", sa.bins, "Number of bins M")->check(CLI::Range(1, 1000000));
+  add_convention_options(seg_eval, sa.conventions, true);
+  seg_eval->add_option("--roi", sa.roi, "dilate (ground-truth foreground dilated) | stored (/<group>/roi) | all")
+      ->check(CLI::IsMember({"dilate", "stored", "all"}));
+  seg_eval->add_option("--roi-dilation", sa.roi_dilation, "Half-width r of the square dilation kernel (2r+1 pixels)")
+      ->check(CLI::Range(0, 1 << 20));
+  seg_eval->add_option("--background", sa.background, "The background class (not foreground)")->check(CLI::Range(0, 1 << 30));
+  seg_eval->add_option("--methods", sa.methods,
+                       "Comma-separated: uncalibrated, ts (fitted on val ROI pixels), temperature-map, augmented-mean");
+  seg_eval->add_option("--groups", sa.groups, "Comma-separated groups to evaluate (default: all)");
+  seg_eval->add_option("--backend", sa.backend, "Sweep backend of the ts fit: cpu | cuda | auto")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+  seg_eval->add_flag("--reliability", sa.reliability, "Also print the reliability bins of every (method, group)");
+  seg_eval->add_option("--format", sa.format, "table | json")->check(CLI::IsMember({"table", "json"}));
+
   auto* version = app.add_subcommand("version", "Version, CUDA backend and devices");
 
   fit_args fa;
@@ -268,6 +308,16 @@ int main(int argc, char** argv) {
   try {
     if (eval->parsed()) return run_eval(ev);
     if (info->parsed()) return run_info(info_file, info_format);
+    if (synth->parsed() && synth_segmentation) {
+      if (synth->count("--classes") > 0) sso.classes = so.num_classes;
+      if (synth->count("--temperature") > 0) sso.temperature = so.temperature;
+      sso.seed = so.seed;
+      write_seg_synth_dump(synth_out, sso);
+      std::cout << fmt::format("wrote {} (segmentation: {} classes, {} images of {} x {} per group, seed {})\n",
+                               synth_out, sso.classes, sso.images, sso.height, sso.width, sso.seed);
+      return 0;
+    }
+    if (seg_eval->parsed()) return run_seg_eval(sa);
     if (synth->parsed()) {
       write_synth_dump(synth_out, so);
       std::cout << fmt::format("wrote {} ({} classes, {} val, {} test samples, seed {})\n", synth_out, so.num_classes,
