@@ -319,17 +319,23 @@ split_shape inspect_split(const std::string& file_path, hid_t file, const std::s
   return shape;
 }
 
-dump_layout inspect_open(const std::string& path, hid_t file) {
-  dump_layout layout;
-  layout.file = path;
-  layout.attributes = root_attributes(file);
-  if (auto it = layout.attributes.find("format"); it != layout.attributes.end() && it->second != "calibench-logits")
+/// The root attributes of a dump, with `format` and `version` checked (both optional).
+std::map<std::string, std::string> checked_root_attributes(const std::string& path, hid_t file) {
+  auto attributes = root_attributes(file);
+  if (auto it = attributes.find("format"); it != attributes.end() && it->second != "calibench-logits")
     fail(path, fmt::format("attribute format = '{}' (expected 'calibench-logits')", it->second));
-  if (auto it = layout.attributes.find("version"); it != layout.attributes.end()) {
+  if (auto it = attributes.find("version"); it != attributes.end()) {
     const auto version = parse_integer(it->second);
     if (!version || *version > 1)
       fail(path, fmt::format("attribute version = '{}': this calibench reads version 1", it->second));
   }
+  return attributes;
+}
+
+dump_layout inspect_open(const std::string& path, hid_t file) {
+  dump_layout layout;
+  layout.file = path;
+  layout.attributes = checked_root_attributes(path, file);
   for (const auto& split : required_splits()) layout.splits.push_back(inspect_split(path, file, split));
   for (const auto& group : child_groups(file)) {
     if (std::find(required_splits().begin(), required_splits().end(), group) != required_splits().end()) continue;
@@ -663,9 +669,7 @@ std::optional<seg_group> inspect_seg_group(const std::string& path, hid_t file, 
 seg_layout inspect_seg_open(const std::string& path, hid_t file) {
   seg_layout layout;
   layout.file = path;
-  layout.attributes = root_attributes(file);
-  if (auto it = layout.attributes.find("format"); it != layout.attributes.end() && it->second != "calibench-logits")
-    fail(path, fmt::format("attribute format = '{}' (expected 'calibench-logits')", it->second));
+  layout.attributes = checked_root_attributes(path, file);
   std::vector<std::string> names = child_groups(file);
   std::stable_sort(names.begin(), names.end(), [](const std::string& a, const std::string& b) {
     const auto rank = [](const std::string& s) { return s == "val" ? 0 : (s == "test" ? 1 : 2); };

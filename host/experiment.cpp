@@ -2,6 +2,7 @@
 // toml++, cell expansion with content hashes, resumable cell execution with atomic writes,
 // and the reports (CSV, JSON, HDF5, Markdown, LaTeX).
 #include "host/experiment.hpp"
+#include "host/segmentation.hpp"
 
 #include <fcntl.h>
 #include <glob.h>
@@ -100,8 +101,46 @@ std::string string_at(const toml::table& t, const std::string& key, const std::s
   return *v;
 }
 
+/// `synth = { segmentation = true, ... }`: a segmentation dump generated into DIR/data.
+std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std::string& file,
+                                             const std::string& out_dir, std::size_t index) {
+  seg_synth_options o;
+  const std::string where = fmt::format("datasets[{}].synth", index);
+  for (const auto& [key, node] : synth) {
+    const std::string k(key.str());
+    static const std::set<std::string> known{"segmentation", "classes", "images", "height", "width", "seed",
+                                             "temperature", "augmentations", "name"};
+    if (!known.contains(k)) spec_fail(file, fmt::format("{}: unknown key '{}'", where, k));
+  }
+  o.classes = integer_at(synth, "classes", o.classes, file, 2);
+  o.images = integer_at(synth, "images", o.images, file, 1);
+  o.height = integer_at(synth, "height", o.height, file, 4);
+  o.width = integer_at(synth, "width", o.width, file, 4);
+  o.augmentations = integer_at(synth, "augmentations", o.augmentations, file, 0);
+  o.seed = static_cast<std::uint64_t>(integer_at(synth, "seed", 0, file, 0));
+  if (const auto* node = synth.get("temperature")) {
+    const auto v = node->value<double>();
+    if (!v || !(*v > 0)) spec_fail(file, fmt::format("{}.temperature: expected a number > 0", where));
+    o.temperature = *v;
+  }
+  hasher h;
+  h.add(fmt::format("seg {} {} {} {} {} {} {}", o.classes, o.images, o.height, o.width, o.seed, o.temperature,
+                    o.augmentations));
+  const std::string name = string_at(synth, "name", fmt::format("seg-k{}-s{}", o.classes, o.seed), file);
+  const fs::path dir = fs::path(out_dir) / "data";
+  fs::create_directories(dir);
+  const fs::path path = dir / fmt::format("{}-{:016x}.h5", name, h.value());
+  if (!fs::exists(path)) write_seg_synth_dump(path.string(), o);  // atomic
+  return {{path.string(), name, ""}};
+}
+
 std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::string& file, const std::string& out_dir,
                                          std::size_t index) {
+  if (synth.get("segmentation") != nullptr) {
+    if (!synth.get("segmentation")->value<bool>().value_or(false))
+      spec_fail(file, fmt::format("datasets[{}].synth.segmentation: expected true (or leave it out)", index));
+    return seg_synth_dataset(synth, file, out_dir, index);
+  }
   synth_options o;
   const std::string where = fmt::format("datasets[{}].synth", index);
   for (const auto& [key, node] : synth) {
@@ -259,7 +298,36 @@ nlohmann::json metrics_object(const metric_set& m) {
   return eval_json(r);
 }
 
+/// A segmentation cell: one method on every group of one dump (docs/segmentation.md).
+nlohmann::json run_seg_cell(const experiment_spec& spec, const cell& c) {
+  seg_eval_options o;
+  o.metrics = resolve_conventions(spec.conventions, spec.bins);
+  o.roi = spec.roi;
+  o.roi_dilation = spec.roi_dilation;
+  o.background = spec.background;
+  o.methods = {c.method->method};
+  o.backend = spec.backend;
+  const seg_report r = evaluate_segmentation(c.dataset->path, o);
+  nlohmann::json groups = nlohmann::json::object();
+  for (const auto& x : r.results) {
+    const auto& m = x.metrics;
+    nlohmann::json dice = nlohmann::json::array();
+    for (double d : m.dice) dice.push_back(json_number(d));
+    groups[x.group] = {{"roi_pixels", m.roi_pixels}, {"pixels", m.pixels},
+                       {"accuracy", json_number(m.accuracy)}, {"ece", json_number(m.ece)},
+                       {"mce", json_number(m.mce)}, {"sce", json_number(m.sce)},
+                       {"nll", json_number(m.nll)}, {"brier", json_number(m.brier)},
+                       {"dice", dice}, {"mean_dice", json_number(m.mean_dice)}};
+  }
+  nlohmann::json out{{"groups", groups}, {"seconds", r.seconds}};
+  out["params"] = r.temperature > 0 ? nlohmann::json{{"temperature", r.temperature}, {"fit_pixels", r.fit_pixels}}
+                                    : nlohmann::json::object();
+  out["backend"] = r.backend.empty() ? "cpu" : r.backend;
+  return out;
+}
+
 nlohmann::json run_cell(const experiment_spec& spec, const cell& c, sweep_backend& backend) {
+  if (spec.task == "segmentation") return run_seg_cell(spec, c);
   const auto started = std::chrono::steady_clock::now();
   auto [val, test] = load_splits(c.dataset->path, c.seed);
   const metric_options mo = resolve_conventions(spec.conventions, spec.bins);
@@ -404,6 +472,35 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   }
 }
 
+namespace {
+
+const std::vector<std::string>& seg_method_names() {
+  static const std::vector<std::string> names{"uncalibrated", "ts", "temperature-map", "augmented-mean"};
+  return names;
+}
+
+/// The segmentation part of a spec: `methods` is a list of seg-eval method names; one dump's
+/// own groups are the domains, so there are no re-splits (seeds) and no bootstrap.
+experiment_spec load_seg_spec(const toml::table& root, const std::string& path, experiment_spec spec) {
+  if (spec.seeds != std::vector<std::uint64_t>{0}) spec_fail(path, "seeds: a segmentation study has no re-splits");
+  if (spec.bootstrap > 0) spec_fail(path, "bootstrap: not available for segmentation studies");
+  spec.roi = string_at(root, "roi", "dilate", path, {"dilate", "stored", "all"});
+  spec.roi_dilation = static_cast<std::int32_t>(integer_at(root, "roi_dilation", 10, path, 0));
+  spec.background = static_cast<std::int32_t>(integer_at(root, "background", 0, path, 0));
+  const auto* methods = root.get_as<toml::array>("methods");
+  if (methods == nullptr || methods->empty())
+    spec_fail(path, fmt::format("methods: expected a list of {}", fmt::join(seg_method_names(), ", ")));
+  for (const auto& node : *methods) {
+    const auto name = node.value<std::string>();
+    if (!name || std::find(seg_method_names().begin(), seg_method_names().end(), *name) == seg_method_names().end())
+      spec_fail(path, fmt::format("methods: expected names from {}", fmt::join(seg_method_names(), ", ")));
+    spec.methods.push_back({*name, *name, {}});
+  }
+  return spec;
+}
+
+}  // namespace
+
 experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
   if (!fs::exists(path)) throw input_error(fmt::format("{}: no such file", path));
   toml::table root;
@@ -415,7 +512,7 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
   static const std::set<std::string> known{
       "name",    "description", "bins",  "binning",   "conventions",    "classwise_binning", "adaptive",
       "classwise_reduction", "brier", "nll_clip", "backend", "seeds", "bootstrap", "bootstrap_seed",
-      "datasets", "methods", "notes", "table_metric"};
+      "datasets", "methods", "notes", "table_metric", "task", "roi", "roi_dilation", "background"};
   for (const auto& [key, node] : root) {
     if (!known.contains(std::string(key.str()))) spec_fail(path, fmt::format("unknown key '{}'", key.str()));
   }
@@ -473,9 +570,12 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
     if (spec.seeds.empty()) spec_fail(path, "seeds: empty list");
   }
   const auto* datasets = root.get_as<toml::array>("datasets");
-  auto model_of = [](const std::string& dump) {
+  auto model_of = [](const std::string& dump, const toml::table& spec_root) {
     try {
-      const auto layout = inspect_dump(dump);
+      const auto* task = spec_root.get("task");
+      const auto layout = task != nullptr && task->value<std::string>().value_or("") == "segmentation"
+                              ? dump_layout{dump, inspect_segmentation(dump).attributes, {}}
+                              : inspect_dump(dump);
       const auto it = layout.attributes.find("model");
       return it == layout.attributes.end() ? std::string() : it->second;
     } catch (const input_error&) {
@@ -494,9 +594,11 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
     } else {
       spec_fail(path, fmt::format("datasets[{}]: needs 'path' or 'synth'", i));
     }
-    for (auto& d : found) d.model = model_of(d.path);
+    for (auto& d : found) d.model = model_of(d.path, root);
     spec.datasets.insert(spec.datasets.end(), found.begin(), found.end());
   }
+  spec.task = string_at(root, "task", "classification", path, {"classification", "segmentation"});
+  if (spec.task == "segmentation") return load_seg_spec(root, path, std::move(spec));
   const auto* methods = root.get_as<toml::array>("methods");
   if (methods == nullptr || methods->empty()) spec_fail(path, "no [[methods]]");
   for (std::size_t i = 0; i < methods->size(); ++i) {
@@ -532,6 +634,10 @@ std::vector<cell> expand_cells(const experiment_spec& spec) {
                                       {"engine", CALIBENCH_VERSION}};
         hasher h;
         h.add(default_conventions ? identity.dump() : identity.dump() + conventions.dump());
+        if (spec.task == "segmentation")
+          h.add(nlohmann::json{{"task", spec.task}, {"roi", spec.roi}, {"roi_dilation", spec.roi_dilation},
+                               {"background", spec.background}}
+                    .dump());
         cells.push_back({fmt::format("{:016x}", h.value()), &d, &m, seed});
       }
     }
@@ -578,10 +684,11 @@ sweep_summary run_cells(const experiment_spec& spec, const std::vector<cell>& ce
     if (options.verbose) {
       std::cerr << fmt::format("[{}/{}] {} | {} | seed {}: {}\n", done, s.cells, c->dataset->name, c->method->label,
                                c->seed,
-                               result.contains("error") ? "FAILED: " + result["error"].get<std::string>()
-                                                        : fmt::format("test ECE {:.2f} %, {:.2f} s",
-                                                                      100.0 * result["test"]["ece"].get<double>(),
-                                                                      result["seconds"].get<double>()));
+                               result.contains("error")  ? "FAILED: " + result["error"].get<std::string>()
+                               : !result.contains("test") ? fmt::format("{:.2f} s", result["seconds"].get<double>())
+                                                          : fmt::format("test ECE {:.2f} %, {:.2f} s",
+                                                                        100.0 * result["test"]["ece"].get<double>(),
+                                                                        result["seconds"].get<double>()));
     } else if (options.progress) {
       const double rate = static_cast<double>(s.ran) / std::max(elapsed, 1e-9);
       const double eta = static_cast<double>(s.cells - done) / std::max(rate, 1e-9);
@@ -638,7 +745,102 @@ double std_of(const std::vector<double>& v) {
 
 }  // namespace
 
+namespace {
+
+/// Reports of a segmentation study: results.json, results.csv (one row per cell and group)
+/// and table.md / table.tex shaped like the paper's Table 1: per dataset, methods as rows and
+/// groups (domains) as columns, ECE % and SCE %, then mean Dice %.
+std::string write_seg_reports(const experiment_spec& spec, const std::vector<cell>& cells, const std::string& out_dir) {
+  std::vector<nlohmann::json> results;
+  for (const auto& c : cells) {
+    nlohmann::json r = read_cell(cell_path(out_dir, c));
+    if (r.is_null()) r = {{"id", c.id}, {"dataset", c.dataset->name}, {"label", c.method->label}, {"error", "not run"}};
+    results.push_back(std::move(r));
+  }
+  write_file_atomic((fs::path(out_dir) / "results.json").string(), nlohmann::json(results).dump(1));
+  std::string csv = "id,dataset,method,group,roi_pixels,pixels,accuracy,ece,mce,sce,nll,brier,mean_dice,params,error\n";
+  for (const auto& r : results) {
+    if (r.contains("error")) {
+      csv += fmt::format("{},{},{},,,,,,,,,,,,{}\n", r.value("id", ""), csv_field(r.value("dataset", "")),
+                         r.value("label", ""), csv_field(r.value("error", "")));
+      continue;
+    }
+    for (const auto& [group, m] : r["groups"].items()) {
+      csv += fmt::format("{},{},{},{},{},{}", r.value("id", ""), csv_field(r.value("dataset", "")), r.value("label", ""),
+                         group, m["roi_pixels"].dump(), m["pixels"].dump());
+      for (const char* key : {"accuracy", "ece", "mce", "sce", "nll", "brier", "mean_dice"})
+        csv += fmt::format(",{}", m[key].is_null() ? "" : m[key].dump());
+      csv += fmt::format(",{},\n", csv_field(r["params"].dump()));
+    }
+  }
+  write_file_atomic((fs::path(out_dir) / "results.csv").string(), csv);
+
+  std::string md = fmt::format("# {}\n\nSegmentation calibration over ROI pixels ({}{}), {} bins {}; methods as rows, "
+                               "domain groups as columns; ECE and SCE %, mean Dice % over all pixels. Spec: `{}`.\n",
+                               spec.name, spec.roi,
+                               spec.roi == "dilate" ? fmt::format(": foreground dilated by r = {} px", spec.roi_dilation)
+                                                    : std::string(),
+                               spec.bins, conventions_label(spec), spec.file);
+  std::string tex = fmt::format("% {} -- generated by calibench sweep from {}\n", latex_escape(spec.name),
+                                latex_escape(spec.file));
+  for (const auto& d : spec.datasets) {
+    std::vector<std::string> groups;
+    for (const auto& r : results) {
+      if (r.value("dataset", "") != d.name || r.contains("error")) continue;
+      for (const auto& [group, m] : r["groups"].items()) {
+        if (std::find(groups.begin(), groups.end(), group) == groups.end()) groups.push_back(group);
+      }
+    }
+    std::sort(groups.begin(), groups.end(), [](const std::string& a, const std::string& b) {
+      const auto rank = [](const std::string& s) { return s == "val" ? 0 : (s == "test" ? 1 : 2); };
+      return std::make_pair(rank(a), a) < std::make_pair(rank(b), b);
+    });
+    md += fmt::format("\n## {}\n", d.name);
+    tex += fmt::format("% {}\n\\begin{{tabular}}{{l{}}}\n\\toprule\n", latex_escape(d.name),
+                       std::string(groups.size(), 'r'));
+    for (const auto& [title, key] : std::vector<std::pair<std::string, std::string>>{
+             {"ECE %", "ece"}, {"SCE %", "sce"}, {"mean Dice %", "mean_dice"}}) {
+      md += fmt::format("\n| {} |", title);
+      for (const auto& g : groups) md += fmt::format(" {} |", g);
+      md += "\n|---|" + std::string() ;
+      for (std::size_t i = 0; i < groups.size(); ++i) md += "---|";
+      md += "\n";
+      tex += latex_escape(title);
+      for (const auto& g : groups) tex += fmt::format(" & {}", latex_escape(g));
+      tex += " \\\\\n\\midrule\n";
+      for (const auto& m : spec.methods) {
+        md += fmt::format("| {} |", m.label);
+        tex += latex_escape(m.label);
+        const nlohmann::json* row = nullptr;
+        for (const auto& r : results) {
+          if (r.value("dataset", "") == d.name && r.value("label", "") == m.label) row = &r;
+        }
+        for (const auto& g : groups) {
+          std::string text = "n/a";
+          if (row != nullptr && row->contains("error")) {
+            text = "failed";
+          } else if (row != nullptr && (*row)["groups"].contains(g) && !(*row)["groups"][g][key].is_null()) {
+            text = fmt::format("{:.2f}", 100.0 * (*row)["groups"][g][key].get<double>());
+          }
+          md += fmt::format(" {} |", text);
+          tex += fmt::format(" & {}", text);
+        }
+        md += "\n";
+        tex += " \\\\\n";
+      }
+      tex += "\\midrule\n";
+    }
+    tex += "\\bottomrule\n\\end{tabular}\n";
+  }
+  write_file_atomic((fs::path(out_dir) / "table.md").string(), md);
+  write_file_atomic((fs::path(out_dir) / "table.tex").string(), tex);
+  return md;
+}
+
+}  // namespace
+
 std::string write_reports(const experiment_spec& spec, const std::vector<cell>& cells, const std::string& out_dir) {
+  if (spec.task == "segmentation") return write_seg_reports(spec, cells, out_dir);
   std::vector<nlohmann::json> results;
   for (const auto& c : cells) {
     nlohmann::json r = read_cell(cell_path(out_dir, c));

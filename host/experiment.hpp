@@ -43,6 +43,12 @@ struct experiment_spec {
   std::vector<method_config> methods;
   std::string table_metric = "ece";  ///< the metric of the tables' cells (any eval metric key)
   std::vector<std::string> notes;    ///< the spec's own notes, then e.g. unmatched optional globs
+  /// "classification", or "segmentation" (docs/segmentation.md): methods are seg-eval methods,
+  /// one cell per dataset and method, tables with methods as rows and domain groups as columns.
+  std::string task = "classification";
+  std::string roi = "dilate";        ///< segmentation: ROI rule
+  std::int32_t roi_dilation = 10;    ///< segmentation: r of the square dilation
+  std::int32_t background = 0;       ///< segmentation: the class outside the foreground
 };
 
 /// One unit of work.
