@@ -200,6 +200,7 @@ seg_metrics finish(const seg_accumulator& acc, const metric_options& mo, bool re
     }
   }
   r.mean_dice = dice_classes > 0 ? dice_sum / static_cast<double>(dice_classes) : k_nan;
+  if (reliability) r.reliability = acc.top;  // every slot, empty ones included
   if (acc.roi_pixels == 0) {
     r.accuracy = r.ece = r.mce = r.sce = r.sce_under = r.sce_over = r.nll = r.brier = k_nan;
     return r;
@@ -233,7 +234,6 @@ seg_metrics finish(const seg_accumulator& acc, const metric_options& mo, bool re
     r.sce_under /= static_cast<double>(k);
     r.sce_over /= static_cast<double>(k);
   }
-  if (reliability) r.reliability = acc.top;
   return r;
 }
 
