@@ -292,9 +292,10 @@ std::pair<split_data, split_data> load_splits(const std::string& path, std::uint
   return {std::move(new_val), std::move(new_test)};
 }
 
-nlohmann::json metrics_object(const metric_set& m) {
+nlohmann::json metrics_object(const metric_set& m, const metric_options& options) {
   eval_report r;
   r.metrics = m;
+  r.options = options;
   return eval_json(r);
 }
 
@@ -373,8 +374,8 @@ nlohmann::json run_cell(const experiment_spec& spec, const cell& c, sweep_backen
     v_scores = cal.apply(val);
     t_scores = cal.apply(test);
   }
-  out["val"] = metrics_object(compute_metrics(v_scores, mo));
-  out["test"] = metrics_object(compute_metrics(t_scores, mo));
+  out["val"] = metrics_object(compute_metrics(v_scores, mo), mo);
+  out["test"] = metrics_object(compute_metrics(t_scores, mo), mo);
   // What the plots need: reliability bins of both splits, the test retention curve, and the
   // per-class validation accuracy of the uncalibrated model.
   auto reliability = [&](const scored_split& s) {

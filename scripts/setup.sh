@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(cmake ninja-build g++ pkg-config libhdf5-dev hdf5-tools libcli11-dev nlohmann-json3-dev libfmt-dev libtomlplusplus-dev
               libgtest-dev libgmock-dev libbenchmark-dev libomp-dev libopenmpi-dev openmpi-bin
               libeigen3-dev liblbfgspp-dev libnlopt-cxx-dev)
-PY_PACKAGES=(numpy h5py scipy scikit-learn pytest matplotlib)
+PY_PACKAGES=(numpy h5py scipy scikit-learn pytest matplotlib scikit-build-core nanobind)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -24,7 +24,7 @@ if ((${#missing[@]})); then
   }
 fi
 
-if ! python3 -c "import numpy, h5py, scipy, sklearn, pytest, matplotlib" 2>/dev/null; then
+if ! python3 -c "import numpy, h5py, scipy, sklearn, pytest, matplotlib, scikit_build_core, nanobind" 2>/dev/null; then
   echo "setup: installing Python packages: ${PY_PACKAGES[*]}" >&2
   python3 -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
@@ -44,5 +44,14 @@ echo "setup: building in $BUILD_DIR" >&2
 if ! cmake --build "$BUILD_DIR" -- -j"$(nproc)" >"$BUILD_DIR.build.log" 2>&1; then
   grep -E -A5 "error|FAILED" "$BUILD_DIR.build.log" | head -60 >&2
   echo "setup: build failed; full log in $BUILD_DIR.build.log" >&2
+  exit 1
+fi
+
+# The Python package calibench (docs/python.md): incremental build in build-py/, installed into
+# python3's site-packages (which .venv-peers also sees).
+echo "setup: building and installing the Python package (pip install .)" >&2
+if ! python3 -m pip install -q --disable-pip-version-check --no-build-isolation . >build-py.log 2>&1; then
+  grep -E -A5 "error|FAILED" build-py.log | head -60 >&2
+  echo "setup: Python package build failed; full log in build-py.log" >&2
   exit 1
 fi

@@ -370,9 +370,11 @@ split_outcome evaluate_calibrated(const calibrator& cal, const split_data& split
   return out;
 }
 
-nlohmann::json metrics_json(const metric_set& m) {
+/// The metrics of one split as `eval --format json` prints them, conventions included.
+nlohmann::json metrics_json(const metric_set& m, const metric_options& options) {
   eval_report r;
   r.metrics = m;
+  r.options = options;
   return eval_json(r);
 }
 
@@ -391,15 +393,15 @@ void save_calibrated(const std::string& path, const calibrator& cal, const std::
                test.scores.probs.data()}});
 }
 
-int print_calibrated(const calibrator& cal, const split_outcome& val, const split_outcome& test, double seconds,
-                     const std::string& backend, const nlohmann::json& options, const std::string& format,
-                     const std::string& file) {
+int print_calibrated(const calibrator& cal, const split_outcome& val, const split_outcome& test,
+                     const metric_options& mo, double seconds, const std::string& backend,
+                     const nlohmann::json& options, const std::string& format, const std::string& file) {
   if (format == "json") {
     nlohmann::json j;
     j["method"] = cal.method;
     j["params"] = cal.params();
-    j["val"] = metrics_json(val.metrics);
-    j["test"] = metrics_json(test.metrics);
+    j["val"] = metrics_json(val.metrics, mo);
+    j["test"] = metrics_json(test.metrics, mo);
     j["order_inversions"] = {{"val", json_number(val.inversions)}, {"test", json_number(test.inversions)}};
     j["seconds"] = seconds;
     j["backend"] = backend;
@@ -454,7 +456,7 @@ int run_fit(const fit_args& a) {
                                {"calib_bins", a.calib_bins}, {"iterations", a.iterations},
                                {"accuracy_constraint", a.accuracy_constraint}, {"cts_search", a.cts_search},
                                {"bins", a.bins},             {"conventions", conventions_json(mo)}};
-  return print_calibrated(cal, v, t, seconds, backend->name(), options, a.format, a.file);
+  return print_calibrated(cal, v, t, mo, seconds, backend->name(), options, a.format, a.file);
 }
 
 int run_apply(const apply_args& a) {
@@ -478,7 +480,7 @@ int run_apply(const apply_args& a) {
   const split_outcome t = evaluate_calibrated(cal, test, mo);
   if (!a.save.empty()) save_calibrated(a.save, cal, a.file, v, t);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  return print_calibrated(cal, v, t, seconds, "cpu", {{"calibrator_file", a.calibrator_file}}, a.format, a.file);
+  return print_calibrated(cal, v, t, mo, seconds, "cpu", {{"calibrator_file", a.calibrator_file}}, a.format, a.file);
 }
 
 namespace {
