@@ -36,6 +36,7 @@ __all__ = [
     "evaluate",
     "fit",
     "Calibrator",
+    "sweep",
     "sweep_temperatures",
     "sweep_weights",
     "top_label_metrics",
@@ -403,6 +404,21 @@ def sweep_weights(
     prediction stays the uncalibrated argmax. Returns the dict of `sweep_temperatures`."""
     return _sweep("weight", logits, labels, _candidates(weights, "weights"), None, bins, binning, backend, adaece,
                   probs, per_bin)
+
+
+def sweep(logits: Any, labels: Any, family: str = "temperature", candidates: Any = None, **options) -> dict:
+    """One batch sweep of a candidate family (docs/sweeps.md): family "temperature" (candidates =
+    temperatures), "inverse-temperature" (candidates = an arithmetic grid of 1/T) or "weight"
+    (candidates = weights in [0, 1]); the other keyword options are those of
+    `sweep_temperatures`. Returns its dict of per-candidate NumPy arrays."""
+    if family == "temperature":
+        return sweep_temperatures(logits, labels, temperatures=candidates, **options)
+    if family == "inverse-temperature":
+        return sweep_temperatures(logits, labels, inverse_temperatures=candidates, **options)
+    if family == "weight":
+        return sweep_weights(logits, labels, candidates, **options)
+    raise ValueError(f"sweep: family '{family}' is not one of temperature, inverse-temperature, weight "
+                     "(class- and bin-temperature sweeps are CLI-only: calibench sweep-candidates)")
 
 
 def top_label_metrics(

@@ -271,3 +271,19 @@ def test_torch_tensors():
     np.testing.assert_array_equal(cal.transform(z), from_numpy.transform(logits))
     if torch.cuda.is_available():
         raises(r"move it to the CPU", calibench.evaluate, z.cuda(), y)
+
+
+def test_sweep_dispatches_to_the_families():
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=(300, 5)).astype(np.float32)
+    labels = rng.integers(0, 5, size=300)
+    for family, call in (("temperature", lambda: calibench.sweep_temperatures(logits, labels, temperatures=[0.5, 2.0])),
+                         ("inverse-temperature",
+                          lambda: calibench.sweep_temperatures(logits, labels, inverse_temperatures=[0.5, 1.0, 1.5])),
+                         ("weight", lambda: calibench.sweep_weights(logits, labels, [0.2, 0.9]))):
+        cands = {"temperature": [0.5, 2.0], "inverse-temperature": [0.5, 1.0, 1.5], "weight": [0.2, 0.9]}[family]
+        got, want = calibench.sweep(logits, labels, family, cands), call()
+        for key in ("ece", "nll", "brier", "accuracy"):
+            np.testing.assert_array_equal(got[key], want[key])
+    with pytest.raises(ValueError, match="family"):
+        calibench.sweep(logits, labels, "class-temperature", [1.0])
