@@ -1,6 +1,7 @@
 // Fitting and applying the seed papers' calibrators (docs/calibrators.md). Grid searches run
 // on the sweep backend (one call per grid); NLL fits are 1-D convex problems solved by a
-// safeguarded Newton iteration; application and scoring are float64 on the host.
+// safeguarded Newton iteration, or L-BFGS for the logit maps (host/gradient_fit.hpp);
+// application and scoring are float64 on the host.
 #include "host/calibrate.hpp"
 
 #include <algorithm>
@@ -10,9 +11,11 @@
 #include <optional>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "host/conventions.hpp"
 #include "host/error.hpp"
+#include "host/gradient_fit.hpp"
 #include "host/grid.hpp"
 #include "host/sweep_detail.hpp"
 #include "host/sweep_input.hpp"
@@ -87,6 +90,68 @@ std::vector<std::int64_t> group_by_edges(const std::vector<double>& confidence, 
     group[i] = it == edges.end() ? last : static_cast<std::int64_t>(it - edges.begin());
   }
   return group;
+}
+
+// ---- logit maps trained by NLL (vs, ms, cts_nll) ------------------------------------------
+
+bool is_logit_map(const std::string& method) { return method == "vs" || method == "ms" || method == "cts_nll"; }
+
+logit_map logit_map_of(const std::string& method) {
+  if (method == "vs") return logit_map::vector;
+  if (method == "ms") return logit_map::matrix;
+  return logit_map::class_temperature;
+}
+
+/// Default L-BFGS iterations of vs, ms, cts_nll (docs/calibrators.md).
+constexpr std::int64_t k_default_lbfgs_iterations = 1000;
+
+calibrator fit_logit_map_method(const split_data& val, const fit_options& o) {
+  const std::int64_t k = val.num_classes;
+  const auto r = fit_logit_map(logit_map_of(o.method), logits_of(val), val.labels, k,
+                               o.iterations >= 0 ? o.iterations : k_default_lbfgs_iterations,
+                               val.file + ": " + val.values_path());
+  calibrator cal;
+  cal.method = o.method;
+  cal.iterations_run = r.iterations;
+  cal.final_nll = r.nll;
+  cal.stop = r.stop;
+  const auto first = r.params.begin();
+  if (o.method == "vs") {
+    cal.weights.assign(first, first + k);
+    cal.biases.assign(first + k, r.params.end());
+  } else if (o.method == "ms") {
+    cal.matrix.assign(first, first + k * k);
+    cal.biases.assign(first + k * k, r.params.end());
+  } else {
+    for (double b : r.params) cal.temperatures.push_back(1.0 / b);
+  }
+  return cal;
+}
+
+/// The flat parameters of a fitted logit map (the layout of host/gradient_fit.hpp), checked
+/// against the split's K.
+std::vector<double> logit_map_params(const calibrator& c, const split_data& split) {
+  const std::int64_t k = split.num_classes;
+  const auto mismatch = [&](std::size_t got, std::int64_t want, const char* what) {
+    if (static_cast<std::int64_t>(got) != want)
+      throw input_error(fmt::format("{}: {} {} for K = {} (expected {})", split.file, got, what, k, want));
+  };
+  std::vector<double> p;
+  if (c.method == "vs") {
+    mismatch(c.weights.size(), k, "weights");
+    mismatch(c.biases.size(), k, "biases");
+    p = c.weights;
+    p.insert(p.end(), c.biases.begin(), c.biases.end());
+  } else if (c.method == "ms") {
+    mismatch(c.matrix.size(), k * k, "matrix entries");
+    mismatch(c.biases.size(), k, "biases");
+    p = c.matrix;
+    p.insert(p.end(), c.biases.begin(), c.biases.end());
+  } else {
+    mismatch(c.temperatures.size(), k, "class temperatures");
+    for (double t : c.temperatures) p.push_back(1.0 / t);
+  }
+  return p;
 }
 
 // ---- NLL of temperature scaling ----------------------------------------------------------
@@ -483,7 +548,8 @@ calibrator fit_cts_greedy(fit_context& c) {
 }  // namespace
 
 const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names{"ts", "ws", "cws", "cts_conf", "bts", "cts_greedy"};
+  static const std::vector<std::string> names{"ts",         "ws",      "cws", "cts_conf", "bts",
+                                              "cts_greedy", "cts_nll", "vs",  "ms"};
   return names;
 }
 
@@ -510,6 +576,18 @@ nlohmann::json calibrator::params() const {
     p["temperatures"] = temperatures;
     p["iterations_run"] = iterations_run;
     p["initial_temperature"] = initial_temperature;
+  } else if (is_logit_map(method)) {
+    if (method == "vs") {
+      p["weights"] = weights;
+    } else if (method == "ms") {
+      p["matrix"] = matrix;
+    } else {
+      p["temperatures"] = temperatures;
+    }
+    if (method != "cts_nll") p["biases"] = biases;
+    p["iterations_run"] = iterations_run;
+    p["final_nll"] = final_nll;
+    p["stop"] = stop;
   }
   return p;
 }
@@ -537,6 +615,14 @@ calibrator calibrator::from_json(const nlohmann::json& j, const std::string& whe
       c.temperatures = p.at("temperatures").get<std::vector<double>>();
       c.iterations_run = p.value("iterations_run", std::int64_t{0});
       c.initial_temperature = p.value("initial_temperature", 1.0);
+    } else if (is_logit_map(c.method)) {
+      if (c.method == "vs") c.weights = p.at("weights").get<std::vector<double>>();
+      if (c.method == "ms") c.matrix = p.at("matrix").get<std::vector<double>>();
+      if (c.method == "cts_nll") c.temperatures = p.at("temperatures").get<std::vector<double>>();
+      if (c.method != "cts_nll") c.biases = p.at("biases").get<std::vector<double>>();
+      c.iterations_run = p.value("iterations_run", std::int64_t{0});
+      c.final_nll = p.value("final_nll", 0.0);
+      c.stop = p.value("stop", std::string());
     } else {
       throw input_error(fmt::format("{}: unknown calibration method '{}'", where, c.method));
     }
@@ -550,6 +636,23 @@ scored_split calibrator::apply(const split_data& split) const {
   const std::int64_t n = split.num_samples;
   if (method == "ts") return score_scaled(split, std::vector<double>(static_cast<std::size_t>(n), 1.0 / temperature), {});
   if (method == "ws") return score_weighted(split, std::vector<double>(static_cast<std::size_t>(n), weight));
+  if (is_logit_map(method)) {
+    const std::vector<double> z = logits_of(split);
+    for (std::size_t i = 0; i < z.size(); ++i) {
+      if (!std::isfinite(z[i]))
+        throw input_error(fmt::format("{}: {}: non-finite logit (log of a probability 0?) at row {}: {} needs "
+                                      "finite logits", split.file, split.values_path(),
+                                      i / static_cast<std::size_t>(split.num_classes), method));
+    }
+    split_data mapped;
+    mapped.file = split.file;
+    mapped.name = split.name;
+    mapped.num_samples = n;
+    mapped.num_classes = split.num_classes;
+    mapped.labels = split.labels;
+    mapped.values = apply_logit_map(logit_map_of(method), logit_map_params(*this, split), z, split.num_classes);
+    return score_split(std::move(mapped));
+  }
   if (method == "cts_greedy") {
     if (static_cast<std::int64_t>(temperatures.size()) != split.num_classes)
       throw input_error(fmt::format("{}: {} class temperatures for K = {}", split.file, temperatures.size(),
@@ -570,13 +673,14 @@ scored_split calibrator::apply(const split_data& split) const {
 
 calibrator fit_calibrator(const split_data& val, const fit_options& options, sweep_backend& backend) {
   if (std::find(method_names().begin(), method_names().end(), options.method) == method_names().end())
-    throw input_error(fmt::format("unknown method '{}' (ts, ws, cws, cts_conf, bts, cts_greedy)", options.method));
+    throw input_error(fmt::format("unknown method '{}' ({})", options.method, fmt::join(method_names(), ", ")));
   if (options.objective != "nll" && options.objective != "ece" && options.objective != "adaece")
     throw input_error(fmt::format("--objective must be nll, ece or adaece (got '{}')", options.objective));
   if (options.objective == "adaece" && options.metrics.adaptive != adaptive_rule::split)
     throw input_error(fmt::format("--objective adaece sweeps DESIGN's equal-mass groups (--adaptive split); "
                                   "--adaptive {} applies to the reported metrics only: drop one of the two",
                                   adaptive_name(options.metrics.adaptive)));
+  if (is_logit_map(options.method)) return fit_logit_map_method(val, options);
   fit_context c{val, options, backend, to_sweep_input(val), nullptr, uncalibrated(val), std::nullopt};
   c.data = backend.prepare(c.input.view());
   const auto& m = options.method;

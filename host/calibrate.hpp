@@ -21,7 +21,8 @@ struct fit_options {
   std::string objective = "nll";          ///< ts: nll | ece | adaece
   std::string grid;                       ///< empty: the method's default
   std::string calib_bins = "15";          ///< cws, cts_conf, bts: B or "auto"
-  std::int64_t iterations = -1;           ///< cts_greedy: cycles (-1: 5 for grid, 1000 for nudge)
+  std::int64_t iterations = -1;           ///< cts_greedy: cycles (-1: 5 for grid, 1000 for nudge);
+                                          ///< vs, ms, cts_nll: L-BFGS iterations at most (-1: 1000)
   bool accuracy_constraint = true;        ///< cts_greedy
   std::string cts_search = "grid";        ///< cts_greedy: grid | nudge
 };
@@ -32,11 +33,15 @@ struct calibrator {
   double temperature = 1.0;          ///< ts
   double weight = 1.0;               ///< ws
   std::vector<double> edges;         ///< cws, cts_conf, bts: largest validation confidence per group
-  std::vector<double> weights;       ///< cws
-  std::vector<double> temperatures;  ///< cts_conf, bts (per group), cts_greedy (per class)
+  std::vector<double> weights;       ///< cws (per group), vs (per class)
+  std::vector<double> temperatures;  ///< cts_conf, bts (per group), cts_greedy, cts_nll (per class)
+  std::vector<double> biases;        ///< vs, ms (per class)
+  std::vector<double> matrix;        ///< ms: K x K, row-major
   std::int64_t calib_bins = 0;       ///< cws, cts_conf, bts
-  std::int64_t iterations_run = 0;   ///< cts_greedy
+  std::int64_t iterations_run = 0;   ///< cts_greedy (cycles); vs, ms, cts_nll (L-BFGS iterations)
   double initial_temperature = 1.0;  ///< cts_greedy
+  double final_nll = 0;              ///< vs, ms, cts_nll: mean validation NLL at the parameters
+  std::string stop;                  ///< vs, ms, cts_nll: gradient | objective | iterations | line_search
 
   /// The objective over the grid the fit searched (ts ece/adaece, ws; cts_greedy: its
   /// initial one-temperature grid), for metric-versus-candidate plots; empty otherwise.

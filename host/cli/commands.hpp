@@ -90,6 +90,26 @@ struct apply_args {
 };
 int run_apply(const apply_args& a);
 
+/// `calibench sctl-weights` (host/cli/commands_sctl.cpp; docs/calibrators.md).
+struct sctl_weights_args {
+  std::string l0, l1;         ///< comma-separated class losses at the first and second loss evaluation
+  std::string norm = "nd";    ///< nd | mm | cm
+  std::int32_t grid = 256;    ///< candidates per axis
+  std::string at;             ///< optional "ALPHA,BETA": also evaluate the objective and weights there
+  std::string format = "table";
+};
+int run_sctl_weights(const sctl_weights_args& a);
+
+/// `calibench lsplus-priors` (host/cli/commands_sctl.cpp; docs/calibrators.md).
+struct lsplus_priors_args {
+  std::string file;
+  std::string out;                  ///< per-class CSV
+  std::string split = "val";
+  std::string perfect = "uniform";  ///< uniform | half | keep (classes with accuracy 1)
+  std::string matrix;               ///< optional K x K CSV of the prior vectors v^k
+};
+int run_lsplus_priors(const lsplus_priors_args& a);
+
 struct sweep_args {
   std::string spec;
   std::string out;

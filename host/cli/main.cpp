@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "host/calibrate.hpp"
 #include "host/cli/commands.hpp"
 #include "host/error.hpp"
 #include "host/segmentation.hpp"
@@ -233,12 +234,14 @@ int main(int argc, char** argv) {
   fit_args fa;
   auto* fit = app.add_subcommand("fit", "Fit a calibration method on /val; metrics on /val and /test (docs/calibrators.md)");
   fit->add_option("file", fa.file, "HDF5 logit dump")->required();
-  fit->add_option("--method", fa.method, "ts | ws | cws | cts_conf | bts | cts_greedy")
-      ->check(CLI::IsMember({"ts", "ws", "cws", "cts_conf", "bts", "cts_greedy"}));
+  fit->add_option("--method", fa.method, "ts | ws | cws | cts_conf | bts | cts_greedy | cts_nll | vs | ms")
+      ->check(CLI::IsMember(calibench::method_names()));
   fit->add_option("--objective", fa.objective, "ts: nll | ece | adaece")->check(CLI::IsMember({"nll", "ece", "adaece"}));
   fit->add_option("--grid", fa.grid, "Candidates: start:stop:step (inclusive) or v1,v2,... (method default)");
   fit->add_option("--calib-bins", fa.calib_bins, "cws, cts_conf, bts: calibration bins B or auto (2..50)");
-  fit->add_option("--iterations", fa.iterations, "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge)")
+  fit->add_option("--iterations", fa.iterations,
+                  "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); "
+                  "vs, ms, cts_nll: L-BFGS iterations at most (1000)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1000000}));
   fit->add_option("--accuracy-constraint", fa.accuracy_constraint, "cts_greedy: on | off (off = U-CTS)")
       ->check(CLI::IsMember({"on", "off"}));
@@ -279,6 +282,27 @@ int main(int argc, char** argv) {
   sweep_cands->add_option("--target-bin", sw.target_bin, "bin-temperature: the bin whose temperature is swept");
   sweep_cands->add_flag("--per-bin", sw.per_bin, "Also print every candidate's bin statistics");
   sweep_cands->add_option("--format", sw.format, "json | csv")->check(CLI::IsMember({"json", "csv"}));
+
+  sctl_weights_args sctl;
+  auto* sctl_weights = app.add_subcommand(
+      "sctl-weights", "Fit the class-wise loss scaling (alpha, beta) on two class-loss vectors; print the weights");
+  sctl_weights->add_option("--l0", sctl.l0, "Class losses at the first loss evaluation: v1,v2,...")->required();
+  sctl_weights->add_option("--l1", sctl.l1, "Class losses at the second loss evaluation: v1,v2,...")->required();
+  sctl_weights->add_option("--norm", sctl.norm, "Normalisation: nd | mm | cm")->check(CLI::IsMember({"nd", "mm", "cm"}));
+  sctl_weights->add_option("--grid", sctl.grid, "Grid candidates per axis (grid x grid pairs)")->check(CLI::Range(2, 4096));
+  sctl_weights->add_option("--at", sctl.at, "Also evaluate the objective and weights at ALPHA,BETA");
+  sctl_weights->add_option("--format", sctl.format, "table | json")->check(CLI::IsMember({"table", "json"}));
+
+  lsplus_priors_args lsp;
+  auto* lsplus_priors = app.add_subcommand(
+      "lsplus-priors", "Write the LS+ class priors from the per-class validation accuracy of a dump (CSV)");
+  lsplus_priors->add_option("file", lsp.file, "HDF5 logit dump")->required();
+  lsplus_priors->add_option("--out", lsp.out, "Per-class CSV: class,accuracy,count,prior_true,prior_other")->required();
+  lsplus_priors->add_option("--split", lsp.split, "Split the accuracies come from")
+      ->check(CLI::IsMember({"val", "test", "train"}));
+  lsplus_priors->add_option("--perfect", lsp.perfect, "Prior of classes with accuracy 1: uniform (1/K) | half | keep")
+      ->check(CLI::IsMember({"uniform", "half", "keep"}));
+  lsplus_priors->add_option("--matrix", lsp.matrix, "Also write the K x K prior vectors (row k = v^k) as CSV");
 
   sweep_args ea;
   auto* sweep = app.add_subcommand("sweep", "Run a study from a TOML spec: datasets x methods x seeds (docs/experiments.md)");
@@ -329,6 +353,8 @@ int main(int argc, char** argv) {
     if (fit->parsed()) return run_fit(fa);
     if (apply->parsed()) return run_apply(aa);
     if (sweep->parsed()) return run_sweep_maybe_mpi(ea);
+    if (sctl_weights->parsed()) return run_sctl_weights(sctl);
+    if (lsplus_priors->parsed()) return run_lsplus_priors(lsp);
   } catch (const input_error& e) {
     return report_error(e.what(), k_exit_input);
   } catch (const std::bad_alloc&) {

@@ -1,0 +1,167 @@
+// The logit maps of vs, ms, cts_nll (host/gradient_fit.hpp): analytic NLL gradients against
+// central finite differences, the NLL against a naive softmax of apply_logit_map, thread-count
+// independence, and the fit's stopping rules.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "host/error.hpp"
+#include "host/gradient_fit.hpp"
+#include "host/rng.hpp"
+
+namespace calibench {
+namespace {
+
+/// ||analytic - finite difference|| / ||analytic||: central differences with step k_fd_step
+/// have truncation error ~ h^2 |f'''| ~ 1e-10 and rounding error ~ eps |f| / h ~ 1e-11, against
+/// gradients of norm ~ 0.1..1.
+constexpr double k_gradient_rtol = 1e-6;
+constexpr double k_fd_step = 1e-5;
+/// The NLL against a separate naive evaluation: both float64, summed in different orders.
+constexpr double k_nll_rtol = 1e-13;
+
+struct problem {
+  std::int64_t n, k;
+  std::vector<double> z;
+  std::vector<std::int32_t> labels;
+};
+
+problem random_problem(std::int64_t n, std::int64_t k, std::uint64_t seed) {
+  auto rng = make_stream(seed, 0);
+  problem p{n, k, std::vector<double>(static_cast<std::size_t>(n * k)), std::vector<std::int32_t>(static_cast<std::size_t>(n))};
+  for (auto& v : p.z) v = 3.0 * rng.normal();
+  for (auto& y : p.labels) y = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(k)));
+  return p;
+}
+
+/// The identity plus noise: a generic point away from the start.
+std::vector<double> random_params(logit_map map, std::int64_t k, std::uint64_t seed) {
+  auto rng = make_stream(seed, 1);
+  auto params = logit_map_identity(map, k);
+  for (auto& v : params) v += 0.3 * rng.normal();
+  return params;
+}
+
+const char* map_name(logit_map m) {
+  switch (m) {
+    case logit_map::vector: return "vs";
+    case logit_map::matrix: return "ms";
+    case logit_map::class_temperature: return "cts_nll";
+  }
+  return "?";
+}
+
+double naive_nll(const std::vector<double>& q, const std::vector<std::int32_t>& labels, std::int64_t k) {
+  double total = 0;
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    double m = -INFINITY, s = 0;
+    for (std::int64_t j = 0; j < k; ++j) m = std::max(m, q[i * k + j]);
+    for (std::int64_t j = 0; j < k; ++j) s += std::exp(q[i * k + j] - m);
+    total += m + std::log(s) - q[i * k + labels[i]];
+  }
+  return total / static_cast<double>(labels.size());
+}
+
+class gradient_test : public ::testing::TestWithParam<std::tuple<logit_map, std::int64_t, std::int64_t>> {};
+
+TEST_P(gradient_test, analytic_matches_central_differences) {
+  const auto [map, k, n] = GetParam();
+  const std::uint64_t seed = 1000 + static_cast<std::uint64_t>(k * 7 + n);
+  SCOPED_TRACE(::testing::Message() << map_name(map) << " K=" << k << " N=" << n << " seed=" << seed);
+  const problem p = random_problem(n, k, seed);
+  auto params = random_params(map, k, seed);
+  std::vector<double> grad, unused;
+  const double value = logit_map_nll(map, params, p.z, p.labels, k, grad);
+  EXPECT_NEAR(value, naive_nll(apply_logit_map(map, params, p.z, k), p.labels, k), k_nll_rtol * value);
+  double diff2 = 0, norm2 = 0;
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    const double keep = params[i];
+    params[i] = keep + k_fd_step;
+    const double up = logit_map_nll(map, params, p.z, p.labels, k, unused);
+    params[i] = keep - k_fd_step;
+    const double down = logit_map_nll(map, params, p.z, p.labels, k, unused);
+    params[i] = keep;
+    const double fd = (up - down) / (2 * k_fd_step);
+    diff2 += (fd - grad[i]) * (fd - grad[i]);
+    norm2 += grad[i] * grad[i];
+  }
+  EXPECT_LT(std::sqrt(diff2), k_gradient_rtol * std::sqrt(norm2));
+}
+
+INSTANTIATE_TEST_SUITE_P(maps, gradient_test,
+                         ::testing::Combine(::testing::Values(logit_map::vector, logit_map::matrix,
+                                                              logit_map::class_temperature),
+                                            ::testing::Values(std::int64_t{2}, std::int64_t{3}, std::int64_t{10}),
+                                            // 50 rows: one chunk; 2500: three chunks summed in order.
+                                            ::testing::Values(std::int64_t{50}, std::int64_t{2500})));
+
+TEST(gradient_fit, identity_parameters_are_the_uncalibrated_logits) {
+  const problem p = random_problem(40, 5, 7);
+  for (auto map : {logit_map::vector, logit_map::matrix, logit_map::class_temperature})
+    EXPECT_EQ(apply_logit_map(map, logit_map_identity(map, 5), p.z, 5), p.z) << map_name(map);
+}
+
+TEST(gradient_fit, thread_count_does_not_change_the_fit) {
+  const problem p = random_problem(5000, 10, 21);
+  for (auto map : {logit_map::vector, logit_map::matrix, logit_map::class_temperature}) {
+    const int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    const auto one = fit_logit_map(map, p.z, p.labels, 10, 50, "test");
+    omp_set_num_threads(4);
+    const auto four = fit_logit_map(map, p.z, p.labels, 10, 50, "test");
+    omp_set_num_threads(threads);
+    EXPECT_EQ(one.params, four.params) << map_name(map);
+    EXPECT_EQ(one.nll, four.nll) << map_name(map);
+    EXPECT_EQ(one.iterations, four.iterations) << map_name(map);
+  }
+}
+
+TEST(gradient_fit, converges_to_a_stationary_point) {
+  // Labels drawn from softmax(1.7 z): a finite optimum exists for every map.
+  const std::int64_t n = 3000, k = 4;
+  problem p = random_problem(n, k, 33);
+  auto rng = make_stream(33, 2);
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::vector<double> w(static_cast<std::size_t>(k));
+    double s = 0;
+    for (std::int64_t j = 0; j < k; ++j) s += w[j] = std::exp(1.7 * p.z[i * k + j]);
+    double u = rng.uniform() * s;
+    std::int32_t y = 0;
+    while (y + 1 < k && u >= w[y]) u -= w[y++];
+    p.labels[i] = y;
+  }
+  for (auto map : {logit_map::vector, logit_map::matrix, logit_map::class_temperature}) {
+    const auto fit = fit_logit_map(map, p.z, p.labels, k, 1000, "test");
+    std::vector<double> grad;
+    const double value = logit_map_nll(map, fit.params, p.z, p.labels, k, grad);
+    EXPECT_EQ(value, fit.nll) << map_name(map);
+    double norm2 = 0, x2 = 0;
+    for (double g : grad) norm2 += g * g;
+    for (double x : fit.params) x2 += x * x;
+    EXPECT_EQ(fit.stop, "gradient") << map_name(map);
+    EXPECT_LE(std::sqrt(norm2), k_gradient_tolerance * std::max(1.0, std::sqrt(x2))) << map_name(map);
+    EXPECT_LT(fit.nll, naive_nll(p.z, p.labels, k)) << map_name(map);
+    EXPECT_GT(fit.iterations, 0) << map_name(map);
+  }
+}
+
+TEST(gradient_fit, zero_iterations_returns_the_identity) {
+  const problem p = random_problem(100, 3, 5);
+  const auto fit = fit_logit_map(logit_map::vector, p.z, p.labels, 3, 0, "test");
+  EXPECT_EQ(fit.params, logit_map_identity(logit_map::vector, 3));
+  EXPECT_EQ(fit.iterations, 0);
+  EXPECT_EQ(fit.stop, "iterations");
+  EXPECT_DOUBLE_EQ(fit.nll, naive_nll(p.z, p.labels, 3));
+}
+
+TEST(gradient_fit, non_finite_logits_are_an_input_error) {
+  problem p = random_problem(20, 3, 9);
+  p.z[31] = -INFINITY;
+  EXPECT_THROW(fit_logit_map(logit_map::class_temperature, p.z, p.labels, 3, 10, "test"), input_error);
+}
+
+}  // namespace
+}  // namespace calibench
