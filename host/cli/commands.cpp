@@ -71,12 +71,9 @@ int run_eval(const eval_args& a) {
       convention_names names;
       names.preset = std::string(preset);
       const metric_options o = resolve_conventions(names, a.bins);
-      r.compared.emplace_back(names.preset, o.preset == r.options.preset && o.bin_rule == r.options.bin_rule &&
-                                                    o.classwise_binning() == r.options.classwise_binning() &&
-                                                    o.adaptive == r.options.adaptive && o.reduction == r.options.reduction &&
-                                                    o.brier == r.options.brier && o.nll_clip == r.options.nll_clip
-                                                ? r.metrics
-                                                : compute_metrics(scored, o));
+      // The run's own conventions are not computed twice.
+      const bool same = conventions_json(o) == conventions_json(r.options);
+      r.compared.emplace_back(names.preset, same ? r.metrics : compute_metrics(scored, o));
     }
   }
   if (a.bootstrap > 0) r.bootstrap = bootstrap_metrics(scored, r.options, {a.bootstrap, a.seed, a.level});
