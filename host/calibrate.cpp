@@ -19,6 +19,7 @@
 #include "host/grid.hpp"
 #include "host/sweep_detail.hpp"
 #include "host/sweep_input.hpp"
+#include "kernels/calib_math.hpp"
 
 namespace calibench {
 namespace {
@@ -90,6 +91,138 @@ std::vector<std::int64_t> group_by_edges(const std::vector<double>& confidence, 
     group[i] = it == edges.end() ? last : static_cast<std::int64_t>(it - edges.begin());
   }
   return group;
+}
+
+// ---- top-label maps (hist, iso) -----------------------------------------------------------
+
+/// `--calib-bins` as one positive integer (B or M).
+std::int64_t parse_calib_bins(const std::string& text, const std::string& method) {
+  if (text == "auto" && method == "hist")
+    throw input_error("--calib-bins auto chooses equal-mass groups for cws, cts_conf, bts; hist needs M");
+  const auto values = parse_grid(text, "--calib-bins");
+  if (values.size() != 1 || values[0] < 1 || values[0] != std::floor(values[0]) || values[0] > 1e6)
+    throw input_error(fmt::format("--calib-bins must be a positive integer{} (got '{}')",
+                                  method == "hist" ? " for hist" : " or 'auto'", text));
+  return static_cast<std::int64_t>(values[0]);
+}
+
+/// Replaces each row's top-label confidence by `top[i]` and scales the other classes to share
+/// 1 - c' in proportion to their probabilities: p_j (1 - c')/(1 - c), computed as
+/// (p_j / r)(1 - c') with r = sum of the other classes' probabilities (= 1 - c for a normalised
+/// row, without 1 - c's cancellation; K = 2 then gives exactly 1 - c'). r = 0 (c = 1) spreads
+/// 1 - c' evenly. The prediction stays the uncalibrated one, as in weight scaling.
+scored_split rescale_top_label(scored_split base, const std::vector<double>& top) {
+  const std::int64_t n = base.num_samples, k = base.num_classes;
+#pragma omp parallel for schedule(static)
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double calibrated = top[i], rest_mass = 1.0 - calibrated;
+    const std::int32_t pred = base.prediction[i];
+    double* row = base.probs.data() + i * k;
+    double rest = 0;
+    for (std::int64_t j = 0; j < k; ++j) {
+      if (j != pred) rest += row[j];
+    }
+    for (std::int64_t j = 0; j < k; ++j) {
+      row[j] = rest > 0 ? row[j] / rest * rest_mass : rest_mass / static_cast<double>(k - 1);
+    }
+    row[pred] = calibrated;
+    base.confidence[i] = calibrated;
+    base.log_p_label[i] = std::log(row[base.labels[i]]);
+  }
+  return base;
+}
+
+calibrator fit_hist(const split_data& val, const fit_options& o) {
+  const std::int64_t bins = parse_calib_bins(o.calib_bins, "hist");
+  const auto m = static_cast<std::int32_t>(bins);
+  const scored_split base = uncalibrated(val);
+  calibrator cal;
+  cal.method = "hist";
+  cal.counts.assign(static_cast<std::size_t>(m), 0);
+  std::vector<std::int64_t> correct(static_cast<std::size_t>(m), 0);
+  for (std::int64_t i = 0; i < base.num_samples; ++i) {
+    const auto b = static_cast<std::size_t>(bin_index(binning::right_closed, base.confidence[i], m));
+    ++cal.counts[b];
+    correct[b] += base.prediction[i] == base.labels[i] ? 1 : 0;
+  }
+  for (std::int32_t i = 0; i <= m; ++i) cal.edges.push_back(bin_edge(i, m));
+  for (std::size_t b = 0; b < cal.counts.size(); ++b) {
+    // Empty bins map to 0, as markus93's HistogramBinning does (docs/calibrators.md).
+    cal.values.push_back(cal.counts[b] == 0 ? 0.0
+                                            : static_cast<double>(correct[b]) / static_cast<double>(cal.counts[b]));
+  }
+  return cal;
+}
+
+/// sklearn's _make_unique: a sorted x starts a new distinct value only when it exceeds the
+/// first x of the current one by at least numpy's float64 resolution.
+constexpr double k_sklearn_resolution = 1e-15;
+
+calibrator fit_iso(const split_data& val) {
+  const scored_split base = uncalibrated(val);
+  const std::int64_t n = base.num_samples;
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return base.confidence[a] < base.confidence[b]; });
+  // Distinct confidences first (sklearn's _make_unique), each with its samples' counts: PAV
+  // runs on those points, so tied samples can never be split across blocks.
+  struct block {
+    double first_x, last_x;
+    std::int64_t correct, count;
+  };
+  std::vector<block> points;
+  for (std::int64_t r : order) {
+    const double x = base.confidence[r];
+    const std::int64_t hit = base.prediction[r] == base.labels[r] ? 1 : 0;
+    if (!points.empty() && x - points.back().first_x < k_sklearn_resolution) {
+      points.back().correct += hit;
+      ++points.back().count;
+    } else {
+      points.push_back({x, x, hit, 1});
+    }
+  }
+  // The pool-adjacent-violators stack. Correct and total counts are integers, so
+  // "mean(previous) >= mean(last)" is decided exactly by cross-multiplication: adjacent blocks
+  // with equal means always pool, and the surviving means strictly increase.
+  std::vector<block> blocks;
+  for (const block& point : points) {
+    blocks.push_back(point);
+    while (blocks.size() > 1) {
+      const block& last = blocks.back();
+      block& prev = blocks[blocks.size() - 2];
+      if (prev.correct * last.count < last.correct * prev.count) break;
+      prev.last_x = last.last_x;
+      prev.correct += last.correct;
+      prev.count += last.count;
+      blocks.pop_back();
+    }
+  }
+  calibrator cal;
+  cal.method = "iso";
+  for (const block& b : blocks) {
+    const double y = static_cast<double>(b.correct) / static_cast<double>(b.count);
+    cal.knots_x.push_back(b.first_x);
+    cal.knots_y.push_back(y);
+    if (b.last_x != b.first_x) {
+      cal.knots_x.push_back(b.last_x);
+      cal.knots_y.push_back(y);
+    }
+  }
+  return cal;
+}
+
+/// The fitted isotonic function at c: clipped to [x_0, x_last], then scipy interp1d's linear
+/// formula (slope (y_hi - y_lo)/(x_hi - x_lo) times (c - x_lo), plus y_lo; the segment's upper
+/// knot is the first one >= c, except that c = x_0 uses the first segment).
+double isotonic_at(const std::vector<double>& x, const std::vector<double>& y, double c) {
+  if (x.size() == 1) return y.front();
+  const double t = std::clamp(c, x.front(), x.back());
+  const auto hi = std::clamp<std::ptrdiff_t>(std::lower_bound(x.begin(), x.end(), t) - x.begin(), 1,
+                                             static_cast<std::ptrdiff_t>(x.size()) - 1);
+  const auto lo = hi - 1;
+  const double slope = (y[hi] - y[lo]) / (x[hi] - x[lo]);
+  return slope * (t - x[lo]) + y[lo];
 }
 
 // ---- logit maps trained by NLL (vs, ms, cts_nll) ------------------------------------------
@@ -444,12 +577,7 @@ calibrator fit_grouped(fit_context& c, const std::string& method, std::int64_t c
 
 calibrator fit_grouped_auto(fit_context& c, const std::string& method) {
   const std::string& text = c.options.calib_bins;
-  if (text != "auto") {
-    const auto values = parse_grid(text, "--calib-bins");
-    if (values.size() != 1 || values[0] < 1 || values[0] != std::floor(values[0]) || values[0] > 1e6)
-      throw input_error(fmt::format("--calib-bins must be a positive integer or 'auto' (got '{}')", text));
-    return fit_grouped(c, method, static_cast<std::int64_t>(values[0]));
-  }
+  if (text != "auto") return fit_grouped(c, method, parse_calib_bins(text, method));
   calibrator best;
   double best_ada = k_inf;
   const metric_options& mo = c.options.metrics;
@@ -548,8 +676,8 @@ calibrator fit_cts_greedy(fit_context& c) {
 }  // namespace
 
 const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names{"ts",         "ws",      "cws", "cts_conf", "bts",
-                                              "cts_greedy", "cts_nll", "vs",  "ms"};
+  static const std::vector<std::string> names{"ts",      "ws", "cws", "cts_conf", "bts",  "cts_greedy",
+                                              "cts_nll", "vs", "ms",  "hist",     "iso"};
   return names;
 }
 
@@ -576,6 +704,13 @@ nlohmann::json calibrator::params() const {
     p["temperatures"] = temperatures;
     p["iterations_run"] = iterations_run;
     p["initial_temperature"] = initial_temperature;
+  } else if (method == "hist") {
+    p["edges"] = edges;
+    p["values"] = values;
+    p["counts"] = counts;
+  } else if (method == "iso") {
+    p["x"] = knots_x;
+    p["y"] = knots_y;
   } else if (is_logit_map(method)) {
     if (method == "vs") {
       p["weights"] = weights;
@@ -615,6 +750,26 @@ calibrator calibrator::from_json(const nlohmann::json& j, const std::string& whe
       c.temperatures = p.at("temperatures").get<std::vector<double>>();
       c.iterations_run = p.value("iterations_run", std::int64_t{0});
       c.initial_temperature = p.value("initial_temperature", 1.0);
+    } else if (c.method == "hist") {
+      c.edges = p.at("edges").get<std::vector<double>>();
+      c.values = p.at("values").get<std::vector<double>>();
+      c.counts = p.at("counts").get<std::vector<std::int64_t>>();
+      const std::size_t m = c.values.size();
+      if (m == 0 || m > 1000000 || c.counts.size() != m || c.edges.size() != m + 1)
+        throw input_error(fmt::format("{}: hist needs M >= 1 values and counts and M + 1 edges", where));
+      for (std::size_t i = 0; i <= m; ++i) {
+        if (c.edges[i] != bin_edge(static_cast<std::int32_t>(i), static_cast<std::int32_t>(m)))
+          throw input_error(fmt::format("{}: hist edges must be i/M (edge {} is {})", where, i, c.edges[i]));
+      }
+    } else if (c.method == "iso") {
+      c.knots_x = p.at("x").get<std::vector<double>>();
+      c.knots_y = p.at("y").get<std::vector<double>>();
+      if (c.knots_x.empty() || c.knots_y.size() != c.knots_x.size())
+        throw input_error(fmt::format("{}: iso needs x and y of one length >= 1", where));
+      for (std::size_t i = 1; i < c.knots_x.size(); ++i) {
+        if (!(c.knots_x[i] > c.knots_x[i - 1]))
+          throw input_error(fmt::format("{}: iso x must increase strictly (position {})", where, i));
+      }
     } else if (is_logit_map(c.method)) {
       if (c.method == "vs") c.weights = p.at("weights").get<std::vector<double>>();
       if (c.method == "ms") c.matrix = p.at("matrix").get<std::vector<double>>();
@@ -653,6 +808,17 @@ scored_split calibrator::apply(const split_data& split) const {
     mapped.values = apply_logit_map(logit_map_of(method), logit_map_params(*this, split), z, split.num_classes);
     return score_split(std::move(mapped));
   }
+  if (method == "hist" || method == "iso") {
+    scored_split base = uncalibrated(split);
+    std::vector<double> top(static_cast<std::size_t>(n));
+    const auto m = static_cast<std::int32_t>(values.size());
+    for (std::int64_t i = 0; i < n; ++i) {
+      const double c = base.confidence[i];
+      top[i] = method == "hist" ? values[static_cast<std::size_t>(bin_index(binning::right_closed, c, m))]
+                                : isotonic_at(knots_x, knots_y, c);
+    }
+    return rescale_top_label(std::move(base), top);
+  }
   if (method == "cts_greedy") {
     if (static_cast<std::int64_t>(temperatures.size()) != split.num_classes)
       throw input_error(fmt::format("{}: {} class temperatures for K = {}", split.file, temperatures.size(),
@@ -681,6 +847,8 @@ calibrator fit_calibrator(const split_data& val, const fit_options& options, swe
                                   "--adaptive {} applies to the reported metrics only: drop one of the two",
                                   adaptive_name(options.metrics.adaptive)));
   if (is_logit_map(options.method)) return fit_logit_map_method(val, options);
+  if (options.method == "hist") return fit_hist(val, options);
+  if (options.method == "iso") return fit_iso(val);
   fit_context c{val, options, backend, to_sweep_input(val), nullptr, uncalibrated(val), std::nullopt};
   c.data = backend.prepare(c.input.view());
   const auto& m = options.method;

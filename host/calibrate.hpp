@@ -20,7 +20,7 @@ struct fit_options {
   metric_options metrics;                 ///< evaluation bins M and conventions (the objective's bins too)
   std::string objective = "nll";          ///< ts: nll | ece | adaece
   std::string grid;                       ///< empty: the method's default
-  std::string calib_bins = "15";          ///< cws, cts_conf, bts: B or "auto"
+  std::string calib_bins = "15";          ///< cws, cts_conf, bts: B or "auto"; hist: M
   std::int64_t iterations = -1;           ///< cts_greedy: cycles (-1: 5 for grid, 1000 for nudge);
                                           ///< vs, ms, cts_nll: L-BFGS iterations at most (-1: 1000)
   bool accuracy_constraint = true;        ///< cts_greedy
@@ -32,11 +32,15 @@ struct calibrator {
   std::string method;
   double temperature = 1.0;          ///< ts
   double weight = 1.0;               ///< ws
-  std::vector<double> edges;         ///< cws, cts_conf, bts: largest validation confidence per group
+  std::vector<double> edges;         ///< cws, cts_conf, bts: largest validation confidence per group;
+                                     ///< hist: the M + 1 bin edges i/M
   std::vector<double> weights;       ///< cws (per group), vs (per class)
   std::vector<double> temperatures;  ///< cts_conf, bts (per group), cts_greedy, cts_nll (per class)
   std::vector<double> biases;        ///< vs, ms (per class)
   std::vector<double> matrix;        ///< ms: K x K, row-major
+  std::vector<double> values;        ///< hist: mean validation correctness per bin (0 when empty)
+  std::vector<std::int64_t> counts;  ///< hist: validation samples per bin
+  std::vector<double> knots_x, knots_y;  ///< iso: breakpoints of the fitted function (x ascending)
   std::int64_t calib_bins = 0;       ///< cws, cts_conf, bts
   std::int64_t iterations_run = 0;   ///< cts_greedy (cycles); vs, ms, cts_nll (L-BFGS iterations)
   double initial_temperature = 1.0;  ///< cts_greedy

@@ -234,11 +234,11 @@ int main(int argc, char** argv) {
   fit_args fa;
   auto* fit = app.add_subcommand("fit", "Fit a calibration method on /val; metrics on /val and /test (docs/calibrators.md)");
   fit->add_option("file", fa.file, "HDF5 logit dump")->required();
-  fit->add_option("--method", fa.method, "ts | ws | cws | cts_conf | bts | cts_greedy | cts_nll | vs | ms")
+  fit->add_option("--method", fa.method, "ts | ws | cws | cts_conf | bts | cts_greedy | cts_nll | vs | ms | hist | iso")
       ->check(CLI::IsMember(calibench::method_names()));
   fit->add_option("--objective", fa.objective, "ts: nll | ece | adaece")->check(CLI::IsMember({"nll", "ece", "adaece"}));
   fit->add_option("--grid", fa.grid, "Candidates: start:stop:step (inclusive) or v1,v2,... (method default)");
-  fit->add_option("--calib-bins", fa.calib_bins, "cws, cts_conf, bts: calibration bins B or auto (2..50)");
+  fit->add_option("--calib-bins", fa.calib_bins, "cws, cts_conf, bts: calibration bins B or auto (2..50); hist: bins M");
   fit->add_option("--iterations", fa.iterations,
                   "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); "
                   "vs, ms, cts_nll: L-BFGS iterations at most (1000)")

@@ -275,10 +275,12 @@ def fit(
     """Fits a calibration method on validation logits, as `calibench fit --method METHOD` does
     on a dump's /val (docs/calibrators.md).
 
-    method: ts, ws, cws, cts_conf, bts or cts_greedy (calibench.methods). The options are those
+    method: one of calibench.methods (ts, ws, cws, cts_conf, bts, cts_greedy, vs, ms, cts_nll,
+    hist, iso; docs/calibrators.md). The options are those
     of `calibench fit` with underscores: objective (ts: nll | ece | adaece), grid
     ("start:stop:step", "v1,v2,..." or a sequence of numbers; None: the method's default),
-    calib_bins (an integer or "auto"), iterations (cts_greedy cycles; None: the default),
+    calib_bins (an integer or "auto"; hist: its bins), iterations (cts_greedy cycles, vs / ms /
+    cts_nll L-BFGS iterations at most; None: the default),
     accuracy_constraint (True/False or "on"/"off"), cts_search (grid | nudge), bins (M, also
     the objective's), the conventions options of `evaluate`, backend (cpu | cuda | auto).
     probs=True fits on probabilities (z = log p).
