@@ -15,8 +15,10 @@
 
 #include "host/conventions.hpp"
 #include "host/error.hpp"
+#include "host/ets_fit.hpp"
 #include "host/gradient_fit.hpp"
 #include "host/grid.hpp"
+#include "host/rng.hpp"
 #include "host/sweep_detail.hpp"
 #include "host/sweep_input.hpp"
 #include "kernels/calib_math.hpp"
@@ -227,12 +229,33 @@ double isotonic_at(const std::vector<double>& x, const std::vector<double>& y, d
 
 // ---- logit maps trained by NLL (vs, ms, cts_nll) ------------------------------------------
 
-bool is_logit_map(const std::string& method) { return method == "vs" || method == "ms" || method == "cts_nll"; }
+bool is_odir(const std::string& method) { return method == "ms_odir" || method == "dir_odir"; }
+
+bool is_logit_map(const std::string& method) {
+  return method == "vs" || method == "ms" || method == "cts_nll" || is_odir(method);
+}
 
 logit_map logit_map_of(const std::string& method) {
   if (method == "vs") return logit_map::vector;
-  if (method == "ms") return logit_map::matrix;
+  if (method == "ms" || is_odir(method)) return logit_map::matrix;
   return logit_map::class_temperature;
+}
+
+/// The input of a logit map: the logits (log p for probability dumps), and for dir_odir their
+/// log-softmax z - logsumexp(z) (= log p, finite even where exp underflows).
+std::vector<double> logit_map_input(const std::string& method, const split_data& s) {
+  std::vector<double> z = logits_of(s);
+  if (method != "dir_odir") return z;
+  const std::int64_t k = s.num_classes;
+  for (std::int64_t i = 0; i < s.num_samples; ++i) {
+    double* row = z.data() + i * k;
+    const double m = *std::max_element(row, row + k);
+    double sum = 0;
+    for (std::int64_t j = 0; j < k; ++j) sum += std::exp(row[j] - m);
+    const double lse = m + std::log(sum);
+    for (std::int64_t j = 0; j < k; ++j) row[j] -= lse;
+  }
+  return z;
 }
 
 /// Default L-BFGS iterations of vs, ms, cts_nll (docs/calibrators.md).
@@ -240,7 +263,7 @@ constexpr std::int64_t k_default_lbfgs_iterations = 1000;
 
 calibrator fit_logit_map_method(const split_data& val, const fit_options& o) {
   const std::int64_t k = val.num_classes;
-  const auto r = fit_logit_map(logit_map_of(o.method), logits_of(val), val.labels, k,
+  const auto r = fit_logit_map(logit_map_of(o.method), logit_map_input(o.method, val), val.labels, k,
                                o.iterations >= 0 ? o.iterations : k_default_lbfgs_iterations,
                                val.file + ": " + val.values_path());
   calibrator cal;
@@ -261,6 +284,106 @@ calibrator fit_logit_map_method(const split_data& val, const fit_options& o) {
   return cal;
 }
 
+// ---- ODIR-regularised matrix maps (ms_odir, dir_odir) -------------------------------------
+
+/// Internal cross-validation of lambda and mu (docs/calibrators.md): 5 folds from a splitmix64
+/// shuffle with seed 15, candidates lambda = mu from --grid (default default_odir_grid).
+constexpr std::int64_t k_odir_folds = 5;
+constexpr std::uint64_t k_odir_fold_seed = 15;
+/// Default candidates: 10^e K (K - 1) for e = -2, -1, 0, 1, 2. The penalty is normalised by
+/// K (K - 1) (dirichletcal's reg_norm), so these are per-entry weights 10^-2 .. 10^2 (the low
+/// end of the paper's unnormalised grid for its 100-class sets); a fixed grid such as 1e-4 .. 1
+/// is far too weak at K = 100 (test NLL 10.6 against ts's 2.1 on a CIFAR-100-shaped dump), and
+/// per-entry weights of 10^4 and more made the fits too ill-conditioned to converge reliably.
+std::string default_odir_grid(std::int64_t k) {
+  const double scale = static_cast<double>(k) * static_cast<double>(k - 1);
+  return fmt::format("{:.17g},{:.17g},{:.17g},{:.17g},{:.17g}", 1e-2 * scale, 1e-1 * scale, 1.0 * scale, 1e1 * scale,
+                     1e2 * scale);
+}
+
+/// Fold of each of n rows: a Fisher-Yates shuffle of 0..n-1 (for i = n-1 down to 1, swap
+/// positions i and below(i + 1) of splitmix64(seed 15)), cut into k_odir_folds contiguous
+/// blocks, the first n mod 5 of them one row longer (sklearn KFold's sizes).
+std::vector<std::int64_t> odir_folds(std::int64_t n) {
+  std::vector<std::int64_t> perm(static_cast<std::size_t>(n));
+  std::iota(perm.begin(), perm.end(), std::int64_t{0});
+  splitmix64 rng(k_odir_fold_seed);
+  for (std::int64_t i = n - 1; i > 0; --i)
+    std::swap(perm[static_cast<std::size_t>(i)],
+              perm[static_cast<std::size_t>(rng.below(static_cast<std::uint64_t>(i + 1)))]);
+  std::vector<std::int64_t> fold(static_cast<std::size_t>(n));
+  std::int64_t pos = 0;
+  for (std::int64_t f = 0; f < k_odir_folds; ++f) {
+    const std::int64_t size = n / k_odir_folds + (f < n % k_odir_folds ? 1 : 0);
+    for (std::int64_t r = 0; r < size; ++r) fold[static_cast<std::size_t>(perm[static_cast<std::size_t>(pos++)])] = f;
+  }
+  return fold;
+}
+
+calibrator fit_odir_method(const split_data& val, const fit_options& o) {
+  const std::int64_t k = val.num_classes, n = val.num_samples;
+  const std::string where = val.file + ": " + val.values_path();
+  const std::int64_t iterations = o.iterations >= 0 ? o.iterations : k_default_lbfgs_iterations;
+  const std::vector<double> z = logit_map_input(o.method, val);
+  for (std::size_t i = 0; i < z.size(); ++i) {
+    if (!std::isfinite(z[i]))
+      throw input_error(fmt::format("{}: non-finite logit (log of a probability 0?) at row {}: {} needs finite "
+                                    "logits", where, i / static_cast<std::size_t>(k), o.method));
+  }
+  calibrator cal;
+  cal.method = o.method;
+  odir_penalty chosen{o.odir_lambda, o.odir_mu};
+  if (o.odir_lambda < 0) {
+    if (n < k_odir_folds)
+      throw input_error(fmt::format("{}: {} needs at least {} validation samples for its cross-validation "
+                                    "(or give --odir-lambda and --odir-mu)", where, o.method, k_odir_folds));
+    const std::vector<double> grid = parse_grid(o.grid.empty() ? default_odir_grid(k) : o.grid, "--grid");
+    for (double c : grid) {
+      if (!(c >= 0) || !std::isfinite(c))
+        throw input_error(fmt::format("--grid: {} candidates lambda = mu must be finite and >= 0 (got {})", o.method, c));
+    }
+    const std::vector<std::int64_t> fold = odir_folds(n);
+    double best = k_inf;
+    for (double c : grid) {
+      const odir_penalty pen{c, c};
+      double total = 0;
+      for (std::int64_t f = 0; f < k_odir_folds; ++f) {
+        std::vector<double> z_fit, z_held;
+        std::vector<std::int32_t> y_fit, y_held;
+        for (std::int64_t i = 0; i < n; ++i) {
+          const bool held = fold[static_cast<std::size_t>(i)] == f;
+          auto& zs = held ? z_held : z_fit;
+          zs.insert(zs.end(), z.begin() + i * k, z.begin() + (i + 1) * k);
+          (held ? y_held : y_fit).push_back(val.labels[static_cast<std::size_t>(i)]);
+        }
+        const auto r = fit_logit_map(logit_map::matrix, z_fit, y_fit, k, iterations, where, pen);
+        std::vector<double> gradient;
+        total += logit_map_nll(logit_map::matrix, r.params, z_held, y_held, k, gradient);
+      }
+      const double mean = total / static_cast<double>(k_odir_folds);
+      cal.cv_lambdas.push_back(pen.lambda);
+      cal.cv_mus.push_back(pen.mu);
+      cal.cv_nll.push_back(mean);
+      if (mean < best) {  // the first candidate on ties; a NaN mean is never chosen
+        best = mean;
+        chosen = pen;
+      }
+    }
+    if (!(best < k_inf)) throw input_error(fmt::format("{}: {}: no candidate has a finite held-out NLL", where, o.method));
+  }
+  const auto r = fit_logit_map(logit_map::matrix, z, val.labels, k, iterations, where, chosen);
+  std::vector<double> gradient;
+  cal.final_nll = logit_map_nll(logit_map::matrix, r.params, z, val.labels, k, gradient);
+  cal.odir_objective = r.nll;
+  cal.odir_lambda = chosen.lambda;
+  cal.odir_mu = chosen.mu;
+  cal.iterations_run = r.iterations;
+  cal.stop = r.stop;
+  cal.matrix.assign(r.params.begin(), r.params.begin() + k * k);
+  cal.biases.assign(r.params.begin() + k * k, r.params.end());
+  return cal;
+}
+
 /// The flat parameters of a fitted logit map (the layout of host/gradient_fit.hpp), checked
 /// against the split's K.
 std::vector<double> logit_map_params(const calibrator& c, const split_data& split) {
@@ -275,7 +398,7 @@ std::vector<double> logit_map_params(const calibrator& c, const split_data& spli
     mismatch(c.biases.size(), k, "biases");
     p = c.weights;
     p.insert(p.end(), c.biases.begin(), c.biases.end());
-  } else if (c.method == "ms") {
+  } else if (c.method == "ms" || is_odir(c.method)) {
     mismatch(c.matrix.size(), k * k, "matrix entries");
     mismatch(c.biases.size(), k, "biases");
     p = c.matrix;
@@ -507,6 +630,29 @@ calibrator fit_ts(fit_context& c) {
   return cal;
 }
 
+/// ets: T by the ts NLL fit, then the weights of the mixture (host/ets_fit.hpp).
+calibrator fit_ets(const split_data& val, const fit_options& o) {
+  const std::vector<double> z = logits_of(val);
+  const std::int64_t k = val.num_classes;
+  const std::string where = val.file + ": " + val.values_path();
+  for (std::int64_t r = 0; r < val.num_samples; ++r) {
+    if (z[static_cast<std::size_t>(r * k + val.labels[static_cast<std::size_t>(r)])] == -k_inf)
+      throw input_error(fmt::format("{}: probability 0 on the label at index {}: the NLL of the temperature "
+                                    "that ets fits first is infinite for every temperature", where, r));
+  }
+  std::vector<std::int64_t> rows(static_cast<std::size_t>(val.num_samples));
+  std::iota(rows.begin(), rows.end(), std::int64_t{0});
+  calibrator cal;
+  cal.method = "ets";
+  cal.temperature = fit_temperature_nll(z, val.labels, k, rows, where);
+  cal.weight_objective = o.objective;
+  const auto r = fit_ets_weights(z, val.labels, k, cal.temperature,
+                                 o.objective == "mse" ? ets_objective::mse : ets_objective::nll);
+  cal.weights.assign(r.weights.begin(), r.weights.end());
+  cal.final_objective = r.objective;
+  return cal;
+}
+
 calibrator fit_ws(fit_context& c) {
   const auto grid = grid_or(c.options, "0:1:0.001");
   const auto r = c.backend.weight(*c.data, grid, c.sweep(true));
@@ -677,7 +823,7 @@ calibrator fit_cts_greedy(fit_context& c) {
 
 const std::vector<std::string>& method_names() {
   static const std::vector<std::string> names{"ts",      "ws", "cws", "cts_conf", "bts",  "cts_greedy",
-                                              "cts_nll", "vs", "ms",  "hist",     "iso"};
+                                              "cts_nll", "vs", "ms",  "ms_odir",  "dir_odir", "hist", "iso", "ets"};
   return names;
 }
 
@@ -688,7 +834,12 @@ scored_split uncalibrated(const split_data& split) {
 
 nlohmann::json calibrator::params() const {
   nlohmann::json p = nlohmann::json::object();
-  if (method == "ts") {
+  if (method == "ets") {
+    p["temperature"] = temperature;
+    p["weights"] = weights;
+    p["objective"] = weight_objective;
+    p["final_objective"] = final_objective;
+  } else if (method == "ts") {
     p["temperature"] = temperature;
   } else if (method == "ws") {
     p["weight"] = weight;
@@ -714,7 +865,7 @@ nlohmann::json calibrator::params() const {
   } else if (is_logit_map(method)) {
     if (method == "vs") {
       p["weights"] = weights;
-    } else if (method == "ms") {
+    } else if (method == "ms" || is_odir(method)) {
       p["matrix"] = matrix;
     } else {
       p["temperatures"] = temperatures;
@@ -723,6 +874,17 @@ nlohmann::json calibrator::params() const {
     p["iterations_run"] = iterations_run;
     p["final_nll"] = final_nll;
     p["stop"] = stop;
+    if (is_odir(method)) {
+      p["lambda"] = odir_lambda;
+      p["mu"] = odir_mu;
+      p["final_objective"] = odir_objective;
+      nlohmann::json cv = nlohmann::json::array();
+      for (std::size_t i = 0; i < cv_nll.size(); ++i)
+        cv.push_back({{"lambda", cv_lambdas[i]}, {"mu", cv_mus[i]}, {"nll", cv_nll[i]}});
+      p["cv"] = cv;
+      p["folds"] = cv_nll.empty() ? nlohmann::json(nullptr)
+                                  : nlohmann::json{{"k", k_odir_folds}, {"seed", k_odir_fold_seed}};
+    }
   }
   return p;
 }
@@ -734,7 +896,14 @@ calibrator calibrator::from_json(const nlohmann::json& j, const std::string& whe
     calibrator c;
     c.method = j.at("method").get<std::string>();
     const auto& p = j.at("params");
-    if (c.method == "ts") {
+    if (c.method == "ets") {
+      c.temperature = p.at("temperature").get<double>();
+      c.weights = p.at("weights").get<std::vector<double>>();
+      c.weight_objective = p.value("objective", std::string("nll"));
+      c.final_objective = p.value("final_objective", 0.0);
+      if (!(c.temperature > 0) || !std::isfinite(c.temperature) || c.weights.size() != 3)
+        throw input_error(fmt::format("{}: ets needs a temperature > 0 and 3 weights", where));
+    } else if (c.method == "ts") {
       c.temperature = p.at("temperature").get<double>();
     } else if (c.method == "ws") {
       c.weight = p.at("weight").get<double>();
@@ -772,12 +941,25 @@ calibrator calibrator::from_json(const nlohmann::json& j, const std::string& whe
       }
     } else if (is_logit_map(c.method)) {
       if (c.method == "vs") c.weights = p.at("weights").get<std::vector<double>>();
-      if (c.method == "ms") c.matrix = p.at("matrix").get<std::vector<double>>();
+      if (c.method == "ms" || is_odir(c.method)) c.matrix = p.at("matrix").get<std::vector<double>>();
       if (c.method == "cts_nll") c.temperatures = p.at("temperatures").get<std::vector<double>>();
       if (c.method != "cts_nll") c.biases = p.at("biases").get<std::vector<double>>();
       c.iterations_run = p.value("iterations_run", std::int64_t{0});
       c.final_nll = p.value("final_nll", 0.0);
       c.stop = p.value("stop", std::string());
+      if (is_odir(c.method)) {
+        c.odir_lambda = p.value("lambda", 0.0);
+        c.odir_mu = p.value("mu", 0.0);
+        c.odir_objective = p.value("final_objective", 0.0);
+        if (p.contains("cv")) {
+          for (const auto& e : p.at("cv")) {
+            c.cv_lambdas.push_back(e.at("lambda").get<double>());
+            c.cv_mus.push_back(e.at("mu").get<double>());
+            c.cv_nll.push_back(e.at("nll").is_null() ? std::numeric_limits<double>::quiet_NaN()
+                                                     : e.at("nll").get<double>());
+          }
+        }
+      }
     } else {
       throw input_error(fmt::format("{}: unknown calibration method '{}'", where, c.method));
     }
@@ -789,10 +971,23 @@ calibrator calibrator::from_json(const nlohmann::json& j, const std::string& whe
 
 scored_split calibrator::apply(const split_data& split) const {
   const std::int64_t n = split.num_samples;
+  if (method == "ets") {
+    // The mixture keeps the argmax of z (each component does); ties go to the lowest index.
+    split_data mixed;
+    mixed.file = split.file;
+    mixed.name = split.name;
+    mixed.num_samples = n;
+    mixed.num_classes = split.num_classes;
+    mixed.labels = split.labels;
+    mixed.is_probs = true;
+    mixed.values = ets_probabilities(logits_of(split), split.num_classes, temperature,
+                                     {weights.at(0), weights.at(1), weights.at(2)});
+    return score_split(std::move(mixed));
+  }
   if (method == "ts") return score_scaled(split, std::vector<double>(static_cast<std::size_t>(n), 1.0 / temperature), {});
   if (method == "ws") return score_weighted(split, std::vector<double>(static_cast<std::size_t>(n), weight));
   if (is_logit_map(method)) {
-    const std::vector<double> z = logits_of(split);
+    const std::vector<double> z = logit_map_input(method, split);
     for (std::size_t i = 0; i < z.size(); ++i) {
       if (!std::isfinite(z[i]))
         throw input_error(fmt::format("{}: {}: non-finite logit (log of a probability 0?) at row {}: {} needs "
@@ -840,13 +1035,23 @@ scored_split calibrator::apply(const split_data& split) const {
 calibrator fit_calibrator(const split_data& val, const fit_options& options, sweep_backend& backend) {
   if (std::find(method_names().begin(), method_names().end(), options.method) == method_names().end())
     throw input_error(fmt::format("unknown method '{}' ({})", options.method, fmt::join(method_names(), ", ")));
-  if (options.objective != "nll" && options.objective != "ece" && options.objective != "adaece")
-    throw input_error(fmt::format("--objective must be nll, ece or adaece (got '{}')", options.objective));
+  if (options.objective != "nll" && options.objective != "ece" && options.objective != "adaece" &&
+      options.objective != "mse")
+    throw input_error(fmt::format("--objective must be nll, ece, adaece or mse (got '{}')", options.objective));
+  if ((options.method == "ets") != (options.objective == "mse") && options.objective != "nll")
+    throw input_error(fmt::format("--objective {} does not apply to {} (ts: nll | ece | adaece; ets: nll | mse)",
+                                  options.objective, options.method));
   if (options.objective == "adaece" && options.metrics.adaptive != adaptive_rule::split)
     throw input_error(fmt::format("--objective adaece sweeps DESIGN's equal-mass groups (--adaptive split); "
                                   "--adaptive {} applies to the reported metrics only: drop one of the two",
                                   adaptive_name(options.metrics.adaptive)));
+  if ((options.odir_lambda >= 0) != (options.odir_mu >= 0))
+    throw input_error("--odir-lambda and --odir-mu go together (or neither: cross-validation)");
+  if (options.odir_lambda >= 0 && !is_odir(options.method))
+    throw input_error(fmt::format("--odir-lambda and --odir-mu apply to ms_odir and dir_odir, not {}", options.method));
+  if (is_odir(options.method)) return fit_odir_method(val, options);
   if (is_logit_map(options.method)) return fit_logit_map_method(val, options);
+  if (options.method == "ets") return fit_ets(val, options);
   if (options.method == "hist") return fit_hist(val, options);
   if (options.method == "iso") return fit_iso(val);
   fit_context c{val, options, backend, to_sweep_input(val), nullptr, uncalibrated(val), std::nullopt};

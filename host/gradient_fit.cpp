@@ -137,13 +137,14 @@ double nll_and_gradient(logit_map map, const double* params, const std::vector<d
 /// and counts iterations through counted_line_search.
 struct nll_objective {
   nll_objective(logit_map m, const std::vector<double>& logits, const std::vector<std::int32_t>& y,
-                std::int64_t num_classes)
-      : map(m), z(logits), labels(y), k(num_classes) {}
+                std::int64_t num_classes, const odir_penalty& pen)
+      : map(m), z(logits), labels(y), k(num_classes), penalty(pen) {}
 
   logit_map map;
   const std::vector<double>& z;
   const std::vector<std::int32_t>& labels;
   std::int64_t k;
+  odir_penalty penalty;
   std::int64_t evaluations = 0, line_searches = 0;
   double best_value = std::numeric_limits<double>::infinity();
   Eigen::VectorXd best_x;
@@ -152,6 +153,7 @@ struct nll_objective {
   double operator()(const Eigen::VectorXd& x, Eigen::VectorXd& grad) {
     grad.resize(x.size());
     double v = nll_and_gradient(map, x.data(), z, labels, k, grad.data());
+    if (penalty.lambda != 0 || penalty.mu != 0) v += odir_value(penalty, x.data(), k, grad.data());
     ++evaluations;
     // A trial step so long that the mapped logits overflow: reject it (the line search shrinks).
     if (!std::isfinite(v)) v = std::numeric_limits<double>::infinity();
@@ -229,10 +231,33 @@ double logit_map_nll(logit_map map, const std::vector<double>& params, const std
   return nll_and_gradient(map, params.data(), z, labels, num_classes, gradient.data());
 }
 
+double odir_value(const odir_penalty& penalty, const double* params, std::int64_t num_classes, double* gradient) {
+  const std::int64_t k = num_classes;
+  const double off_scale = k > 1 ? penalty.lambda / static_cast<double>(k * (k - 1)) : 0.0;
+  const double bias_scale = penalty.mu / static_cast<double>(k);
+  double off = 0, bias = 0;
+  for (std::int64_t i = 0; i < k; ++i)
+    for (std::int64_t j = 0; j < k; ++j) {
+      if (i == j) continue;
+      const double w = params[i * k + j];
+      off += w * w;
+      gradient[i * k + j] += 2.0 * off_scale * w;
+    }
+  for (std::int64_t i = 0; i < k; ++i) {
+    const double b = params[k * k + i];
+    bias += b * b;
+    gradient[k * k + i] += 2.0 * bias_scale * b;
+  }
+  return off_scale * off + bias_scale * bias;
+}
+
 logit_map_fit fit_logit_map(logit_map map, const std::vector<double>& z, const std::vector<std::int32_t>& labels,
-                            std::int64_t num_classes, std::int64_t max_iterations, const std::string& where) {
+                            std::int64_t num_classes, std::int64_t max_iterations, const std::string& where,
+                            const odir_penalty& penalty) {
   CALIBENCH_EXPECTS(z.size() == labels.size() * static_cast<std::size_t>(num_classes) && !labels.empty(),
                     "logits and labels differ in rows");
+  CALIBENCH_EXPECTS(map == logit_map::matrix || (penalty.lambda == 0 && penalty.mu == 0),
+                    "the ODIR penalty applies to the matrix map only");
   for (std::size_t i = 0; i < z.size(); ++i) {
     if (!std::isfinite(z[i]))
       throw input_error(fmt::format("{}: non-finite logit (log of a probability 0?) at row {}: the logit maps need "
@@ -240,7 +265,7 @@ logit_map_fit fit_logit_map(logit_map map, const std::vector<double>& z, const s
   }
   const std::vector<double> start = logit_map_identity(map, num_classes);
   Eigen::VectorXd x = Eigen::Map<const Eigen::VectorXd>(start.data(), static_cast<Eigen::Index>(start.size()));
-  nll_objective f(map, z, labels, num_classes);
+  nll_objective f(map, z, labels, num_classes, penalty);
   logit_map_fit out;
   if (max_iterations == 0) {
     Eigen::VectorXd grad;

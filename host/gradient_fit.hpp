@@ -31,12 +31,24 @@ double logit_map_nll(logit_map map, const std::vector<double>& params, const std
                      const std::vector<std::int32_t>& labels, std::int64_t num_classes,
                      std::vector<double>& gradient);
 
+/// The ODIR regulariser of ms_odir and dir_odir on the matrix map (Kull 2019; dirichletcal's
+/// reg_norm = True normalisation): lambda/(K(K-1)) sum_{i != j} W_ij^2 + mu/K sum_i b_i^2.
+/// The diagonal of W is not penalised; lambda = mu = 0 is the plain NLL.
+struct odir_penalty {
+  double lambda = 0;
+  double mu = 0;
+};
+
+/// The penalty at matrix-map parameters `params` (K^2 + K), its gradient added to `gradient`
+/// (same size). K = 1 has no off-diagonal entries (that term is 0).
+double odir_value(const odir_penalty& penalty, const double* params, std::int64_t num_classes, double* gradient);
+
 /// Result of fit_logit_map.
 struct logit_map_fit {
   std::vector<double> params;    ///< the lowest-NLL point the optimiser evaluated
   std::int64_t iterations = 0;   ///< L-BFGS iterations (line searches) run
   std::int64_t evaluations = 0;  ///< NLL and gradient evaluations
-  double nll = 0;                ///< mean NLL at `params`
+  double nll = 0;                ///< objective at `params`: mean NLL plus the penalty (if any)
   double gradient_norm = 0;      ///< Euclidean norm of the gradient at `params`
   std::string stop;              ///< "gradient" | "objective" | "iterations" | "line_search"
 };
@@ -52,8 +64,10 @@ inline constexpr double k_stall_tolerance = 1e-14;
 /// Minimises logit_map_nll from the identity by L-BFGS (memory 10, backtracking strong-Wolfe line search)
 /// until the gradient tolerance, the stall rule, `max_iterations` iterations (0: none, the
 /// identity is returned), or a line search that cannot decrease the NLL any further. The logits
-/// must be finite (throws input_error naming `where` otherwise).
+/// must be finite (throws input_error naming `where` otherwise). A non-zero `penalty` (matrix
+/// map only) adds odir_value to the objective and its gradient.
 logit_map_fit fit_logit_map(logit_map map, const std::vector<double>& z, const std::vector<std::int32_t>& labels,
-                            std::int64_t num_classes, std::int64_t max_iterations, const std::string& where);
+                            std::int64_t num_classes, std::int64_t max_iterations, const std::string& where,
+                            const odir_penalty& penalty = {});
 
 }  // namespace calibench

@@ -442,6 +442,8 @@ int run_fit(const fit_args& a) {
   o.iterations = a.iterations;
   o.accuracy_constraint = a.accuracy_constraint == "on";
   o.cts_search = a.cts_search;
+  o.odir_lambda = a.odir_lambda;
+  o.odir_mu = a.odir_mu;
   auto backend = make_backend(backend_for(a.backend, o.metrics));
   const calibrator cal = fit_calibrator(val, o, *backend);
   const metric_options& mo = o.metrics;
@@ -452,6 +454,8 @@ int run_fit(const fit_args& a) {
   const nlohmann::json options{{"objective", a.objective},   {"grid", a.grid},
                                {"calib_bins", a.calib_bins}, {"iterations", a.iterations},
                                {"accuracy_constraint", a.accuracy_constraint}, {"cts_search", a.cts_search},
+                               {"odir_lambda", a.odir_lambda >= 0 ? nlohmann::json(a.odir_lambda) : nlohmann::json(nullptr)},
+                               {"odir_mu", a.odir_mu >= 0 ? nlohmann::json(a.odir_mu) : nlohmann::json(nullptr)},
                                {"bins", a.bins},             {"conventions", conventions_json(mo)}};
   return print_calibrated(cal, v, t, mo, seconds, backend->name(), options, a.format, a.file);
 }

@@ -72,6 +72,8 @@ struct fit_args {
   std::int64_t iterations = -1;
   std::string accuracy_constraint = "on";
   std::string cts_search = "grid";
+  double odir_lambda = -1;  ///< ms_odir, dir_odir: -1 = cross-validate
+  double odir_mu = -1;
   std::int32_t bins = 15;
   convention_names conventions;
   std::string backend = "auto";

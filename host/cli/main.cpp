@@ -234,19 +234,25 @@ int main(int argc, char** argv) {
   fit_args fa;
   auto* fit = app.add_subcommand("fit", "Fit a calibration method on /val; metrics on /val and /test (docs/calibrators.md)");
   fit->add_option("file", fa.file, "HDF5 logit dump")->required();
-  fit->add_option("--method", fa.method, "ts | ws | cws | cts_conf | bts | cts_greedy | cts_nll | vs | ms | hist | iso")
+  fit->add_option("--method", fa.method, "ts | ws | cws | cts_conf | bts | cts_greedy | cts_nll | vs | ms | ms_odir | dir_odir | hist | iso | ets")
       ->check(CLI::IsMember(calibench::method_names()));
-  fit->add_option("--objective", fa.objective, "ts: nll | ece | adaece")->check(CLI::IsMember({"nll", "ece", "adaece"}));
-  fit->add_option("--grid", fa.grid, "Candidates: start:stop:step (inclusive) or v1,v2,... (method default)");
+  fit->add_option("--objective", fa.objective, "ts: nll | ece | adaece; ets: nll | mse (the weights)")
+      ->check(CLI::IsMember({"nll", "ece", "adaece", "mse"}));
+  fit->add_option("--grid", fa.grid, "Candidates: start:stop:step (inclusive) or v1,v2,... (method default; ms_odir, dir_odir: lambda = mu)");
   fit->add_option("--calib-bins", fa.calib_bins, "cws, cts_conf, bts: calibration bins B or auto (2..50); hist: bins M");
   fit->add_option("--iterations", fa.iterations,
                   "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); "
-                  "vs, ms, cts_nll: L-BFGS iterations at most (1000)")
+                  "vs, ms, cts_nll, ms_odir, dir_odir: L-BFGS iterations at most per fit (1000)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1000000}));
   fit->add_option("--accuracy-constraint", fa.accuracy_constraint, "cts_greedy: on | off (off = U-CTS)")
       ->check(CLI::IsMember({"on", "off"}));
   fit->add_option("--cts-search", fa.cts_search, "cts_greedy: grid (the paper) | nudge (the authors' code)")
       ->check(CLI::IsMember({"grid", "nudge"}));
+  fit->add_option("--odir-lambda", fa.odir_lambda,
+                  "ms_odir, dir_odir: off-diagonal weight lambda (with --odir-mu; default: 5-fold CV)")
+      ->check(CLI::NonNegativeNumber);
+  fit->add_option("--odir-mu", fa.odir_mu, "ms_odir, dir_odir: bias weight mu (with --odir-lambda)")
+      ->check(CLI::NonNegativeNumber);
   fit->add_option("--bins", fa.bins, "Evaluation (and objective) bins M")->check(CLI::Range(1, 1000000));
   add_convention_options(fit, fa.conventions, true);
   fit->add_option("--backend", fa.backend, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));

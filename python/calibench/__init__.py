@@ -275,8 +275,8 @@ def fit(
     """Fits a calibration method on validation logits, as `calibench fit --method METHOD` does
     on a dump's /val (docs/calibrators.md).
 
-    method: one of calibench.methods (ts, ws, cws, cts_conf, bts, cts_greedy, vs, ms, cts_nll,
-    hist, iso; docs/calibrators.md). The options are those
+    method: one of calibench.methods (ts, ws, cws, cts_conf, bts, cts_greedy, vs, ms, ms_odir,
+    dir_odir, cts_nll, ets, hist, iso; docs/calibrators.md). The options are those
     of `calibench fit` with underscores: objective (ts: nll | ece | adaece), grid
     ("start:stop:step", "v1,v2,..." or a sequence of numbers; None: the method's default),
     calib_bins (an integer or "auto"; hist: its bins), iterations (cts_greedy cycles, vs / ms /

@@ -157,6 +157,81 @@ TEST(gradient_fit, zero_iterations_returns_the_identity) {
   EXPECT_DOUBLE_EQ(fit.nll, naive_nll(p.z, p.labels, 3));
 }
 
+/// The ODIR objective of ms_odir / dir_odir: mean NLL plus odir_value.
+double odir_objective(const odir_penalty& pen, const std::vector<double>& params, const problem& p,
+                      std::vector<double>& grad) {
+  const double nll = logit_map_nll(logit_map::matrix, params, p.z, p.labels, p.k, grad);
+  return nll + odir_value(pen, params.data(), p.k, grad.data());
+}
+
+TEST(odir_penalty, value_is_the_normalised_off_diagonal_and_bias_sums) {
+  // K = 3: W = [[1,2,3],[4,5,6],[7,8,9]], b = [1,-2,3]: off-diagonal squares 4+9+16+36+49+64 = 178,
+  // bias squares 14; lambda/(K(K-1)) = 0.5/6, mu/K = 0.3/3.
+  const std::vector<double> params{1, 2, 3, 4, 5, 6, 7, 8, 9, 1, -2, 3};
+  std::vector<double> grad(params.size(), 0.0);
+  const double v = odir_value({0.5, 0.3}, params.data(), 3, grad.data());
+  EXPECT_NEAR(v, 0.5 / 6 * 178 + 0.3 / 3 * 14, 1e-13);
+  EXPECT_EQ(grad[0], 0.0);  // the diagonal is not penalised
+  EXPECT_NEAR(grad[1], 2 * 0.5 / 6 * 2, 1e-15);
+  EXPECT_NEAR(grad[10], 2 * 0.3 / 3 * -2, 1e-15);
+}
+
+TEST(odir_penalty, objective_gradient_matches_central_differences) {
+  for (std::int64_t k : {2, 3, 10}) {
+    for (const odir_penalty pen : {odir_penalty{1e-2, 1e-2}, odir_penalty{1.0, 0.1}, odir_penalty{0.0, 3.0}}) {
+      SCOPED_TRACE(::testing::Message() << "K=" << k << " lambda=" << pen.lambda << " mu=" << pen.mu);
+      const problem p = random_problem(300, k, 500 + static_cast<std::uint64_t>(k));
+      auto params = random_params(logit_map::matrix, k, 600 + static_cast<std::uint64_t>(k));
+      std::vector<double> grad, unused;
+      odir_objective(pen, params, p, grad);
+      double diff2 = 0, norm2 = 0;
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        const double keep = params[i];
+        params[i] = keep + k_fd_step;
+        const double up = odir_objective(pen, params, p, unused);
+        params[i] = keep - k_fd_step;
+        const double down = odir_objective(pen, params, p, unused);
+        params[i] = keep;
+        const double fd = (up - down) / (2 * k_fd_step);
+        diff2 += (fd - grad[i]) * (fd - grad[i]);
+        norm2 += grad[i] * grad[i];
+      }
+      EXPECT_LT(std::sqrt(diff2), k_gradient_rtol * std::sqrt(norm2));
+    }
+  }
+}
+
+TEST(odir_penalty, fit_reaches_a_stationary_point_of_the_penalised_objective) {
+  const std::int64_t k = 5;
+  const problem p = random_problem(400, k, 77);
+  const odir_penalty pen{0.1, 0.1};
+  const auto fit = fit_logit_map(logit_map::matrix, p.z, p.labels, k, 1000, "test", pen);
+  std::vector<double> grad;
+  EXPECT_EQ(odir_objective(pen, fit.params, p, grad), fit.nll);
+  double norm2 = 0, x2 = 0;
+  for (double g : grad) norm2 += g * g;
+  for (double x : fit.params) x2 += x * x;
+  // Random labels make the objective flat (the penalty's curvature is lambda/(K(K-1)) = 0.005):
+  // the fit may end by a failed line search a little above the gradient tolerance.
+  EXPECT_NE(fit.stop, "iterations");
+  EXPECT_LE(std::sqrt(norm2), 1e-6 * std::max(1.0, std::sqrt(x2)));
+  // A heavier penalty leaves smaller off-diagonal entries.
+  const auto heavy = fit_logit_map(logit_map::matrix, p.z, p.labels, k, 1000, "test", {100.0, 100.0});
+  double off_light = 0, off_heavy = 0;
+  for (std::int64_t i = 0; i < k; ++i)
+    for (std::int64_t j = 0; j < k; ++j)
+      if (i != j) {
+        off_light += fit.params[i * k + j] * fit.params[i * k + j];
+        off_heavy += heavy.params[i * k + j] * heavy.params[i * k + j];
+      }
+  EXPECT_LT(off_heavy, off_light);
+}
+
+TEST(odir_penalty, applies_to_the_matrix_map_only) {
+  const problem p = random_problem(20, 3, 9);
+  EXPECT_THROW(fit_logit_map(logit_map::vector, p.z, p.labels, 3, 10, "test", {0.1, 0.1}), error);
+}
+
 TEST(gradient_fit, non_finite_logits_are_an_input_error) {
   problem p = random_problem(20, 3, 9);
   p.z[31] = -INFINITY;
