@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from fit_helpers import close, run_cli, write_dump  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests" / "reference"))
 import calib_ref as ref  # noqa: E402
@@ -60,16 +61,6 @@ def make_split(rng, n, k, scale):
     return (t * tau[:, None]).astype(np.float32), y.astype(np.int32)
 
 
-def write_dump(path, val, test, k, probs=False):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "calibench-logits"
-        f.attrs["version"] = 1
-        f.attrs["num_classes"] = k
-        for split, (v, y) in (("val", val), ("test", test)):
-            f[f"{split}/{'probs' if probs else 'logits'}"] = v
-            f[f"{split}/labels"] = y
-
-
 @pytest.fixture(scope="module")
 def dumps(tmp_path_factory):
     """name -> (path, (z_val, y_val), (z_test, y_test)); z float64 logits as the CLI reads them
@@ -97,18 +88,6 @@ def dumps(tmp_path_factory):
                       for s in ("val", "test")]
         out[name] = (path, splits[0], splits[1])
     return out
-
-
-def run_cli(calibench, *args):
-    cmd = [str(a) for a in args] + ["--format", "json"]
-    ctx = f"command: calibench {' '.join(cmd)}"
-    proc = calibench(*cmd)
-    assert proc.returncode == 0, f"{ctx}\n  exit {proc.returncode}: {proc.stderr}"
-    return json.loads(proc.stdout), ctx
-
-
-def close(got, want, tol):
-    return abs(got - want) <= tol * max(1.0, abs(want))
 
 
 def face_curvature(objective, w, comps, y):

@@ -18,6 +18,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO
+from fit_helpers import close, run_cli, write_dump  # noqa: E402
+from fit_helpers import tempered_split as make_split  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests" / "reference"))
 import calib_ref as ref  # noqa: E402
@@ -56,25 +58,6 @@ RANDOM = {
 }
 
 
-def make_split(rng, n, k, scale, tau):
-    """True logits t = scale N(0, I), y ~ softmax(t), observed z = t * tau (float32)."""
-    t = scale * rng.normal(size=(n, k))
-    p = np.exp(t - t.max(axis=1, keepdims=True))
-    p /= p.sum(axis=1, keepdims=True)
-    y = np.minimum((p.cumsum(axis=1) < rng.random(n)[:, None]).sum(axis=1), k - 1)
-    return (t * tau[None, :]).astype(np.float32), y.astype(np.int32)
-
-
-def write_dump(path, val, test, k, probs=False):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "calibench-logits"
-        f.attrs["version"] = 1
-        f.attrs["num_classes"] = k
-        for split, (v, y) in (("val", val), ("test", test)):
-            f[f"{split}/{'probs' if probs else 'logits'}"] = v
-            f[f"{split}/labels"] = y
-
-
 def softmax64(z):
     z = np.asarray(z, dtype=np.float64)
     e = np.exp(z - z.max(axis=1, keepdims=True))
@@ -109,18 +92,6 @@ def dumps(tmp_path_factory):
                       for s in ("val", "test")]
         out[name] = (path, splits[0], splits[1])
     return out
-
-
-def run_cli(calibench, *args):
-    cmd = [str(a) for a in args] + ["--format", "json"]
-    ctx = f"command: calibench {' '.join(cmd)}"
-    proc = calibench(*cmd)
-    assert proc.returncode == 0, f"{ctx}\n  exit {proc.returncode}: {proc.stderr}"
-    return json.loads(proc.stdout), ctx
-
-
-def close(got, want, tol):
-    return abs(got - want) <= tol * max(1.0, abs(want))
 
 
 def check_metrics(out, method, x, val, test, ctx):

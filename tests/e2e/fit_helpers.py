@@ -1,0 +1,40 @@
+# Helpers shared by the end-to-end tests of the gradient-trained calibrators (test_fit_gradient,
+# test_fit_odir, test_fit_ets): writing small dumps, running `calibench ... --format json`, and
+# the relative tolerance rule.
+import json
+
+import h5py
+import numpy as np
+
+
+def tempered_split(rng, n, k, scale, tau):
+    """True logits t = scale N(0, I), y ~ softmax(t), observed z = t * tau (float32)."""
+    t = scale * rng.normal(size=(n, k))
+    p = np.exp(t - t.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    y = np.minimum((p.cumsum(axis=1) < rng.random(n)[:, None]).sum(axis=1), k - 1)
+    return (t * tau[None, :]).astype(np.float32), y.astype(np.int32)
+
+
+def write_dump(path, val, test, k, probs=False):
+    """A dump with /val and /test from (values, labels) pairs (logits, or probabilities)."""
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "calibench-logits"
+        f.attrs["version"] = 1
+        f.attrs["num_classes"] = k
+        for split, (v, y) in (("val", val), ("test", test)):
+            f[f"{split}/{'probs' if probs else 'logits'}"] = v
+            f[f"{split}/labels"] = y
+
+
+def run_cli(calibench, *args):
+    """(parsed JSON, a context line naming the command); fails the test on a non-zero exit."""
+    cmd = [str(a) for a in args] + ["--format", "json"]
+    ctx = f"command: calibench {' '.join(cmd)}"
+    proc = calibench(*cmd)
+    assert proc.returncode == 0, f"{ctx}\n  exit {proc.returncode}: {proc.stderr}"
+    return json.loads(proc.stdout), ctx
+
+
+def close(got, want, tol):
+    return abs(got - want) <= tol * max(1.0, abs(want))
