@@ -822,8 +822,12 @@ calibrator fit_cts_greedy(fit_context& c) {
 }  // namespace
 
 const std::vector<std::string>& method_names() {
-  static const std::vector<std::string> names{"ts",      "ws", "cws", "cts_conf", "bts",  "cts_greedy",
-                                              "cts_nll", "vs", "ms",  "ms_odir",  "dir_odir", "hist", "iso", "ets"};
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> v{"ts", "ws", "cws",      "cts_conf", "bts", "cts_greedy", "cts_nll",
+                               "vs", "ms", "ms_odir", "dir_odir", "hist", "iso",       "ets"};
+    for (const auto& t : trained_method_names()) v.push_back(t);
+    return v;
+  }();
   return names;
 }
 
@@ -834,6 +838,7 @@ scored_split uncalibrated(const split_data& split) {
 
 nlohmann::json calibrator::params() const {
   nlohmann::json p = nlohmann::json::object();
+  if (trained) return trained->params();
   if (method == "ets") {
     p["temperature"] = temperature;
     p["weights"] = weights;
@@ -896,7 +901,9 @@ calibrator calibrator::from_json(const nlohmann::json& j, const std::string& whe
     calibrator c;
     c.method = j.at("method").get<std::string>();
     const auto& p = j.at("params");
-    if (c.method == "ets") {
+    if (const auto tm = parse_trained_method(c.method)) {
+      c.trained = trained_model::from_params(*tm, p, where);
+    } else if (c.method == "ets") {
       c.temperature = p.at("temperature").get<double>();
       c.weights = p.at("weights").get<std::vector<double>>();
       c.weight_objective = p.value("objective", std::string("nll"));
@@ -971,6 +978,24 @@ calibrator calibrator::from_json(const nlohmann::json& j, const std::string& whe
 
 scored_split calibrator::apply(const split_data& split) const {
   const std::int64_t n = split.num_samples;
+  if (trained) {
+    const std::vector<double> z = logits_of(split);
+    for (std::size_t i = 0; i < z.size(); ++i) {
+      if (!std::isfinite(z[i]))
+        throw input_error(fmt::format("{}: {}: non-finite logit (log of a probability 0?) at row {}: {} needs "
+                                      "finite logits", split.file, split.values_path(),
+                                      i / static_cast<std::size_t>(split.num_classes), method));
+    }
+    split_data calibrated;
+    calibrated.file = split.file;
+    calibrated.name = split.name;
+    calibrated.num_samples = n;
+    calibrated.num_classes = split.num_classes;
+    calibrated.labels = split.labels;
+    calibrated.is_probs = true;
+    calibrated.values = trained->probabilities(z, split.num_classes, split.file + ": " + split.values_path());
+    return score_split(std::move(calibrated));
+  }
   if (method == "ets") {
     // The mixture keeps the argmax of z (each component does); ties go to the lowest index.
     split_data mixed;
@@ -1049,6 +1074,14 @@ calibrator fit_calibrator(const split_data& val, const fit_options& options, swe
     throw input_error("--odir-lambda and --odir-mu go together (or neither: cross-validation)");
   if (options.odir_lambda >= 0 && !is_odir(options.method))
     throw input_error(fmt::format("--odir-lambda and --odir-mu apply to ms_odir and dir_odir, not {}", options.method));
+  if (const auto tm = parse_trained_method(options.method)) {
+    train_options t = options.train;
+    if (options.iterations >= 0) t.iterations = options.iterations;
+    calibrator cal;
+    cal.method = options.method;
+    cal.trained = fit_trained(val, *tm, t);
+    return cal;
+  }
   if (is_odir(options.method)) return fit_odir_method(val, options);
   if (is_logit_map(options.method)) return fit_logit_map_method(val, options);
   if (options.method == "ets") return fit_ets(val, options);

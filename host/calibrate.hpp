@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "host/dump.hpp"
 #include "host/metrics.hpp"
 #include "host/sweep.hpp"
+#include "host/trained_fit.hpp"
 
 namespace calibench {
 
@@ -28,6 +30,8 @@ struct fit_options {
   std::string cts_search = "grid";        ///< cts_greedy: grid | nudge
   double odir_lambda = -1;                ///< ms_odir, dir_odir: fixed lambda (-1: cross-validated)
   double odir_mu = -1;                    ///< ms_odir, dir_odir: fixed mu (-1: cross-validated)
+  train_options train;                    ///< loss-trained methods (ts+sctl, pts, ...; host/trained_fit.hpp);
+                                          ///< `iterations` above sets train.iterations for them
 };
 
 /// A fitted calibrator: the method and its parameters (only those the method uses are set).
@@ -55,6 +59,7 @@ struct calibrator {
   std::string stop;                  ///< vs, ms, cts_nll, ms_odir, dir_odir: gradient | objective | iterations | line_search
   std::string weight_objective;      ///< ets: what the weights minimise, nll | mse
   double final_objective = 0;        ///< ets: that objective on the validation split at the parameters
+  std::optional<trained_model> trained;  ///< loss-trained methods (ts+sctl, pts, ...)
 
   /// The objective over the grid the fit searched (ts ece/adaece, ws; cts_greedy: its
   /// initial one-temperature grid), for metric-versus-candidate plots; empty otherwise.

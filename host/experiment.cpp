@@ -213,7 +213,9 @@ std::vector<method_config> expand_method(const toml::table& t, const std::string
   for (const auto& [key, node] : t) {
     const std::string k(key.str());
     if (k == "method" || k == "label") continue;
-    if (!k_option_keys.contains(k)) spec_fail(file, fmt::format("{}: unknown option '{}'", where, k));
+    const auto& train_keys = train_option_keys();
+    if (!k_option_keys.contains(k) && std::find(train_keys.begin(), train_keys.end(), k) == train_keys.end())
+      spec_fail(file, fmt::format("{}: unknown option '{}'", where, k));
     std::vector<std::string> values;
     if (const auto* arr = node.as_array()) {
       for (const auto& v : *arr) values.push_back(scalar_text(v, file, where + "." + k));
@@ -364,6 +366,7 @@ nlohmann::json run_cell(const experiment_spec& spec, const cell& c, sweep_backen
         throw input_error(fmt::format("iterations = '{}': expected an integer", it->second));
       }
     }
+    for (const auto& [key, value] : opt) set_train_option(o.train, key, value);
     const calibrator cal = fit_calibrator(val, o, backend);
     out["params"] = cal.params();
     if (!cal.curve_candidates.empty()) {

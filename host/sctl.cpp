@@ -60,8 +60,10 @@ double slsqp_callback(unsigned n, const double* x, double* grad, void* data) {
   return sctl_objective(p->l0, p->l1, p->normalised1, x[0], x[1]);
 }
 
-const char* nlopt_status_name(nlopt_result r) {
-  switch (r) {
+}  // namespace
+
+const char* nlopt_status_name(int code) {
+  switch (static_cast<nlopt_result>(code)) {
     case NLOPT_SUCCESS: return "SUCCESS";
     case NLOPT_STOPVAL_REACHED: return "STOPVAL_REACHED";
     case NLOPT_FTOL_REACHED: return "FTOL_REACHED";
@@ -76,6 +78,8 @@ const char* nlopt_status_name(nlopt_result r) {
     default: return "UNKNOWN";
   }
 }
+
+namespace {
 
 /// SciPy's SLSQP defaults, as the authors call it: stop when the objective changes by less
 /// than 1e-6 (SciPy's `ftol`, an absolute accuracy); NLopt counts evaluations, not

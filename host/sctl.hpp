@@ -51,6 +51,9 @@ double sctl_objective(std::span<const double> l0, std::span<const double> l1, st
 std::array<double, 2> sctl_objective_gradient(std::span<const double> l0, std::span<const double> l1,
                                               std::span<const double> normalised1, double alpha, double beta);
 
+/// NLopt's name of a result code (e.g. "FTOL_REACHED"; "UNKNOWN" for others).
+const char* nlopt_status_name(int code);
+
 /// Which fitted pair a run uses: calibench's grid fit (default) or NLopt's SLSQP (the authors' solver).
 enum class sctl_solver : std::int32_t { grid, slsqp };
 

@@ -429,6 +429,20 @@ int print_calibrated(const calibrator& cal, const split_outcome& val, const spli
 
 }  // namespace
 
+train_options to_train_options(const train_args& a) {
+  train_options o = a.options;
+  if (a.focal_gradient != "full" && a.focal_gradient != "detached")
+    throw input_error(fmt::format("--focal-gradient must be full or detached (got '{}')", a.focal_gradient));
+  o.focal_detached = a.focal_gradient == "detached";
+  o.lsplus_rule = parse_lsplus_perfect(a.lsplus_perfect);
+  o.sctl.norm = parse_sctl_norm(a.sctl_norm);
+  if (a.sctl_solver != "grid" && a.sctl_solver != "slsqp")
+    throw input_error(fmt::format("--sctl-solver must be grid or slsqp (got '{}')", a.sctl_solver));
+  o.sctl.solver = a.sctl_solver == "slsqp" ? sctl_solver::slsqp : sctl_solver::grid;
+  o.sctl.grid = a.sctl_grid;
+  return o;
+}
+
 int run_fit(const fit_args& a) {
   const auto started = std::chrono::steady_clock::now();
   const split_data val = read_split(a.file, "val");
@@ -444,6 +458,7 @@ int run_fit(const fit_args& a) {
   o.cts_search = a.cts_search;
   o.odir_lambda = a.odir_lambda;
   o.odir_mu = a.odir_mu;
+  o.train = to_train_options(a.train);
   auto backend = make_backend(backend_for(a.backend, o.metrics));
   const calibrator cal = fit_calibrator(val, o, *backend);
   const metric_options& mo = o.metrics;
@@ -451,13 +466,24 @@ int run_fit(const fit_args& a) {
   const split_outcome t = evaluate_calibrated(cal, test, mo);
   if (!a.save.empty()) save_calibrated(a.save, cal, a.file, v, t);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const nlohmann::json options{{"objective", a.objective},   {"grid", a.grid},
+  nlohmann::json options_json{{"objective", a.objective},   {"grid", a.grid},
                                {"calib_bins", a.calib_bins}, {"iterations", a.iterations},
                                {"accuracy_constraint", a.accuracy_constraint}, {"cts_search", a.cts_search},
                                {"odir_lambda", a.odir_lambda >= 0 ? nlohmann::json(a.odir_lambda) : nlohmann::json(nullptr)},
                                {"odir_mu", a.odir_mu >= 0 ? nlohmann::json(a.odir_mu) : nlohmann::json(nullptr)},
                                {"bins", a.bins},             {"conventions", conventions_json(mo)}};
-  return print_calibrated(cal, v, t, mo, seconds, backend->name(), options, a.format, a.file);
+  if (parse_trained_method(a.method)) {
+    const auto& to = a.train.options;
+    options_json["train"] = {{"lr", to.lr >= 0 ? nlohmann::json(to.lr) : nlohmann::json(nullptr)},
+                             {"schedule", to.schedule}, {"ls_alpha", to.ls_alpha}, {"fl_gamma", to.fl_gamma},
+                             {"focal_gradient", a.train.focal_gradient}, {"lsplus_weight", to.lsplus_weight},
+                             {"lsplus_perfect", a.train.lsplus_perfect}, {"sctl_norm", a.train.sctl_norm},
+                             {"sctl_solver", a.train.sctl_solver}, {"sctl_grid", a.train.sctl_grid},
+                             {"seed", to.seed}, {"pts_init", to.pts_init}, {"pts_top_k", to.pts_top_k},
+                             {"pts_layers", to.pts_layers}, {"pts_nodes", to.pts_nodes},
+                             {"weight_decay", to.weight_decay >= 0 ? nlohmann::json(to.weight_decay) : nlohmann::json(nullptr)}};
+  }
+  return print_calibrated(cal, v, t, mo, seconds, backend->name(), options_json, a.format, a.file);
 }
 
 int run_apply(const apply_args& a) {

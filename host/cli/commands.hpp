@@ -8,6 +8,7 @@
 
 #include "host/conventions.hpp"
 #include "host/experiment.hpp"
+#include "host/trained_fit.hpp"
 
 namespace calibench::cli {
 
@@ -63,6 +64,18 @@ struct sweep_candidates_args {
 };
 int run_sweep_candidates(const sweep_candidates_args& a);
 
+/// Options of the loss-trained methods (host/trained_fit.hpp) as the command line gives them.
+struct train_args {
+  train_options options;               ///< numbers and paths, written directly
+  std::string focal_gradient = "full";  ///< full | detached
+  std::string lsplus_perfect = "uniform";
+  std::string sctl_norm = "nd";
+  std::string sctl_solver = "grid";
+  std::int64_t sctl_grid = 256;
+};
+/// The train_options of `a` (throws input_error on a bad name).
+train_options to_train_options(const train_args& a);
+
 struct fit_args {
   std::string file;
   std::string method = "ts";
@@ -74,6 +87,7 @@ struct fit_args {
   std::string cts_search = "grid";
   double odir_lambda = -1;  ///< ms_odir, dir_odir: -1 = cross-validate
   double odir_mu = -1;
+  train_args train;
   std::int32_t bins = 15;
   convention_names conventions;
   std::string backend = "auto";

@@ -75,6 +75,36 @@ CLI::Validator finite_number(double lo, double hi, bool open_lo, bool open_hi, c
 
 /// The conventions options (docs/metrics.md); `all` false: only --binning (sweeps bin the
 /// top-label confidence and nothing else).
+void add_train_options(CLI::App* cmd, train_args& t) {
+  auto& o = t.options;
+  const char* group = "Loss-trained methods (docs/calibrators.md)";
+  cmd->add_option("--lr", o.lr, "Learning rate of one stage (default 0.02; ls, fl: the schedule 0.005/200, 0.003/400, 0.001/400)")
+      ->group(group);
+  cmd->add_option("--schedule", o.schedule, "auto (on for ls, fl) | on | off")
+      ->check(CLI::IsMember({"auto", "on", "off"}))->group(group);
+  cmd->add_option("--ls-alpha", o.ls_alpha, "+ls: label-smoothing weight (0.05)")->group(group);
+  cmd->add_option("--fl-gamma", o.fl_gamma, "+fl: focal gamma (3)")->group(group);
+  cmd->add_option("--focal-gradient", t.focal_gradient,
+                  "+fl: full (the focal loss's gradient) | detached ((1-p)^gamma held constant, the SCTL code)")
+      ->check(CLI::IsMember({"full", "detached"}))->group(group);
+  cmd->add_option("--lsplus-weight", o.lsplus_weight, "+lsplus: a in (1 - a) CE + a KL (0.5)")->group(group);
+  cmd->add_option("--lsplus-perfect", t.lsplus_perfect, "+lsplus: prior of classes with accuracy 1: uniform | half | keep")
+      ->check(CLI::IsMember({"uniform", "half", "keep"}))->group(group);
+  cmd->add_option("--sctl-norm", t.sctl_norm, "+sctl: class-loss normalisation nd | mm | cm")
+      ->check(CLI::IsMember({"nd", "mm", "cm"}))->group(group);
+  cmd->add_option("--sctl-solver", t.sctl_solver, "+sctl: (alpha, beta) from grid (calibench) | slsqp (NLopt, the authors' solver)")
+      ->check(CLI::IsMember({"grid", "slsqp"}))->group(group);
+  cmd->add_option("--sctl-grid", t.sctl_grid, "+sctl: grid candidates per axis (256)")->check(CLI::Range(2, 4096))->group(group);
+  cmd->add_option("--seed", o.seed, "pts, pts_sctl: seed of the initial network weights (1)")->group(group);
+  cmd->add_option("--pts-init", o.pts_init, "pts, pts_sctl: JSON file with the initial network ({\"layers\": [{\"weight\", \"bias\"}]})")
+      ->group(group);
+  cmd->add_option("--pts-top-k", o.pts_top_k, "pts, pts_sctl: sorted logits fed to the network (10; min(10, K))")->group(group);
+  cmd->add_option("--pts-layers", o.pts_layers, "pts: hidden layers (2)")->group(group);
+  cmd->add_option("--pts-nodes", o.pts_nodes, "pts: units per hidden layer (5)")->group(group);
+  cmd->add_option("--weight-decay", o.weight_decay, "pts, pts_sctl: Adam weight decay (pts 0.002, pts_sctl 0)")
+      ->check(CLI::NonNegativeNumber)->group(group);
+}
+
 void add_convention_options(CLI::App* cmd, convention_names& c, bool all) {
   // Empty text would mean "the preset's value" to resolve_conventions: refuse it here.
   const CLI::Validator named(
@@ -234,15 +264,20 @@ int main(int argc, char** argv) {
   fit_args fa;
   auto* fit = app.add_subcommand("fit", "Fit a calibration method on /val; metrics on /val and /test (docs/calibrators.md)");
   fit->add_option("file", fa.file, "HDF5 logit dump")->required();
-  fit->add_option("--method", fa.method, "ts | ws | cws | cts_conf | bts | cts_greedy | cts_nll | vs | ms | ms_odir | dir_odir | hist | iso | ets")
-      ->check(CLI::IsMember(calibench::method_names()));
+  fit->add_option("--method", fa.method,
+                  "ts | ws | cws | cts_conf | bts | cts_greedy | cts_nll | vs | ms | ms_odir | dir_odir | hist | iso | ets; "
+                  "loss-trained: ets_sctl | pts | pts_sctl | BASE+LOSS with BASE in ts, ets, ets_sctl, cts_nll, pts, "
+                  "pts_sctl and LOSS in ce, ls, fl, lsplus, sctl (e.g. ts+sctl)")
+      ->check(CLI::IsMember(calibench::method_names()))
+      ->option_text("TEXT");
   fit->add_option("--objective", fa.objective, "ts: nll | ece | adaece; ets: nll | mse (the weights)")
       ->check(CLI::IsMember({"nll", "ece", "adaece", "mse"}));
   fit->add_option("--grid", fa.grid, "Candidates: start:stop:step (inclusive) or v1,v2,... (method default; ms_odir, dir_odir: lambda = mu)");
   fit->add_option("--calib-bins", fa.calib_bins, "cws, cts_conf, bts: calibration bins B or auto (2..50); hist: bins M");
   fit->add_option("--iterations", fa.iterations,
                   "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); "
-                  "vs, ms, cts_nll, ms_odir, dir_odir: L-BFGS iterations at most per fit (1000)")
+                  "vs, ms, cts_nll, ms_odir, dir_odir: L-BFGS iterations at most per fit (1000); "
+                  "loss-trained methods: L-BFGS max_iter or Adam steps of one stage (1000)")
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1000000}));
   fit->add_option("--accuracy-constraint", fa.accuracy_constraint, "cts_greedy: on | off (off = U-CTS)")
       ->check(CLI::IsMember({"on", "off"}));
@@ -253,6 +288,7 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   fit->add_option("--odir-mu", fa.odir_mu, "ms_odir, dir_odir: bias weight mu (with --odir-lambda)")
       ->check(CLI::NonNegativeNumber);
+  add_train_options(fit, fa.train);
   fit->add_option("--bins", fa.bins, "Evaluation (and objective) bins M")->check(CLI::Range(1, 1000000));
   add_convention_options(fit, fa.conventions, true);
   fit->add_option("--backend", fa.backend, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
