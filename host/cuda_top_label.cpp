@@ -1,36 +1,10 @@
-// Host side of the top-label kernel: RAII device buffers, checked copies, one launch.
+// Host side of the top-label kernel: device buffers (host/cuda_buffer.hpp), checked copies, one launch.
 #include "host/cuda_top_label.hpp"
 
-#include "kernels/cuda_check.hpp"
+#include "host/cuda_buffer.hpp"
 #include "kernels/top_label.hpp"
 
 namespace calibench {
-namespace {
-
-/// A device allocation freed on scope exit.
-template <class T>
-class device_buffer {
- public:
-  explicit device_buffer(std::size_t count) : count_(count) {
-    if (count_ > 0) CALIBENCH_CUDA_TRY(cudaMalloc(reinterpret_cast<void**>(&ptr_), count_ * sizeof(T)));
-  }
-  device_buffer(const device_buffer&) = delete;
-  device_buffer& operator=(const device_buffer&) = delete;
-  ~device_buffer() {
-    if (ptr_ != nullptr) cudaFree(ptr_);
-  }
-  T* get() const { return ptr_; }
-  void upload(const T* h_src) { CALIBENCH_CUDA_TRY(cudaMemcpy(ptr_, h_src, count_ * sizeof(T), cudaMemcpyHostToDevice)); }
-  void download(T* h_dst) const {
-    CALIBENCH_CUDA_TRY(cudaMemcpy(h_dst, ptr_, count_ * sizeof(T), cudaMemcpyDeviceToHost));
-  }
-
- private:
-  std::size_t count_;
-  T* ptr_ = nullptr;
-};
-
-}  // namespace
 
 top_label_rows top_label_cuda(std::span<const float> logits, std::span<const std::int32_t> labels,
                               std::int64_t num_classes, float inv_t) {

@@ -64,7 +64,14 @@ struct sctl_fit_options {
   double start_beta = 1.5;
   bool run_slsqp = true;     ///< also run NLopt's SLSQP for comparison
   sctl_solver solver = sctl_solver::grid;  ///< which pair sctl_scaler uses after the fit
+  std::string backend = "cpu";  ///< where the grid is evaluated: cpu | cuda | auto (cuda when a device answers)
 };
+
+/// The squared objective at every pair of the grid x grid lattice spanning `box` (endpoints
+/// included), alpha-major: values[j * grid + c] for (alpha_j, beta_c). In parallel, the class
+/// sum in class order: independent of the thread count.
+std::vector<double> sctl_grid_values(std::span<const double> l0, std::span<const double> l1,
+                                     std::span<const double> normalised1, const sctl_box& box, std::int64_t grid);
 
 /// A fitted (alpha, beta) and everything needed to see how it was found.
 struct sctl_fit_result {
@@ -73,6 +80,7 @@ struct sctl_fit_result {
   sctl_box box;
   double alpha = 0, beta = 0, objective = 0;                // calibench: grid, then refinement
   std::int64_t grid_size = 0;                               // candidates per axis
+  std::string grid_backend = "cpu";                         // where the grid was evaluated
   double grid_alpha = 0, grid_beta = 0, grid_objective = 0;  // the best grid pair (first on ties)
   double start_alpha = 0, start_beta = 0, start_objective = 0;  // the start, clipped into the box
   bool slsqp_run = false;

@@ -464,6 +464,9 @@ struct fit_args {
   std::int64_t iterations = -1;
   bool accuracy_constraint = true;
   std::string cts_search = "grid";
+  double odir_lambda = -1;
+  double odir_mu = -1;
+  std::map<std::string, std::string> train;  ///< loss-trained methods: set_train_option keys
   std::int32_t bins = 15;
   convention_args conventions;
   std::string backend = "auto";
@@ -493,6 +496,12 @@ fitted fit(const any_array& values, const any_array& labels, bool is_probs, cons
   o.iterations = a.iterations;
   o.accuracy_constraint = a.accuracy_constraint;
   o.cts_search = a.cts_search;
+  o.odir_lambda = a.odir_lambda;
+  o.odir_mu = a.odir_mu;
+  for (const auto& [key, value] : a.train) {
+    if (!set_train_option(o.train, key, value))
+      throw input_error(fmt::format("train: unknown option '{}' ({})", key, fmt::join(train_option_keys(), ", ")));
+  }
   backend_slot& slot = backend_for(backend_name_for(a.backend, o.metrics.bin_rule));
   const std::lock_guard<std::mutex> lock(slot.mutex);
   out.cal = fit_calibrator(val, o, *slot.backend);
@@ -719,6 +728,9 @@ NB_MODULE(_core, m) {
       .def_rw("iterations", &fit_args::iterations)
       .def_rw("accuracy_constraint", &fit_args::accuracy_constraint)
       .def_rw("cts_search", &fit_args::cts_search)
+      .def_rw("odir_lambda", &fit_args::odir_lambda)
+      .def_rw("odir_mu", &fit_args::odir_mu)
+      .def_rw("train", &fit_args::train)
       .def_rw("bins", &fit_args::bins)
       .def_rw("conventions", &fit_args::conventions)
       .def_rw("backend", &fit_args::backend);

@@ -24,6 +24,10 @@ timeout 200 build-gpu/bench/calibench_bench_gpu --benchmark_min_time=0.05 --benc
   --benchmark_out="$OUT/bench_sweep_gpu.json" --benchmark_out_format=json > "$OUT/bench.log" 2>&1
 echo "bench rc=$?"
 cut -c1-190 "$OUT/bench.log" | tail -95
+timeout 120 build-gpu/bench/calibench_bench --benchmark_filter=sctl_grid --benchmark_min_time=0.05 \
+  --benchmark_out="$OUT/bench_sctl_grid.json" --benchmark_out_format=json > "$OUT/bench_sctl.log" 2>&1
+echo "sctl grid bench rc=$?"
+tail -20 "$OUT/bench_sctl.log"
 timeout 90 python3 bench/torch_sweep.py > "$OUT/torch_sweep.json" 2> "$OUT/torch_sweep.log"
 echo "torch rc=$?"
 tail -15 "$OUT/torch_sweep.log"

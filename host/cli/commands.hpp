@@ -111,6 +111,7 @@ struct sctl_weights_args {
   std::string l0, l1;         ///< comma-separated class losses at the first and second loss evaluation
   std::string norm = "nd";    ///< nd | mm | cm
   std::int32_t grid = 256;    ///< candidates per axis
+  std::string backend = "cpu";  ///< where the grid is evaluated: cpu | cuda | auto
   std::string at;             ///< optional "ALPHA,BETA": also evaluate the objective and weights there
   std::string format = "table";
 };

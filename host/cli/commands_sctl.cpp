@@ -87,6 +87,7 @@ int run_sctl_weights(const sctl_weights_args& a) {
   sctl_fit_options o;
   o.norm = parse_sctl_norm(a.norm);
   o.grid = a.grid;
+  o.backend = a.backend;
   const sctl_fit_result r = fit_sctl(l0, l1, o);
   const double weighted = sctl_weighted_loss(r.l1, r.weights);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
@@ -100,6 +101,7 @@ int run_sctl_weights(const sctl_weights_args& a) {
     j["beta"] = json_number(r.beta);
     j["objective"] = json_number(r.objective);
     j["grid"] = {{"size", r.grid_size},
+                 {"backend", r.grid_backend},
                  {"alpha", json_number(r.grid_alpha)},
                  {"beta", json_number(r.grid_beta)},
                  {"objective", json_number(r.grid_objective)}};
@@ -135,7 +137,7 @@ int run_sctl_weights(const sctl_weights_args& a) {
   const auto row = [&](const std::string& name, double alpha, double beta, double f) {
     out += fmt::format("{:<44}{:>14.8f}{:>14.8f}{:>20.12e}\n", name, alpha, beta, f);
   };
-  row(fmt::format("calibench (grid {0} x {0}, refined)", r.grid_size), r.alpha, r.beta, r.objective);
+  row(fmt::format("calibench (grid {0} x {0} on {1}, refined)", r.grid_size, r.grid_backend), r.alpha, r.beta, r.objective);
   row("  best grid pair", r.grid_alpha, r.grid_beta, r.grid_objective);
   row(fmt::format("SLSQP (NLopt, {}, {} evaluation{})", r.slsqp_status, r.slsqp_evaluations,
                   r.slsqp_evaluations == 1 ? "" : "s"),

@@ -332,6 +332,8 @@ int main(int argc, char** argv) {
   sctl_weights->add_option("--l1", sctl.l1, "Class losses at the second loss evaluation: v1,v2,...")->required();
   sctl_weights->add_option("--norm", sctl.norm, "Normalisation: nd | mm | cm")->check(CLI::IsMember({"nd", "mm", "cm"}));
   sctl_weights->add_option("--grid", sctl.grid, "Grid candidates per axis (grid x grid pairs)")->check(CLI::Range(2, 4096));
+  sctl_weights->add_option("--backend", sctl.backend, "Grid evaluation: cpu | cuda | auto (cuda when a device answers)")
+      ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   sctl_weights->add_option("--at", sctl.at, "Also evaluate the objective and weights at ALPHA,BETA");
   sctl_weights->add_option("--format", sctl.format, "table | json")->check(CLI::IsMember({"table", "json"}));
 

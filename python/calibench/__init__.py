@@ -262,6 +262,9 @@ def fit(
     iterations: Optional[int] = None,
     accuracy_constraint: Union[bool, str] = True,
     cts_search: str = "grid",
+    odir_lambda: Optional[float] = None,
+    odir_mu: Optional[float] = None,
+    train: Optional[dict] = None,
     bins: int = 15,
     conventions: str = "calibench",
     binning: Optional[str] = None,
@@ -276,12 +279,16 @@ def fit(
     on a dump's /val (docs/calibrators.md).
 
     method: one of calibench.methods (ts, ws, cws, cts_conf, bts, cts_greedy, vs, ms, ms_odir,
-    dir_odir, cts_nll, ets, hist, iso; docs/calibrators.md). The options are those
+    dir_odir, cts_nll, ets, hist, iso, and the loss-trained ets_sctl, pts, pts_sctl and
+    BASE+LOSS such as ts+sctl, cts_nll+fl; docs/calibrators.md). The options are those
     of `calibench fit` with underscores: objective (ts: nll | ece | adaece), grid
     ("start:stop:step", "v1,v2,..." or a sequence of numbers; None: the method's default),
     calib_bins (an integer or "auto"; hist: its bins), iterations (cts_greedy cycles, vs / ms /
     cts_nll L-BFGS iterations at most; None: the default),
-    accuracy_constraint (True/False or "on"/"off"), cts_search (grid | nudge), bins (M, also
+    accuracy_constraint (True/False or "on"/"off"), cts_search (grid | nudge), odir_lambda and
+    odir_mu (ms_odir, dir_odir: both or neither; None: cross-validated), train (loss-trained
+    methods: a dict of the `calibench fit` training options with underscores, e.g.
+    {"sctl_norm": "mm", "lr": 0.01, "focal_gradient": "detached", "pts_init": "init.json"}), bins (M, also
     the objective's), the conventions options of `evaluate`, backend (cpu | cuda | auto).
     probs=True fits on probabilities (z = log p).
     """
@@ -297,6 +304,14 @@ def fit(
     args.iterations = -1 if iterations is None else int(iterations)
     args.accuracy_constraint = bool(accuracy_constraint)
     args.cts_search = cts_search
+    if (odir_lambda is None) != (odir_mu is None):
+        raise ValueError("odir_lambda and odir_mu go together (or neither: cross-validation)")
+    for name, v in (("odir_lambda", odir_lambda), ("odir_mu", odir_mu)):
+        if v is not None and not float(v) >= 0:
+            raise ValueError(f"{name} must be >= 0 (got {v!r})")
+    args.odir_lambda = -1.0 if odir_lambda is None else float(odir_lambda)
+    args.odir_mu = -1.0 if odir_mu is None else float(odir_mu)
+    args.train = {str(k): str(v) for k, v in (train or {}).items()}
     args.bins = int(bins)
     args.conventions = _conventions(conventions, binning, classwise_binning, adaptive, classwise_reduction, brier,
                                     nll_clip)

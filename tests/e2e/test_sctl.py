@@ -132,10 +132,28 @@ def test_equal_losses_give_zero_weights(calibench):
     assert cli["objective"] == 0.0
 
 
+def test_grid_backends(calibench):
+    """cpu is the default and says so; auto falls back to it without a device; cuda without a
+    device (or without the CUDA build) is an input error, never a crash."""
+    args = ["sctl-weights", "--l0", "0.2,0.9,1.4", "--l1", "0.25,0.8,1.3", "--grid", "64", "--format", "json"]
+    cpu = json.loads(calibench(*args).stdout)
+    assert cpu["grid"]["backend"] == "cpu"
+    auto = calibench(*args, "--backend", "auto")
+    assert auto.returncode == 0, auto.stderr
+    got = json.loads(auto.stdout)
+    if got["grid"]["backend"] == "cpu":
+        assert got["alpha"] == cpu["alpha"] and got["objective"] == cpu["objective"]
+        cuda = calibench(*args, "--backend", "cuda")
+        assert cuda.returncode == 2, cuda.stderr
+        assert "CUDA" in cuda.stderr and cuda.stdout == ""
+    else:  # a device answered: the same fit within the device exp's rounding
+        assert abs(got["objective"] - cpu["objective"]) <= 1e-12 * (1 + cpu["objective"])
+
+
 def test_table_format(calibench):
     proc = calibench("sctl-weights", "--l0", "0.2,0.9,1.4", "--l1", "0.25,0.8,1.3", "--grid", "64")
     assert proc.returncode == 0, proc.stderr
-    assert "calibench (grid 64 x 64, refined)" in proc.stdout and "SLSQP (NLopt" in proc.stdout
+    assert "calibench (grid 64 x 64 on cpu, refined)" in proc.stdout and "SLSQP (NLopt" in proc.stdout
     assert proc.stderr == ""
 
 

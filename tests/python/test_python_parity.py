@@ -88,7 +88,24 @@ FIT_CASES = [
      ["--cts-search", "nudge", "--accuracy-constraint", "off", "--iterations", 3]),
     ("ts", {"bins": 10, "conventions": "netcal", "objective": "ece", "grid": "0.5:3:0.05"},
      ["--bins", 10, "--conventions", "netcal", "--objective", "ece", "--grid", "0.5:3:0.05"]),
+    ("ms_odir", {"odir_lambda": 0.5, "odir_mu": 0.25, "iterations": 50},
+     ["--odir-lambda", 0.5, "--odir-mu", 0.25, "--iterations", 50]),
+    ("ts+sctl", {"train": {"sctl_norm": "mm", "lr": 0.05}, "iterations": 80},
+     ["--sctl-norm", "mm", "--lr", 0.05, "--iterations", 80]),
+    ("cts_nll+fl", {"train": {"focal_gradient": "detached"}}, ["--focal-gradient", "detached"]),
+    ("pts_sctl", {"train": {"seed": 3, "weight_decay": 0.01}, "iterations": 40},
+     ["--seed", 3, "--weight-decay", 0.01, "--iterations", 40]),
 ]
+
+
+def test_fit_rejects_unknown_train_options_and_half_odir(synth_dumps):
+    val_logits, val_labels = load(synth_dumps["k10"], "val")
+    with pytest.raises(ValueError, match="unknown option 'lr_rate'"):
+        calibench.fit("ts+ce", val_logits, val_labels, train={"lr_rate": 0.1})
+    with pytest.raises(ValueError, match="go together"):
+        calibench.fit("ms_odir", val_logits, val_labels, odir_lambda=1.0)
+    with pytest.raises(ValueError, match="expected a number"):
+        calibench.fit("ts+ce", val_logits, val_labels, train={"lr": "fast"})
 
 
 @pytest.mark.parametrize("method,options,flags", FIT_CASES, ids=lambda x: str(x) if isinstance(x, str) else None)

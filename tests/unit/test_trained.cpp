@@ -254,17 +254,18 @@ TEST(TrainedFit, BadOptionsAndInputsAreErrors) {
   train_options wd;
   wd.weight_decay = 0.1;
   EXPECT_THROW(fit_trained(val, *parse_trained_method("ts+ce"), wd), input_error);
+  const train_options defaults;
   split_data bad = val;
   bad.values[7] = NAN;
   try {
-    fit_trained(bad, *parse_trained_method("ts+ce"), train_options{});
+    fit_trained(bad, *parse_trained_method("ts+ce"), defaults);
     FAIL() << "no error for a NaN logit";
   } catch (const input_error& e) {
     EXPECT_NE(std::string(e.what()).find("[2, 1]"), std::string::npos) << e.what();
   }
   split_data one_class = val;
   for (auto& y : one_class.labels) y = 1;
-  EXPECT_THROW(fit_trained(one_class, *parse_trained_method("ts+sctl"), train_options{}), input_error);
+  EXPECT_THROW(fit_trained(one_class, *parse_trained_method("ts+sctl"), defaults), input_error);
 }
 
 TEST(TrainedFit, ZeroIterationsKeepTheStart) {

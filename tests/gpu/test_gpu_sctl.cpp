@@ -1,0 +1,62 @@
+// GPU tests: the (alpha, beta) grid of class-wise loss scaling on the device against the host
+// grid on seeded random class-loss vectors, and the fit through both. Skipped with a reason when
+// the CUDA backend is not built or no device answers.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "host/device.hpp"
+#include "host/rng.hpp"
+#include "host/sctl.hpp"
+#if defined(CALIBENCH_HAVE_CUDA)
+#include "host/cuda_sctl.hpp"
+#endif
+
+namespace calibench {
+namespace {
+
+/// Device exp (<= 1 ulp, CUDA's documented bound) against glibc's: a few ulps of the sum.
+constexpr double k_device_rtol = 1e-13;
+
+TEST(GpuSctl, GridMatchesCpu) {
+  const device_report dev = discover_devices();
+  if (!dev.cuda_built) GTEST_SKIP() << "CUDA backend not built";
+  if (dev.device_count == 0) GTEST_SKIP() << "no CUDA device: " << dev.reason;
+#if defined(CALIBENCH_HAVE_CUDA)
+  for (const std::int64_t k : {2, 10, 100, 1000}) {
+    for (const std::int64_t grid : {2, 33, 256, 1024}) {
+      const std::uint64_t seed = 91 + static_cast<std::uint64_t>(k * 7 + grid);
+      auto rng = make_stream(seed, 0);
+      std::vector<double> l0(static_cast<std::size_t>(k)), l1(l0.size());
+      for (std::size_t i = 0; i < l0.size(); ++i) {
+        l0[i] = 0.2 + 2.0 * rng.uniform();
+        l1[i] = l0[i] * (1.0 + 0.1 * rng.normal());
+      }
+      for (const auto norm : {sctl_norm::nd, sctl_norm::mm, sctl_norm::cm}) {
+        const auto n1 = sctl_normalise(l1, norm);
+        const sctl_box box = sctl_default_box(k);
+        const auto cpu = sctl_grid_values(l0, l1, n1, box, grid);
+        const auto gpu = sctl_grid_values_cuda(l0, l1, n1, box, grid);
+        ASSERT_EQ(cpu.size(), gpu.size());
+        for (std::size_t i = 0; i < cpu.size(); ++i)
+          ASSERT_NEAR(gpu[i], cpu[i], k_device_rtol * (1.0 + std::abs(cpu[i])))
+              << "seed " << seed << " K " << k << " grid " << grid << " pair " << i;
+        // The whole fit: the same best pair unless two pairs tie within the rounding.
+        sctl_fit_options on_cpu, on_gpu;
+        on_cpu.norm = on_gpu.norm = norm;
+        on_cpu.grid = on_gpu.grid = grid;
+        on_cpu.run_slsqp = on_gpu.run_slsqp = false;
+        on_gpu.backend = "cuda";
+        const auto a = fit_sctl(l0, l1, on_cpu);
+        const auto b = fit_sctl(l0, l1, on_gpu);
+        EXPECT_EQ(b.grid_backend, "cuda");
+        EXPECT_NEAR(b.objective, a.objective, k_device_rtol * (1.0 + a.objective)) << "seed " << seed;
+      }
+    }
+  }
+#endif
+}
+
+}  // namespace
+}  // namespace calibench
