@@ -1057,6 +1057,12 @@ scored_split calibrator::apply(const split_data& split) const {
   return method == "cws" ? score_weighted(split, per_row) : score_scaled(split, per_row, {});
 }
 
+bool fit_uses_backend(const fit_options& options) {
+  const auto& m = options.method;
+  if (m == "ts") return options.objective != "nll";
+  return m == "ws" || m == "cws" || m == "cts_conf" || m == "bts" || m == "cts_greedy";
+}
+
 calibrator fit_calibrator(const split_data& val, const fit_options& options, sweep_backend& backend) {
   if (std::find(method_names().begin(), method_names().end(), options.method) == method_names().end())
     throw input_error(fmt::format("unknown method '{}' ({})", options.method, fmt::join(method_names(), ", ")));

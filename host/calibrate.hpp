@@ -79,6 +79,11 @@ struct calibrator {
 /// Names accepted by --method.
 const std::vector<std::string>& method_names();
 
+/// Whether fitting `options` runs on the sweep backend: the grid searches (ts with an ece or
+/// adaece objective, ws, cws, cts_conf, bts, cts_greedy). Every other fit runs on the host
+/// (vs, ms, ODIR, ets, hist, iso, ts by NLL, the loss-trained methods).
+bool fit_uses_backend(const fit_options& options);
+
 /// Fits `options.method` on the validation split with `backend`.
 calibrator fit_calibrator(const split_data& val, const fit_options& options, sweep_backend& backend);
 

@@ -245,12 +245,12 @@ double dot(const std::vector<double>& a, const std::vector<double>& b) {
   return s;
 }
 
-/// torch.optim.LBFGS(params, lr, max_iter).step(closure) on a fresh optimiser, with torch's
-/// defaults: no line search, tolerance_grad 1e-7, tolerance_change 1e-9, history_size 100,
+/// torch.optim.LBFGS(params, lr, max_iter, tolerance_grad, tolerance_change).step(closure) on a
+/// fresh optimiser, with torch's other defaults: no line search, history_size 100,
 /// max_eval = max_iter * 5 / 4. The first step is min(1, 1/||g||_1) lr along -g, later steps
 /// lr along the two-loop direction; the last iteration moves x without evaluating the loss.
-training_stage torch_lbfgs(std::vector<double>& x, double lr, std::int64_t max_iter, const closure_fn& closure) {
-  constexpr double tolerance_grad = 1e-7, tolerance_change = 1e-9;
+training_stage torch_lbfgs(std::vector<double>& x, double lr, std::int64_t max_iter, double tolerance_grad,
+                           double tolerance_change, const closure_fn& closure) {
   constexpr std::size_t history_size = 100;
   const std::int64_t max_eval = max_iter * 5 / 4;
   training_stage st;
@@ -637,7 +637,7 @@ const std::vector<std::string>& train_option_keys() {
   static const std::vector<std::string> keys{"lr",          "schedule",   "ls_alpha",  "fl_gamma",  "focal_gradient",
                                              "lsplus_weight", "lsplus_perfect", "sctl_norm", "sctl_solver", "sctl_grid",
                                              "seed",        "pts_init",   "pts_top_k", "pts_layers", "pts_nodes",
-                                             "weight_decay"};
+                                             "weight_decay", "tolerance_grad", "tolerance_change"};
   return keys;
 }
 
@@ -677,6 +677,8 @@ bool set_train_option(train_options& o, std::string_view key, const std::string&
   else if (key == "pts_layers") o.pts_layers = integer();
   else if (key == "pts_nodes") o.pts_nodes = integer();
   else if (key == "weight_decay") o.weight_decay = number();
+  else if (key == "tolerance_grad") o.tolerance_grad = number();
+  else if (key == "tolerance_change") o.tolerance_change = number();
   else return false;
   return true;
 }
@@ -710,6 +712,8 @@ void check_options(const trained_method& m, const train_options& o) {
     if (!(v > 0) || !std::isfinite(v)) throw input_error(fmt::format("{} must be a positive number (got {})", what, v));
   };
   if (o.lr >= 0) positive(o.lr, "--lr");
+  if (!(o.tolerance_grad >= 0) || !(o.tolerance_change >= 0))
+    throw input_error("--tolerance-grad and --tolerance-change must be >= 0");
   if (!(o.ls_alpha >= 0 && o.ls_alpha <= 1)) throw input_error(fmt::format("--ls-alpha must lie in [0, 1] (got {})", o.ls_alpha));
   if (!(o.fl_gamma >= 0) || !std::isfinite(o.fl_gamma)) throw input_error(fmt::format("--fl-gamma must be >= 0 (got {})", o.fl_gamma));
   if (!(o.lsplus_weight >= 0 && o.lsplus_weight <= 1))
@@ -1112,7 +1116,7 @@ trained_model fit_trained(const split_data& val, const trained_method& m, const 
     for (const auto& s : stages) {
       if (s.iterations == 0) continue;
       auto st = uses_adam(map) ? torch_adam(x, s.lr, s.iterations, model.weight_decay, f)
-                               : torch_lbfgs(x, s.lr, s.iterations, f);
+                               : torch_lbfgs(x, s.lr, s.iterations, o.tolerance_grad, o.tolerance_change, f);
       st.parameters = what;
       model.stages.push_back(st);
     }

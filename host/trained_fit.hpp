@@ -62,6 +62,8 @@ struct train_options {
   double lr = -1;                ///< -1: 0.02 (one stage), or the ls/fl schedule
   std::int64_t iterations = -1;  ///< L-BFGS max_iter / Adam steps of one stage (-1: 1000)
   std::string schedule = "auto"; ///< auto (on for ls, fl) | on | off
+  double tolerance_grad = 1e-7;    ///< L-BFGS: stop when max |g| <= this (torch's default)
+  double tolerance_change = 1e-9;  ///< L-BFGS: stop when the loss or the step moves by less (torch's default)
   std::uint64_t seed = 1;        ///< pts, pts_sctl: initial network weights
   std::int64_t pts_top_k = 10;   ///< pts: sorted logits fed to the network (pts_sctl: always 10)
   std::int64_t pts_layers = 2;   ///< pts: hidden layers
@@ -72,7 +74,7 @@ struct train_options {
 
 /// Sets the option named `key` (a sweep-spec key: lr, schedule, ls_alpha, fl_gamma,
 /// focal_gradient, lsplus_weight, lsplus_perfect, sctl_norm, sctl_solver, sctl_grid, seed,
-/// pts_init, pts_top_k, pts_layers, pts_nodes, weight_decay) from its text; false for other keys.
+/// pts_init, pts_top_k, pts_layers, pts_nodes, weight_decay, tolerance_grad, tolerance_change) from its text; false for other keys.
 /// Throws input_error naming the key for a bad value.
 bool set_train_option(train_options& o, std::string_view key, const std::string& value);
 /// The keys set_train_option knows.

@@ -502,10 +502,14 @@ fitted fit(const any_array& values, const any_array& labels, bool is_probs, cons
     if (!set_train_option(o.train, key, value))
       throw input_error(fmt::format("train: unknown option '{}' ({})", key, fmt::join(train_option_keys(), ", ")));
   }
-  backend_slot& slot = backend_for(backend_name_for(a.backend, o.metrics.bin_rule));
+  const bool on_backend = fit_uses_backend(o);
+  if (!on_backend && a.backend == "cuda")
+    throw input_error(fmt::format("backend='cuda': {} is fitted on the host (only the grid searches run on the "
+                                  "sweep backend); use backend='cpu' or 'auto'", a.method));
+  backend_slot& slot = backend_for(on_backend ? backend_name_for(a.backend, o.metrics.bin_rule) : "cpu");
   const std::lock_guard<std::mutex> lock(slot.mutex);
   out.cal = fit_calibrator(val, o, *slot.backend);
-  out.backend_name = slot.backend->name();
+  out.backend_name = on_backend ? slot.backend->name() : "host";
   return out;
 }
 

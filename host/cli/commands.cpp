@@ -459,7 +459,15 @@ int run_fit(const fit_args& a) {
   o.odir_lambda = a.odir_lambda;
   o.odir_mu = a.odir_mu;
   o.train = to_train_options(a.train);
-  auto backend = make_backend(backend_for(a.backend, o.metrics));
+  // Host-only fits never touch the sweep backend: --backend cuda is refused for them rather
+  // than reported as if it had run, and the output names the host.
+  const bool on_backend = fit_uses_backend(o);
+  if (!on_backend && a.backend == "cuda")
+    throw input_error(fmt::format("--backend cuda: {}{} is fitted on the host (only the grid searches of ts "
+                                  "--objective ece|adaece, ws, cws, cts_conf, bts, cts_greedy run on the sweep "
+                                  "backend); use --backend cpu or auto",
+                                  a.method, a.method == "ts" ? " --objective nll" : ""));
+  auto backend = make_backend(on_backend ? backend_for(a.backend, o.metrics) : "cpu");
   const calibrator cal = fit_calibrator(val, o, *backend);
   const metric_options& mo = o.metrics;
   const split_outcome v = evaluate_calibrated(cal, val, mo);
@@ -475,7 +483,8 @@ int run_fit(const fit_args& a) {
   if (parse_trained_method(a.method)) {
     const auto& to = a.train.options;
     options_json["train"] = {{"lr", to.lr >= 0 ? nlohmann::json(to.lr) : nlohmann::json(nullptr)},
-                             {"schedule", to.schedule}, {"ls_alpha", to.ls_alpha}, {"fl_gamma", to.fl_gamma},
+                             {"schedule", to.schedule}, {"tolerance_grad", to.tolerance_grad},
+                             {"tolerance_change", to.tolerance_change}, {"ls_alpha", to.ls_alpha}, {"fl_gamma", to.fl_gamma},
                              {"focal_gradient", a.train.focal_gradient}, {"lsplus_weight", to.lsplus_weight},
                              {"lsplus_perfect", a.train.lsplus_perfect}, {"sctl_norm", a.train.sctl_norm},
                              {"sctl_solver", a.train.sctl_solver}, {"sctl_grid", a.train.sctl_grid},
@@ -483,7 +492,8 @@ int run_fit(const fit_args& a) {
                              {"pts_layers", to.pts_layers}, {"pts_nodes", to.pts_nodes},
                              {"weight_decay", to.weight_decay >= 0 ? nlohmann::json(to.weight_decay) : nlohmann::json(nullptr)}};
   }
-  return print_calibrated(cal, v, t, mo, seconds, backend->name(), options_json, a.format, a.file);
+  return print_calibrated(cal, v, t, mo, seconds, on_backend ? backend->name() : std::string("host"), options_json,
+                          a.format, a.file);
 }
 
 int run_apply(const apply_args& a) {

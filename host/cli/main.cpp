@@ -82,6 +82,11 @@ void add_train_options(CLI::App* cmd, train_args& t) {
       ->group(group);
   cmd->add_option("--schedule", o.schedule, "auto (on for ls, fl) | on | off")
       ->check(CLI::IsMember({"auto", "on", "off"}))->group(group);
+  cmd->add_option("--tolerance-grad", o.tolerance_grad, "L-BFGS: stop when max |gradient| <= this (torch's 1e-7)")
+      ->group(group);
+  cmd->add_option("--tolerance-change", o.tolerance_change,
+                  "L-BFGS: stop when the loss or the step changes by less (torch's 1e-9; 0: run every iteration)")
+      ->group(group);
   cmd->add_option("--ls-alpha", o.ls_alpha, "+ls: label-smoothing weight (0.05)")->group(group);
   cmd->add_option("--fl-gamma", o.fl_gamma, "+fl: focal gamma (3)")->group(group);
   cmd->add_option("--focal-gradient", t.focal_gradient,

@@ -158,3 +158,15 @@ def test_bad_pts_init_and_zero_probability(calibench, dumps, tmp_path):
     proc = calibench("fit", tmp_path / "zero.h5", "--method", "ts+ce")
     assert proc.returncode == 2, proc.stderr
     assert "zero.h5" in proc.stderr and "/val/probs" in proc.stderr and "[7, 2]" in proc.stderr, proc.stderr
+
+
+def test_convergence_criterion_option(calibench, dumps):
+    path = dumps["k12"][0]
+    default, ctx = run_cli(calibench, "fit", path, "--method", "ts+ce")
+    strict, ctx2 = run_cli(calibench, "fit", path, "--method", "ts+ce", "--tolerance-change", 0, "--tolerance-grad", 0)
+    loose, ctx3 = run_cli(calibench, "fit", path, "--method", "ts+ce", "--tolerance-change", 1e-3)
+    runs = [r["params"]["training"][0]["iterations_run"] for r in (loose, default, strict)]
+    assert runs[0] <= runs[1] <= runs[2], f"{ctx}: iterations {runs}"
+    assert strict["params"]["training"][0]["stop"] in ("max_iter", "directional_derivative"), ctx2
+    assert strict["params"]["final_loss"] <= default["params"]["final_loss"] + 1e-12, ctx2
+    assert loose["options"]["train"]["tolerance_change"] == 1e-3, ctx3
