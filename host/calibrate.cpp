@@ -819,6 +819,30 @@ calibrator fit_cts_greedy(fit_context& c) {
   return cal;
 }
 
+/// `z` when every entry is finite; otherwise input_error naming the file, dataset and row.
+std::vector<double> finite_logits(std::vector<double> z, const split_data& split, const std::string& method) {
+  for (std::size_t i = 0; i < z.size(); ++i) {
+    if (!std::isfinite(z[i]))
+      throw input_error(fmt::format("{}: {}: non-finite logit (log of a probability 0?) at row {}: {} needs "
+                                    "finite logits", split.file, split.values_path(),
+                                    i / static_cast<std::size_t>(split.num_classes), method));
+  }
+  return z;
+}
+
+/// A split with the labels and names of `split` and new values (calibrated logits or probabilities).
+split_data derived(const split_data& split, std::vector<double> values, bool is_probs) {
+  split_data out;
+  out.file = split.file;
+  out.name = split.name;
+  out.num_samples = split.num_samples;
+  out.num_classes = split.num_classes;
+  out.labels = split.labels;
+  out.is_probs = is_probs;
+  out.values = std::move(values);
+  return out;
+}
+
 }  // namespace
 
 const std::vector<std::string>& method_names() {
@@ -979,54 +1003,23 @@ calibrator calibrator::from_json(const nlohmann::json& j, const std::string& whe
 scored_split calibrator::apply(const split_data& split) const {
   const std::int64_t n = split.num_samples;
   if (trained) {
-    const std::vector<double> z = logits_of(split);
-    for (std::size_t i = 0; i < z.size(); ++i) {
-      if (!std::isfinite(z[i]))
-        throw input_error(fmt::format("{}: {}: non-finite logit (log of a probability 0?) at row {}: {} needs "
-                                      "finite logits", split.file, split.values_path(),
-                                      i / static_cast<std::size_t>(split.num_classes), method));
-    }
-    split_data calibrated;
-    calibrated.file = split.file;
-    calibrated.name = split.name;
-    calibrated.num_samples = n;
-    calibrated.num_classes = split.num_classes;
-    calibrated.labels = split.labels;
-    calibrated.is_probs = true;
-    calibrated.values = trained->probabilities(z, split.num_classes, split.file + ": " + split.values_path());
-    return score_split(std::move(calibrated));
+    const std::vector<double> z = finite_logits(logits_of(split), split, method);
+    return score_split(
+        derived(split, trained->probabilities(z, split.num_classes, split.file + ": " + split.values_path()), true));
   }
   if (method == "ets") {
     // The mixture keeps the argmax of z (each component does); ties go to the lowest index.
-    split_data mixed;
-    mixed.file = split.file;
-    mixed.name = split.name;
-    mixed.num_samples = n;
-    mixed.num_classes = split.num_classes;
-    mixed.labels = split.labels;
-    mixed.is_probs = true;
-    mixed.values = ets_probabilities(logits_of(split), split.num_classes, temperature,
-                                     {weights.at(0), weights.at(1), weights.at(2)});
-    return score_split(std::move(mixed));
+    return score_split(derived(split,
+                               ets_probabilities(logits_of(split), split.num_classes, temperature,
+                                                 {weights.at(0), weights.at(1), weights.at(2)}),
+                               true));
   }
   if (method == "ts") return score_scaled(split, std::vector<double>(static_cast<std::size_t>(n), 1.0 / temperature), {});
   if (method == "ws") return score_weighted(split, std::vector<double>(static_cast<std::size_t>(n), weight));
   if (is_logit_map(method)) {
-    const std::vector<double> z = logit_map_input(method, split);
-    for (std::size_t i = 0; i < z.size(); ++i) {
-      if (!std::isfinite(z[i]))
-        throw input_error(fmt::format("{}: {}: non-finite logit (log of a probability 0?) at row {}: {} needs "
-                                      "finite logits", split.file, split.values_path(),
-                                      i / static_cast<std::size_t>(split.num_classes), method));
-    }
-    split_data mapped;
-    mapped.file = split.file;
-    mapped.name = split.name;
-    mapped.num_samples = n;
-    mapped.num_classes = split.num_classes;
-    mapped.labels = split.labels;
-    mapped.values = apply_logit_map(logit_map_of(method), logit_map_params(*this, split), z, split.num_classes);
-    return score_split(std::move(mapped));
+    const std::vector<double> z = finite_logits(logit_map_input(method, split), split, method);
+    return score_split(
+        derived(split, apply_logit_map(logit_map_of(method), logit_map_params(*this, split), z, split.num_classes), false));
   }
   if (method == "hist" || method == "iso") {
     scored_split base = uncalibrated(split);

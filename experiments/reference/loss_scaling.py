@@ -28,6 +28,8 @@ import subprocess
 import sys
 import time
 
+from methods import run  # one CLI call: (JSON or None, error text or None, wall seconds)
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 CALIBRATORS = ["TS", "ETS", "CTS", "PTS"]
@@ -50,24 +52,6 @@ ROUNDING = 0.005 + 1e-9
 def fit_options(cal, loss):
     name, extra = LOSS[loss]
     return ["--method", f"{BASE[cal]}+{name}", *extra]
-
-
-def run(cmd, timeout=None):
-    """(parsed JSON or None, error text or None, wall seconds) of one CLI call; never exits."""
-    started = time.time()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        return None, f"timed out after {timeout} s", time.time() - started
-    except OSError as e:
-        return None, f"could not run: {e}", time.time() - started
-    wall = time.time() - started
-    if proc.returncode != 0:
-        return None, f"exit status {proc.returncode}: {proc.stderr.strip()}", wall
-    try:
-        return json.loads(proc.stdout), None, wall
-    except json.JSONDecodeError as e:
-        return None, f"output is not JSON ({e}): {proc.stdout[:200]!r}", wall
 
 
 def pair(ours, published):
