@@ -1074,6 +1074,9 @@ calibrator fit_calibrator(const split_data& val, const fit_options& options, swe
   if (options.odir_lambda >= 0 && !is_odir(options.method))
     throw input_error(fmt::format("--odir-lambda and --odir-mu apply to ms_odir and dir_odir, not {}", options.method));
   if (const auto tm = parse_trained_method(options.method)) {
+    if (options.objective != "nll")
+      throw input_error(fmt::format("--objective {} does not apply to {} (it trains its own loss)", options.objective,
+                                    options.method));
     train_options t = options.train;
     if (options.iterations >= 0) t.iterations = options.iterations;
     calibrator cal;

@@ -366,7 +366,9 @@ nlohmann::json run_cell(const experiment_spec& spec, const cell& c, sweep_backen
         throw input_error(fmt::format("iterations = '{}': expected an integer", it->second));
       }
     }
-    for (const auto& [key, value] : opt) set_train_option(o.train, key, value);
+    for (const auto& [key, value] : opt) {
+      if (set_train_option(o.train, key, value)) check_train_option_applies(o.method, key, "");
+    }
     const calibrator cal = fit_calibrator(val, o, backend);
     out["params"] = cal.params();
     if (!cal.curve_candidates.empty()) {

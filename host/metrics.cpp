@@ -9,6 +9,8 @@
 #include <numeric>
 #include <utility>
 
+#include <fmt/format.h>
+
 #include "host/error.hpp"
 
 namespace calibench {
@@ -324,6 +326,14 @@ scored_split score_split(split_data&& split) {
   const std::int64_t n = s.num_samples;
   const std::int64_t k = s.num_classes;
   CALIBENCH_EXPECTS(static_cast<std::int64_t>(s.probs.size()) == n * k, "scores and shape disagree");
+  // Dumps are validated on reading; this catches a calibrator that produced NaN (the sorts of
+  // the equal-mass and classwise metrics need a strict weak order).
+  for (std::size_t e = 0; e < s.probs.size(); ++e) {
+    if (std::isnan(s.probs[e]) || (split.is_probs && !std::isfinite(s.probs[e])))
+      throw input_error(fmt::format("{}: {}: the calibrated {} are not finite at row {} (a degenerate calibrator?)",
+                                    split.file, split.name, split.is_probs ? "probabilities" : "logits",
+                                    e / static_cast<std::size_t>(k)));
+  }
   s.confidence.resize(static_cast<std::size_t>(n));
   s.prediction.resize(static_cast<std::size_t>(n));
   s.log_p_label.resize(static_cast<std::size_t>(n));

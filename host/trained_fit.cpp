@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fstream>
+#include <exception>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -233,9 +234,13 @@ std::vector<double> chunked_gradient(std::int64_t n, std::size_t size, F row_gra
 /// A loss and its gradient at x (a counted evaluation: the closure of the authors' code).
 using closure_fn = std::function<double(const std::vector<double>&, std::vector<double>&)>;
 
+/// The largest |x_i|; +inf when an entry is not finite (a NaN gradient never passes a tolerance).
 double max_abs(const std::vector<double>& x) {
   double m = 0;
-  for (double v : x) m = std::max(m, std::abs(v));
+  for (double v : x) {
+    if (!std::isfinite(v)) return k_inf;
+    m = std::max(m, std::abs(v));
+  }
   return m;
 }
 
@@ -262,6 +267,11 @@ training_stage torch_lbfgs(std::vector<double>& x, double lr, std::int64_t max_i
   st.loss_before = loss;
   std::int64_t evals = 1;
   st.stop = "max_iter";
+  if (!std::isfinite(loss) || max_abs(g) == k_inf) {
+    st.stop = "non_finite";
+    st.evaluations = evals;
+    return st;
+  }
   if (max_abs(g) <= tolerance_grad) {
     st.stop = "tolerance_grad";
     st.evaluations = evals;
@@ -323,7 +333,7 @@ training_stage torch_lbfgs(std::vector<double>& x, double lr, std::int64_t max_i
     if (n_iter != max_iter) {
       loss = closure(x, g);
       ++evals;
-      if (!std::isfinite(loss)) {
+      if (!std::isfinite(loss) || max_abs(g) == k_inf) {
         st.stop = "non_finite";
         break;
       }
@@ -371,7 +381,7 @@ training_stage torch_adam(std::vector<double>& x, double lr, std::int64_t steps,
     const double loss = closure(x, g);
     if (step == 1) st.loss_before = loss;
     ++st.evaluations;
-    if (!std::isfinite(loss)) {
+    if (!std::isfinite(loss) || max_abs(g) == k_inf) {
       st.stop = "non_finite";
       break;
     }
@@ -641,6 +651,28 @@ const std::vector<std::string>& train_option_keys() {
   return keys;
 }
 
+void check_train_option_applies(const std::string& method, std::string_view key, std::string_view prefix) {
+  std::string name = std::string(prefix) + std::string(key);
+  if (!prefix.empty()) std::replace(name.begin(), name.end(), '_', '-');
+  const auto m = parse_trained_method(method);
+  if (!m) throw input_error(fmt::format("{} applies to the loss-trained methods (BASE+LOSS, ets_sctl, pts, pts_sctl), not {}", name, method));
+  const auto needs_loss = [&](trained_loss l, const char* what) {
+    if (m->loss != l) throw input_error(fmt::format("{} applies to {} methods, not {}", name, what, method));
+  };
+  const bool network = is_network(m->base);
+  if (key == "ls_alpha") needs_loss(trained_loss::ls, "+ls");
+  else if (key == "fl_gamma" || key == "focal_gradient") needs_loss(trained_loss::fl, "+fl");
+  else if (key == "lsplus_weight" || key == "lsplus_perfect") needs_loss(trained_loss::lsplus, "+lsplus");
+  else if (key.starts_with("sctl_")) needs_loss(trained_loss::sctl, "+sctl");
+  else if (key == "pts_layers" || key == "pts_nodes") {
+    if (m->base != trained_base::pts) throw input_error(fmt::format("{} applies to pts, not {} (pts_sctl's network is fixed)", name, method));
+  } else if (key == "seed" || key == "pts_init" || key == "pts_top_k" || key == "weight_decay") {
+    if (!network) throw input_error(fmt::format("{} applies to pts and pts_sctl, not {}", name, method));
+  } else if (key == "tolerance_grad" || key == "tolerance_change") {
+    if (network) throw input_error(fmt::format("{} applies to the L-BFGS methods, not {} (Adam runs every step)", name, method));
+  }
+}
+
 bool set_train_option(train_options& o, std::string_view key, const std::string& value) {
   const auto number = [&]() {
     try {
@@ -657,7 +689,15 @@ bool set_train_option(train_options& o, std::string_view key, const std::string&
     if (v != std::floor(v) || v < 0 || v > 1e15) throw input_error(fmt::format("{} = '{}': expected an integer >= 0", key, value));
     return static_cast<std::int64_t>(v);
   };
-  if (key == "lr") o.lr = number();
+  const auto nonnegative = [&]() {
+    const double v = number();
+    if (!(v >= 0)) throw input_error(fmt::format("{} = '{}': expected a number >= 0", key, value));
+    return v;
+  };
+  if (key == "lr") {
+    o.lr = number();
+    if (!(o.lr > 0)) throw input_error(fmt::format("lr = '{}': expected a number > 0", value));
+  }
   else if (key == "schedule") o.schedule = value;
   else if (key == "ls_alpha") o.ls_alpha = number();
   else if (key == "fl_gamma") o.fl_gamma = number();
@@ -676,9 +716,9 @@ bool set_train_option(train_options& o, std::string_view key, const std::string&
   else if (key == "pts_top_k") o.pts_top_k = integer();
   else if (key == "pts_layers") o.pts_layers = integer();
   else if (key == "pts_nodes") o.pts_nodes = integer();
-  else if (key == "weight_decay") o.weight_decay = number();
-  else if (key == "tolerance_grad") o.tolerance_grad = number();
-  else if (key == "tolerance_change") o.tolerance_change = number();
+  else if (key == "weight_decay") o.weight_decay = nonnegative();
+  else if (key == "tolerance_grad") o.tolerance_grad = nonnegative();
+  else if (key == "tolerance_change") o.tolerance_change = nonnegative();
   else return false;
   return true;
 }
@@ -720,6 +760,8 @@ void check_options(const trained_method& m, const train_options& o) {
     throw input_error(fmt::format("--lsplus-weight must lie in [0, 1] (got {})", o.lsplus_weight));
   if (o.pts_top_k < 1 || o.pts_layers < 1 || o.pts_nodes < 1)
     throw input_error("--pts-top-k, --pts-layers and --pts-nodes must be at least 1");
+  if (m.loss == trained_loss::sctl && (o.sctl.grid < 2 || o.sctl.grid > 4096))
+    throw input_error(fmt::format("--sctl-grid must lie in [2, 4096] (got {})", o.sctl.grid));
   if (o.weight_decay >= 0 && !is_network(m.base))
     throw input_error(fmt::format("--weight-decay applies to pts and pts_sctl (Adam), not {}", trained_method_name(m)));
   if (!o.pts_init.empty() && !is_network(m.base))
@@ -798,12 +840,21 @@ struct slsqp_data {
   const std::vector<double>* a;
   const std::vector<double>* b;
   std::int64_t evaluations = 0;
+  nlopt_opt opt = nullptr;
+  std::exception_ptr failure;  ///< an exception of the objective, rethrown after nlopt_optimize
 };
 
+/// NLopt's objective: C frames must not be unwound, so an exception stops the run and is kept.
 double ets_slsqp_objective(unsigned, const double* w, double* grad, void* data) {
   auto* d = static_cast<slsqp_data*>(data);
   ++d->evaluations;
-  return loss_at_mixture(*d->c, *d->a, *d->b, w, grad, true);
+  try {
+    return loss_at_mixture(*d->c, *d->a, *d->b, w, grad, true);
+  } catch (...) {
+    d->failure = std::current_exception();
+    nlopt_force_stop(d->opt);
+    return k_inf;
+  }
 }
 
 double simplex_constraint(unsigned, const double* w, double* grad, void*) {
@@ -820,9 +871,9 @@ training_stage fit_ets_simplex(loss_context& c, const std::vector<double>& a, co
   st.parameters = "w";
   st.optimizer = "slsqp";
   st.iterations = max_evaluations;
-  slsqp_data data{&c, &a, &b, 0};
   const std::unique_ptr<nlopt_opt_s, decltype(&nlopt_destroy)> opt(nlopt_create(NLOPT_LD_SLSQP, 3), &nlopt_destroy);
   if (!opt) throw error("ets: NLopt could not create an SLSQP optimiser");
+  slsqp_data data{&c, &a, &b, 0, opt.get(), nullptr};
   const double lower[3] = {0, 0, 0}, upper[3] = {1, 1, 1};
   nlopt_set_lower_bounds(opt.get(), lower);
   nlopt_set_upper_bounds(opt.get(), upper);
@@ -854,6 +905,7 @@ training_stage fit_ets_simplex(loss_context& c, const std::vector<double>& a, co
   st.loss_before = loss_at_mixture(c, a, b, x, nullptr, false);
   double fx = 0;
   const nlopt_result status = nlopt_optimize(opt.get(), x, &fx);
+  if (data.failure) std::rethrow_exception(data.failure);
   st.stop = nlopt_status_name(status);
   double sum = 0;
   for (double& v : x) sum += (v = std::clamp(v, 0.0, 1.0));
@@ -1118,6 +1170,11 @@ trained_model fit_trained(const split_data& val, const trained_method& m, const 
       auto st = uses_adam(map) ? torch_adam(x, s.lr, s.iterations, model.weight_decay, f)
                                : torch_lbfgs(x, s.lr, s.iterations, o.tolerance_grad, o.tolerance_change, f);
       st.parameters = what;
+      if (st.stop == "non_finite")
+        throw input_error(fmt::format("{}: {} diverged: the training loss or its gradient is not finite in stage {} "
+                                      "({} of {}, lr {}, evaluation {}); try a smaller --lr or another start",
+                                      val.file, trained_method_name(m), model.stages.size() + 1, st.optimizer, what,
+                                      st.lr, st.evaluations));
       model.stages.push_back(st);
     }
     for (std::size_t q = 0; q < free.size(); ++q) full[free[q]] = x[q];
@@ -1161,6 +1218,20 @@ trained_model fit_trained(const split_data& val, const trained_method& m, const 
       network_unflat(model.network, full);
       break;
   }
+  // A temperature map must end with t > 0 (t <= 0 reverses or flattens every row: torch would
+  // return it silently), and per-class temperatures must not be 0 (negative ones are counted).
+  if ((m.base == trained_base::ts || m.base == trained_base::ets || m.base == trained_base::ets_sctl) &&
+      !(model.temperature > 0))
+    throw input_error(fmt::format("{}: {} ended at t = {} <= 0, which reverses or flattens every prediction; try a "
+                                  "smaller --lr", val.file, trained_method_name(m), model.temperature));
+  if (m.base == trained_base::cts_nll) {
+    for (std::size_t j = 0; j < model.temperatures.size(); ++j) {
+      if (model.temperatures[j] == 0)
+        throw input_error(fmt::format("{}: {} ended with T_{} = 0; try a smaller --lr", val.file,
+                                      trained_method_name(m), j));
+      if (model.temperatures[j] < 0) ++model.nonpositive_temperatures;
+    }
+  }
   if (m.base == trained_base::ets) {
     const auto a = softmax_rows(z, n, k, 1.0 / model.temperature);
     const auto b = softmax_rows(z, n, k, 1.0);
@@ -1181,6 +1252,9 @@ trained_model fit_trained(const split_data& val, const trained_method& m, const 
     std::sort(temps.begin(), temps.end());
     model.temperature_range = {temps.front(), temps[temps.size() / 2], temps.back()};
   }
+  if (!std::isfinite(model.final_loss))
+    throw input_error(fmt::format("{}: {} ended with a non-finite training loss (a temperature of 0?); try a smaller "
+                                  "--lr or another start", val.file, trained_method_name(m)));
   if (c.scaler && c.scaler->fitted()) model.sctl = c.scaler->fit();
   return model;
 }
@@ -1220,6 +1294,7 @@ nlohmann::json trained_model::params() const {
   nlohmann::json p;
   p["base"] = trained_base_name(method.base);
   p["loss"] = trained_loss_name(method.loss);
+  p["num_classes"] = num_classes;
   switch (method.base) {
     case trained_base::ts: p["temperature"] = temperature; break;
     case trained_base::ets:
@@ -1227,7 +1302,10 @@ nlohmann::json trained_model::params() const {
       p["temperature"] = temperature;
       p["weights"] = weights;
       break;
-    case trained_base::cts_nll: p["temperatures"] = temperatures; break;
+    case trained_base::cts_nll:
+      p["temperatures"] = temperatures;
+      p["negative_temperatures"] = nonpositive_temperatures;
+      break;
     case trained_base::pts:
     case trained_base::pts_sctl:
       p["network"] = network_to_json(network);
@@ -1283,6 +1361,11 @@ trained_model trained_model::from_params(const trained_method& m, const nlohmann
   trained_model t;
   t.method = m;
   try {
+    if (p.contains("num_classes")) {
+      if (!p.at("num_classes").is_number_integer() || p.at("num_classes").get<std::int64_t>() < 2)
+        throw input_error(fmt::format("{}: num_classes must be an integer >= 2", where));
+      t.num_classes = p.at("num_classes").get<std::int64_t>();
+    }
     switch (m.base) {
       case trained_base::ts: t.temperature = p.at("temperature").get<double>(); break;
       case trained_base::ets:
@@ -1296,6 +1379,8 @@ trained_model trained_model::from_params(const trained_method& m, const nlohmann
       case trained_base::cts_nll: t.temperatures = p.at("temperatures").get<std::vector<double>>(); break;
       case trained_base::pts:
       case trained_base::pts_sctl: {
+        if (!p.at("top_k").is_number_integer())
+          throw input_error(fmt::format("{}: top_k must be an integer", where));
         t.top_k = p.at("top_k").get<std::int64_t>();
         const auto& layers = p.at("network").at("layers");
         if (t.top_k < 1 || !layers.is_array() || layers.empty())
@@ -1328,11 +1413,21 @@ trained_model trained_model::from_params(const trained_method& m, const nlohmann
   if (bad(t.temperature) || std::any_of(t.temperatures.begin(), t.temperatures.end(), bad) ||
       std::any_of(t.weights.begin(), t.weights.end(), bad))
     throw input_error(fmt::format("{}: {} parameters must be finite", where, trained_method_name(m)));
+  if (!(t.temperature > 0)) throw input_error(fmt::format("{}: {} needs a temperature > 0", where, trained_method_name(m)));
+  if (std::any_of(t.temperatures.begin(), t.temperatures.end(), [](double v) { return v == 0; }))
+    throw input_error(fmt::format("{}: {} temperatures must not be 0", where, trained_method_name(m)));
+  if (m.base == trained_base::ets) {
+    const double sum = t.weights[0] + t.weights[1] + t.weights[2];
+    if (std::any_of(t.weights.begin(), t.weights.end(), [](double v) { return v < 0; }) || std::abs(sum - 1) > 1e-9)
+      throw input_error(fmt::format("{}: ets weights must be >= 0 and sum to 1", where));
+  }
   return t;
 }
 
 std::vector<double> trained_model::probabilities(const std::vector<double>& z, std::int64_t k,
                                                  const std::string& where) const {
+  if (k < 2 || z.size() % static_cast<std::size_t>(k) != 0)
+    throw input_error(fmt::format("{}: {} values do not form rows of K = {} classes", where, z.size(), k));
   const std::int64_t n = static_cast<std::int64_t>(z.size()) / k;
   if (method.base == trained_base::cts_nll && static_cast<std::int64_t>(temperatures.size()) != k)
     throw input_error(fmt::format("{}: {} class temperatures for K = {}", where, temperatures.size(), k));
@@ -1353,7 +1448,13 @@ std::vector<double> trained_model::probabilities(const std::vector<double>& z, s
   } else {
     q = scaled_logits(z, k, temperature, method.base == trained_base::ts ? std::array<double, 3>{1, 0, 0} : weights, nullptr);
   }
-  return softmax_rows(q, n, k, 1.0);
+  auto p = softmax_rows(q, n, k, 1.0);
+  for (std::size_t e = 0; e < p.size(); ++e) {
+    if (!std::isfinite(p[e]))
+      throw input_error(fmt::format("{}: {} gives a non-finite probability at row {} (a network temperature of 0?)",
+                                    where, trained_method_name(method), e / static_cast<std::size_t>(k)));
+  }
+  return p;
 }
 
 }  // namespace calibench

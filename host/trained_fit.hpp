@@ -26,7 +26,8 @@ namespace calibench {
 /// (Zhang 2020; t trained as ts, then w by SLSQP). ets_sctl: softmax(w0 z / t + w1 z + w2 / K),
 /// w unconstrained (the loss-scaling code's ETS; t, then w). cts_nll: z / T_j. pts: an MLP on the
 /// sorted top-s logits of clip(z, -100, 100) gives t(x), T = clip(|t|, 1e-12, 1e12) (Tomani 2022's
-/// code). pts_sctl: the loss-scaling code's PTS, T = t(x) of a fixed 10-2-2-2-2-1 ReLU MLP, no clamp.
+/// code). pts_sctl: the loss-scaling code's PTS, T = t(x) of a fixed s-2-2-2-2-1 ReLU MLP on the
+/// top s = min(--pts-top-k 10, K) sorted logits, no clamp.
 enum class trained_base : std::int32_t { ts, ets, ets_sctl, cts_nll, pts, pts_sctl };
 
 /// The training losses (means over samples except sctl): ce; ls (label smoothing, torch's
@@ -80,6 +81,12 @@ bool set_train_option(train_options& o, std::string_view key, const std::string&
 /// The keys set_train_option knows.
 const std::vector<std::string>& train_option_keys();
 
+/// Throws input_error when the training option `key` (a train_option_keys() entry) does not
+/// apply to `method` (e.g. sctl_norm without +sctl, pts_layers on pts_sctl, any of them on a
+/// method that is not loss-trained). `prefix` spells the key in messages: "--" for the command
+/// line (underscores become dashes), "" for spec keys and Python.
+void check_train_option_applies(const std::string& method, std::string_view key, std::string_view prefix);
+
 /// One fully connected layer, torch's layout: weight[out][in] row-major, bias[out].
 struct mlp_layer {
   std::int64_t in = 0, out = 0;
@@ -117,14 +124,15 @@ struct trained_model {
   sctl_norm sctl_normalisation = sctl_norm::nd;
   std::string sctl_solver;
   std::vector<std::int64_t> sctl_classes;          ///< sctl: the classes present in the validation split
-  std::int64_t nonpositive_temperatures = 0;       ///< pts_sctl: validation samples with t(x) <= 0
+  std::int64_t nonpositive_temperatures = 0;       ///< pts_sctl: validation samples with t(x) <= 0; cts_nll: T_j < 0
   std::array<double, 3> temperature_range{0, 0, 0};  ///< pts, pts_sctl: min, median, max of T(x) on val
 
   nlohmann::json params() const;
   /// Reads params() back (apply); throws input_error naming `where`.
   static trained_model from_params(const trained_method& m, const nlohmann::json& p, const std::string& where);
   /// The calibrated probabilities (row-major N x K) of row-major logits `z` (finite); throws
-  /// input_error naming `where` when K does not fit the parameters.
+  /// input_error naming `where` when K does not fit the parameters (cts_nll: K temperatures; the
+  /// networks: K >= top_k; the others apply to any K) or a probability is not finite.
   std::vector<double> probabilities(const std::vector<double>& z, std::int64_t num_classes,
                                     const std::string& where) const;
 };

@@ -501,6 +501,7 @@ fitted fit(const any_array& values, const any_array& labels, bool is_probs, cons
   for (const auto& [key, value] : a.train) {
     if (!set_train_option(o.train, key, value))
       throw input_error(fmt::format("train: unknown option '{}' ({})", key, fmt::join(train_option_keys(), ", ")));
+    check_train_option_applies(a.method, key, "train: ");
   }
   const bool on_backend = fit_uses_backend(o);
   if (!on_backend && a.backend == "cuda")

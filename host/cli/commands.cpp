@@ -459,6 +459,7 @@ int run_fit(const fit_args& a) {
   o.odir_lambda = a.odir_lambda;
   o.odir_mu = a.odir_mu;
   o.train = to_train_options(a.train);
+  for (const auto& key : a.train.given) check_train_option_applies(a.method, key, "--");
   // Host-only fits never touch the sweep backend: --backend cuda is refused for them rather
   // than reported as if it had run, and the output names the host.
   const bool on_backend = fit_uses_backend(o);

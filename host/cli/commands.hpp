@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "host/conventions.hpp"
 #include "host/experiment.hpp"
@@ -72,6 +73,7 @@ struct train_args {
   std::string sctl_norm = "nd";
   std::string sctl_solver = "grid";
   std::int64_t sctl_grid = 256;
+  std::vector<std::string> given;       ///< train_option_keys() the command line set explicitly
 };
 /// The train_options of `a` (throws input_error on a bad name).
 train_options to_train_options(const train_args& a);

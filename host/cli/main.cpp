@@ -79,6 +79,17 @@ void add_train_options(CLI::App* cmd, train_args& t) {
   auto& o = t.options;
   const char* group = "Loss-trained methods (docs/calibrators.md)";
   cmd->add_option("--lr", o.lr, "Learning rate of one stage (default 0.02; ls, fl: the schedule 0.005/200, 0.003/400, 0.001/400)")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            try {
+              std::size_t used = 0;
+              const double x = std::stod(v, &used);
+              return used == v.size() && x > 0 && std::isfinite(x) ? std::string() : "must be a number > 0, got " + v;
+            } catch (const std::exception&) {
+              return "must be a number > 0, got " + v;
+            }
+          },
+          "POSITIVE"))
       ->group(group);
   cmd->add_option("--schedule", o.schedule, "auto (on for ls, fl) | on | off")
       ->check(CLI::IsMember({"auto", "on", "off"}))->group(group);
@@ -399,7 +410,15 @@ int main(int argc, char** argv) {
     }
     if (version->parsed()) return run_version();
     if (sweep_cands->parsed()) return run_sweep_candidates(sw);
-    if (fit->parsed()) return run_fit(fa);
+    if (fit->parsed()) {
+      // Which training options the command line set (they must apply to the method).
+      for (const auto& key : calibench::train_option_keys()) {
+        std::string flag = "--" + key;
+        std::replace(flag.begin(), flag.end(), '_', '-');
+        if (fit->get_option_no_throw(flag) != nullptr && fit->count(flag) > 0) fa.train.given.push_back(key);
+      }
+      return run_fit(fa);
+    }
     if (apply->parsed()) return run_apply(aa);
     if (sweep->parsed()) return run_sweep_maybe_mpi(ea);
     if (sctl_weights->parsed()) return run_sctl_weights(sctl);

@@ -137,6 +137,14 @@ def test_pts_init_is_used(calibench, dumps, tmp_path):
     (["--method", "ts+fl", "--fl-gamma", "-1"], "--fl-gamma"),
     (["--method", "ts+ls", "--ls-alpha", "2"], "--ls-alpha"),
     (["--method", "ts+sctll"], "--method"),
+    (["--method", "ts+ce", "--sctl-norm", "mm"], "applies to +sctl"),
+    (["--method", "ts+sctl", "--focal-gradient", "detached"], "applies to +fl"),
+    (["--method", "pts_sctl", "--pts-layers", "3"], "applies to pts, not pts_sctl"),
+    (["--method", "pts", "--tolerance-change", "0"], "applies to the L-BFGS methods"),
+    (["--method", "ts", "--seed", "3"], "applies to the loss-trained methods"),
+    (["--method", "ts+ls", "--lr", "-3"], "must be a number > 0"),
+    (["--method", "ts+sctl", "--objective", "ece"], "does not apply to ts+sctl"),
+    (["--method", "ts+sctl", "--backend", "cuda"], "fitted on the host"),
 ])
 def test_bad_options(calibench, dumps, args, needle):
     proc = calibench("fit", dumps["k3"][0], *args)
@@ -170,3 +178,25 @@ def test_convergence_criterion_option(calibench, dumps):
     assert strict["params"]["training"][0]["stop"] in ("max_iter", "directional_derivative"), ctx2
     assert strict["params"]["final_loss"] <= default["params"]["final_loss"] + 1e-12, ctx2
     assert loose["options"]["train"]["tolerance_change"] == 1e-3, ctx3
+
+
+def test_divergence_is_an_error(calibench, tmp_path):
+    """A step that drives t through 0 (lr 1 on a steep loss) or a network temperature of 0 gives
+    exit status 2 and one line, never NaN metrics (torch would return them silently)."""
+    made = calibench("synth", "--out", tmp_path / "steep.h5", "--classes", 300, "--n-val", 500, "--n-test", 500,
+                     "--seed", 3, "--temperature", 0.3, "--logit-scale", 4)
+    assert made.returncode == 0, made.stderr
+    proc = calibench("fit", tmp_path / "steep.h5", "--method", "ts+ce", "--lr", "1")
+    assert proc.returncode == 2 and "<= 0" in proc.stderr and "--lr" in proc.stderr, proc.stderr
+    rng = np.random.default_rng(8)
+    k = 5
+    val = tempered_split(rng, 200, k, 2.0, np.full(k, 2.0))
+    write_dump(tmp_path / "k5.h5", val, val, k)
+    zero = [{"weight": [[0.0] * 5] * 2, "bias": [0.0, 0.0]}]
+    zero += [{"weight": [[0.0, 0.0], [0.0, 0.0]], "bias": [0.0, 0.0]} for _ in range(3)]
+    zero += [{"weight": [[0.0, 0.0]], "bias": [0.0]}]
+    init = tmp_path / "zero.json"
+    init.write_text(json.dumps({"layers": zero}))
+    proc = calibench("fit", tmp_path / "k5.h5", "--method", "pts_sctl", "--pts-init", init)
+    assert proc.returncode == 2 and "diverged" in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
