@@ -75,6 +75,20 @@ BASELINE_GROUPS = [
 SUITES = {"seed": (METHODS, "methods"), "baselines": (BASELINES, "baselines")}
 
 
+def compact_matrix(record):
+    """The record with a K x K `params.matrix` (ms, ms_odir, dir_odir) replaced by its shape and
+    Frobenius norm: the matrices are most of the file (2.8 MB of 6.5 at K = 100); rerunning the
+    record's command gives them back."""
+    m = (record.get("params") or {}).get("matrix")
+    if not isinstance(m, list):
+        return record
+    out = dict(record)
+    out["params"] = {**record["params"], "matrix": {
+        "left_out": "rerun the command for the matrix", "entries": len(m),
+        "frobenius_norm": sum(v * v for v in m) ** 0.5}}
+    return out
+
+
 def run(cmd, timeout=None):
     """(parsed JSON or None, error text or None, wall seconds) of one CLI call; never exits."""
     started = time.time()
@@ -220,7 +234,7 @@ def main():
                             text=True).stdout.strip()
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"{stem}.json"), "w") as f:
-        json.dump(results, f, indent=1)
+        json.dump([compact_matrix(r) for r in results] if timed else results, f, indent=1)
     by = {(r["dump"], r["method"]): r for r in results}
     if args.suite == "seed":
         lines = seed_tables(dumps, by, args, commit, elapsed)
