@@ -1191,7 +1191,6 @@ trained_model fit_trained(const split_data& val, const trained_method& m, const 
   };
 
   std::vector<double> full;
-  trained_base final_map = m.base;
   switch (m.base) {
     case trained_base::ts:
     case trained_base::ets:
@@ -1238,7 +1237,7 @@ trained_model fit_trained(const split_data& val, const trained_method& m, const 
     model.stages.push_back(fit_ets_simplex(c, a, b, model.weights));
     model.final_loss = loss_at_mixture(c, a, b, model.weights.data(), nullptr, false);
   } else {
-    model.final_loss = map_loss(c, final_map, in, full, nullptr, false, work);
+    model.final_loss = map_loss(c, m.base, in, full, nullptr, false, work);
   }
   if (!model.stages.empty() && model.stages.back().optimizer != "slsqp") model.stages.back().loss_after = model.final_loss;
   if (is_network(m.base)) {
