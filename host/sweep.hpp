@@ -120,6 +120,8 @@ std::unique_ptr<sweep_backend> make_cpu_backend();
 std::unique_ptr<sweep_backend> make_cuda_backend();
 
 /// "cpu", "cuda" or "auto" (CUDA only when a device answers). Throws input_error for others.
+/// Throws input_error unless `which` is cpu, cuda or auto.
+void check_backend_name(const std::string& which);
 std::unique_ptr<sweep_backend> make_backend(const std::string& which);
 
 }  // namespace calibench

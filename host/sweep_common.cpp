@@ -214,14 +214,17 @@ std::unique_ptr<sweep_backend> make_cuda_backend() {
 }
 #endif
 
+void check_backend_name(const std::string& which) {
+  if (which != "cpu" && which != "cuda" && which != "auto")
+    throw input_error(fmt::format("unknown backend '{}' (cpu, cuda or auto)", which));
+}
+
 std::unique_ptr<sweep_backend> make_backend(const std::string& which) {
+  check_backend_name(which);
   if (which == "cpu") return make_cpu_backend();
   if (which == "cuda") return make_cuda_backend();
-  if (which == "auto") {
-    const device_report dev = discover_devices();
-    return dev.device_count > 0 ? make_cuda_backend() : make_cpu_backend();
-  }
-  throw input_error(fmt::format("unknown backend '{}' (cpu, cuda or auto)", which));
+  const device_report dev = discover_devices();  // auto
+  return dev.device_count > 0 ? make_cuda_backend() : make_cpu_backend();
 }
 
 }  // namespace calibench

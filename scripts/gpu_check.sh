@@ -1,33 +1,56 @@
 #!/usr/bin/env bash
-# One command for a session with a GPU (the device tool's `run`): build with CUDA, run the GPU
-# tests, the GPU benchmarks and the PyTorch comparison, and leave logs and JSON in $OUT
-# (default results/gpu/run-<date>). Commit what it writes under results/gpu/ with the card,
-# date and commit. Stages have timeouts so that the whole run fits a 10-minute call.
+# One command for a session with a GPU (the device tool's `run`): build with CUDA (or take the
+# binaries scripts/gpu_pack.sh packed, CALIBENCH_GPU_BIN=.gpucarry), run the GPU tests, the GPU
+# benchmarks, a CPU baseline on the same machine and the PyTorch comparison, and leave logs and
+# JSON in $OUT (default results/gpu/run-<date>). Commit what it writes under results/gpu/ with
+# the card, date and commit. Stages have timeouts so that the whole run fits one short call.
 set -u
 OUT=${OUT:-results/gpu/run-$(date +%Y%m%d)}
 mkdir -p "$OUT"
-{ date -u; git rev-parse HEAD 2>/dev/null; nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv; } \
+{ date -u; git rev-parse HEAD 2>/dev/null; nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv; nproc; } \
   > "$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
-G=$(command -v ninja >/dev/null && echo "-G Ninja")
-if ! { cmake -S . -B build-gpu $G -DCALIBENCH_CUDA=ON -DCMAKE_BUILD_TYPE=Release > "$OUT/configure.log" 2>&1 &&
-       cmake --build build-gpu -j"$(nproc)" > "$OUT/build.log" 2>&1; }; then
-  tail -40 "$OUT/configure.log" "$OUT/build.log"
-  exit 1
+if [ -n "${CALIBENCH_GPU_BIN:-}" ]; then
+  B=$CALIBENCH_GPU_BIN
+  T=$B B2=$B
+  export LD_LIBRARY_PATH=$PWD/$B/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+else
+  G=$(command -v ninja >/dev/null && echo "-G Ninja")
+  if ! { cmake -S . -B build-gpu $G -DCALIBENCH_CUDA=ON -DCMAKE_BUILD_TYPE=Release > "$OUT/configure.log" 2>&1 &&
+         cmake --build build-gpu -j"$(nproc)" > "$OUT/build.log" 2>&1; }; then
+    tail -40 "$OUT/configure.log" "$OUT/build.log"
+    exit 1
+  fi
+  T=build-gpu/tests B2=build-gpu/bench
 fi
-timeout 200 build-gpu/tests/calibench_gpu_tests --gtest_brief=1 --gtest_output=json:"$OUT/gpu_tests.json" \
+timeout ${GPU_TEST_S:-150} $T/calibench_gpu_tests --gtest_brief=1 --gtest_output=json:"$OUT/gpu_tests.json" \
   > "$OUT/gpu_tests.log" 2>&1
 echo "gpu tests rc=$?"
 tail -40 "$OUT/gpu_tests.log"
-build-gpu/tests/calibench_unit_tests --gtest_brief=1 2>&1 | tail -3
-timeout 200 build-gpu/bench/calibench_bench_gpu --benchmark_min_time=0.05 --benchmark_counters_tabular=true \
+[ -x "$T/calibench_unit_tests" ] && $T/calibench_unit_tests --gtest_brief=1 2>&1 | tail -3
+timeout ${GPU_BENCH_S:-180} $B2/calibench_bench_gpu --benchmark_min_time=0.05 --benchmark_counters_tabular=true \
   --benchmark_out="$OUT/bench_sweep_gpu.json" --benchmark_out_format=json > "$OUT/bench.log" 2>&1
 echo "bench rc=$?"
 cut -c1-190 "$OUT/bench.log" | tail -95
-timeout 120 build-gpu/bench/calibench_bench --benchmark_filter=sctl_grid --benchmark_min_time=0.05 \
+timeout 40 $B2/calibench_bench --benchmark_filter=sctl_grid --benchmark_min_time=0.05 \
   --benchmark_out="$OUT/bench_sctl_grid.json" --benchmark_out_format=json > "$OUT/bench_sctl.log" 2>&1
 echo "sctl grid bench rc=$?"
 tail -20 "$OUT/bench_sctl.log"
-timeout 90 python3 bench/torch_sweep.py > "$OUT/torch_sweep.json" 2> "$OUT/torch_sweep.log"
+# The CPU backend on this machine's cores, for speed-ups measured in one run.
+timeout 90 $B2/calibench_bench --benchmark_min_time=0.05 --benchmark_counters_tabular=true \
+  --benchmark_filter='BM_sweep_cpu_(temperature|inverse_temperature)/shape:[01]/G:1000/adaece:1|BM_sweep_cpu_(temperature|inverse_temperature)/shape:2/G:100/adaece:1' \
+  --benchmark_out="$OUT/bench_sweep_cpu_same_machine.json" --benchmark_out_format=json > "$OUT/bench_cpu.log" 2>&1
+echo "cpu bench rc=$?"
+cut -c1-160 "$OUT/bench_cpu.log" | tail -8
+timeout 60 python3 bench/torch_sweep.py > "$OUT/torch_sweep.json" 2> "$OUT/torch_sweep.log"
 echo "torch rc=$?"
 tail -15 "$OUT/torch_sweep.log"
+# Memory errors and races in the kernels, on the small and edge-case tests (Firecracker machines).
+if command -v compute-sanitizer >/dev/null; then
+  for tool in memcheck racecheck; do
+    timeout 45 compute-sanitizer --tool $tool --error-exitcode 3 $T/calibench_gpu_tests --gtest_brief=1 \
+      --gtest_filter='GpuSweepEdges.*:GpuSweepInterface.*:GpuTopLabel.*:*sctl*:*Sctl*' > "$OUT/sanitizer_$tool.log" 2>&1
+    echo "compute-sanitizer $tool rc=$?"
+    tail -4 "$OUT/sanitizer_$tool.log"
+  done
+fi
