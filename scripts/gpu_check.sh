@@ -37,18 +37,18 @@ timeout 40 $B2/calibench_bench --benchmark_filter=sctl_grid --benchmark_min_time
 echo "sctl grid bench rc=$?"
 tail -20 "$OUT/bench_sctl.log"
 # The CPU backend on this machine's cores, for speed-ups measured in one run.
-timeout 90 $B2/calibench_bench --benchmark_min_time=0.05 --benchmark_counters_tabular=true \
+timeout 60 $B2/calibench_bench --benchmark_min_time=0.05 --benchmark_counters_tabular=true \
   --benchmark_filter='BM_sweep_cpu_(temperature|inverse_temperature)/shape:[01]/G:1000/adaece:1|BM_sweep_cpu_(temperature|inverse_temperature)/shape:2/G:100/adaece:1' \
   --benchmark_out="$OUT/bench_sweep_cpu_same_machine.json" --benchmark_out_format=json > "$OUT/bench_cpu.log" 2>&1
 echo "cpu bench rc=$?"
 cut -c1-160 "$OUT/bench_cpu.log" | tail -8
-timeout 60 python3 bench/torch_sweep.py > "$OUT/torch_sweep.json" 2> "$OUT/torch_sweep.log"
+timeout 45 python3 bench/torch_sweep.py > "$OUT/torch_sweep.json" 2> "$OUT/torch_sweep.log"
 echo "torch rc=$?"
 tail -15 "$OUT/torch_sweep.log"
 # Memory errors and races in the kernels, on the small and edge-case tests (Firecracker machines).
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck; do
-    timeout 45 compute-sanitizer --tool $tool --error-exitcode 3 $T/calibench_gpu_tests --gtest_brief=1 \
+    timeout 40 compute-sanitizer --tool $tool --error-exitcode 3 $T/calibench_gpu_tests --gtest_brief=1 \
       --gtest_filter='GpuSweepEdges.*:GpuSweepInterface.*:GpuTopLabel.*:*sctl*:*Sctl*' > "$OUT/sanitizer_$tool.log" 2>&1
     echo "compute-sanitizer $tool rc=$?"
     tail -4 "$OUT/sanitizer_$tool.log"
