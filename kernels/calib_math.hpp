@@ -300,8 +300,9 @@ CALIBENCH_HD candidate_terms<Real> weight_terms(Real a, Real num_classes, Real c
   return t;
 }
 
-/// Per-sample state of the class-temperature step for class i, sums relative to the
-/// sample's current maximum scaled logit m (so every stored exponent is <= 0): the other
+/// Per-sample state of the class-temperature step for class i, sums relative to a base m at
+/// or above every other class's scaled logit (class_rest_state takes m = u_r, so that S_r >= 1
+/// and no stored exponent is positive): the other
 /// classes' S_r = sum_{j != i} exp(u_j - m) and Q_r = sum_{j != i} exp(2(u_j - m)), their
 /// maximum u_r (absolute, with its class, lowest index on ties), and the label's scaled logit.
 template <class Real>
@@ -425,7 +426,11 @@ CALIBENCH_HD void commit_class_row(const In* z, std::int64_t num_classes, const 
   }
 }
 
-/// The row's state with class `cls` taken out, for class_step_terms.
+/// The row's state with class `cls` taken out, for class_step_terms. The sums are taken
+/// relative to the other classes' maximum u_r, so that S_r >= 1 however far below class `cls`
+/// they lie: relative to a maximum held by `cls` itself they would underflow to 0 once the gap
+/// passes about 745 (z = -100 at T = 0.1 beside z = -100 at T = 2), and a candidate that brings
+/// `cls` down to them would then divide 0 by 0.
 template <class In>
 CALIBENCH_HD class_step_state<double> class_rest_state(const In* z, std::int64_t num_classes, const double* inverse,
                                                        const class_row_state& r, std::int32_t cls,
@@ -434,26 +439,29 @@ CALIBENCH_HD class_step_state<double> class_rest_state(const In* z, std::int64_t
   class_step_state<double> s;
   if (r.top1 == cls) {
     // The removed term dominates the sum: subtracting it would cancel, so sum the rest.
+    s.rest_max = r.top2_value;
+    s.rest_argmax = r.top2;
     s.rest_sum = 0;
     s.rest_sum_sq = 0;
     for (std::int64_t j = 0; j < num_classes; ++j) {
       if (j == cls) continue;
-      const double e = exp(static_cast<double>(z[j]) * inverse[j] - r.max);
+      const double e = exp(static_cast<double>(z[j]) * inverse[j] - s.rest_max);
       s.rest_sum += e;
       s.rest_sum_sq += e * e;
     }
-    s.rest_max = r.top2_value;
-    s.rest_argmax = r.top2;
   } else {
+    // r.max belongs to another class, so it is already the rest's maximum, and the removed
+    // term is at most 1 of a sum that keeps the maximum's 1.
     const double t = exp(static_cast<double>(z[cls]) * inverse[cls] - r.max);
-    s.rest_sum = r.sum - t;
-    s.rest_sum_sq = r.sum_sq - t * t;
     s.rest_max = r.max;
     s.rest_argmax = r.top1;
+    s.rest_sum = r.sum - t;
+    s.rest_sum_sq = r.sum_sq - t * t;
   }
-  s.row_max = r.max;
-  s.rest_max_exp = exp(s.rest_max - r.max);
-  s.label_scaled = static_cast<double>(z[label]) * inverse[label] - r.max;
+  s.row_max = s.rest_max;
+  s.rest_max_exp = 1;
+  // Only read when label != cls; 0 otherwise so that no exponent is positive.
+  s.label_scaled = label == cls ? 0.0 : static_cast<double>(z[label]) * inverse[label] - s.row_max;
   s.label_exp = exp(s.label_scaled);
   return s;
 }
