@@ -49,7 +49,7 @@ tail -15 "$OUT/torch_sweep.log"
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck; do
     timeout 40 compute-sanitizer --tool $tool --error-exitcode 3 $T/calibench_gpu_tests --gtest_brief=1 \
-      --gtest_filter='GpuSweepEdges.*:GpuSweepInterface.*:GpuTopLabel.*:*sctl*:*Sctl*' > "$OUT/sanitizer_$tool.log" 2>&1
+      --gtest_filter='GpuSweepEdges.*:GpuSweepInterface.*:GpuSctl.*:Shapes/GpuSweep.*/n100_*' > "$OUT/sanitizer_$tool.log" 2>&1
     echo "compute-sanitizer $tool rc=$?"
     tail -4 "$OUT/sanitizer_$tool.log"
   done
