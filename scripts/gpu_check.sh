@@ -48,7 +48,7 @@ tail -15 "$OUT/torch_sweep.log"
 # Memory errors and races in the kernels, on the small and edge-case tests (Firecracker machines).
 if command -v compute-sanitizer >/dev/null; then
   for tool in memcheck racecheck; do
-    timeout 40 compute-sanitizer --tool $tool --error-exitcode 3 $T/calibench_gpu_tests --gtest_brief=1 \
+    timeout 60 compute-sanitizer --tool $tool --error-exitcode 3 $T/calibench_gpu_tests --gtest_brief=1 \
       --gtest_filter='GpuSweepEdges.*:GpuSweepInterface.*:GpuSctl.*:Shapes/GpuSweep.*/n100_*' > "$OUT/sanitizer_$tool.log" 2>&1
     echo "compute-sanitizer $tool rc=$?"
     tail -4 "$OUT/sanitizer_$tool.log"
