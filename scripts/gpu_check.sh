@@ -7,7 +7,7 @@
 set -u
 OUT=${OUT:-results/gpu/run-$(date +%Y%m%d)}
 mkdir -p "$OUT"
-{ date -u; git rev-parse HEAD 2>/dev/null; nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv; nproc; } \
+{ date -u; echo "commit ${CALIBENCH_COMMIT:-$(git rev-parse HEAD 2>/dev/null)}"; nvidia-smi -L; nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv; nproc; } \
   > "$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
 if [ -n "${CALIBENCH_GPU_BIN:-}" ]; then
