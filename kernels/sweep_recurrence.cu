@@ -66,13 +66,16 @@ __global__ void __launch_bounds__(k_recurrence_block)
 #pragma unroll
         for (int j = 0; j < KMax; ++j) e[j] *= ratio[j];
       }
-      double s = 0, q = 0, ey = 0;
+      // Four partial sums: dependent add chains of KMax / 4, not KMax.
+      constexpr int parts = KMax < 4 ? KMax : 4;
+      double ps[parts] = {}, pq[parts] = {}, ey = 0;
 #pragma unroll
       for (int j = 0; j < KMax; ++j) {
-        s += e[j];
-        q += e[j] * e[j];
+        ps[j % parts] += e[j];
+        pq[j % parts] += e[j] * e[j];
         if (j == y) ey = e[j];  // a select, so e stays in registers
       }
+      const double s = detail::sum_parts<parts>(ps), q = detail::sum_parts<parts>(pq);
       if (g >= grid.g_begin)
         detail::store_terms(out, g - grid.g_begin, i, terms_from_sums(s, q, xy * grid.at(g), ey), hit);
     }
@@ -113,22 +116,37 @@ __global__ void __launch_bounds__(k_recurrence_block)
         e[c] = 0.0;
       }
     }
+    // Lane c keeps the sums of candidate (g - g_anchor) % 32 == c; every 32 candidates (and at
+    // the end) the lanes turn their sums into terms together, instead of lane 0 alone per
+    // candidate while 31 lanes wait.
+    double my_s = 1, my_q = 1, my_ey = 0;
     for (std::int64_t g = g_anchor; g < g_stop; ++g) {
       if (g != g_anchor) {
 #pragma unroll
         for (int c = 0; c < Cpl; ++c) e[c] *= ratio[c];
       }
-      double ls = 0, lq = 0, ley = 0;
+      constexpr int parts = Cpl < 4 ? Cpl : 4;  // dependent add chains of Cpl / 4, not Cpl
+      double ps[parts] = {}, pq[parts] = {}, ley = 0;
 #pragma unroll
       for (int c = 0; c < Cpl; ++c) {
-        ls += e[c];
-        lq += e[c] * e[c];
+        ps[c % parts] += e[c];
+        pq[c % parts] += e[c] * e[c];
         if (c == y_slot) ley = e[c];
       }
-      const double s = detail::warp_sum(ls), q = detail::warp_sum(lq);
+      const double s = detail::warp_sum(detail::sum_parts<parts>(ps));
+      const double q = detail::warp_sum(detail::sum_parts<parts>(pq));
       const double ey = __shfl_sync(detail::k_full_mask, ley, y_lane);
-      if (g >= grid.g_begin && lane == 0)
-        detail::store_terms(out, g - grid.g_begin, i, terms_from_sums(s, q, xy * grid.at(g), ey), hit);
+      const int slot = static_cast<int>((g - g_anchor) % detail::k_warp);
+      if (lane == slot) {
+        my_s = s;
+        my_q = q;
+        my_ey = ey;
+      }
+      if (slot == detail::k_warp - 1 || g + 1 == g_stop) {
+        const std::int64_t gl = g - slot + lane;
+        if (lane <= slot && gl >= grid.g_begin)
+          detail::store_terms(out, gl - grid.g_begin, i, terms_from_sums(my_s, my_q, xy * grid.at(gl), my_ey), hit);
+      }
     }
   }
 }
