@@ -7,7 +7,9 @@
 // the chunk starts later, so results do not depend on chunking. Rows of at most 32 classes:
 // one thread per unit holding the row's e_j and ratios in registers (template on the padded
 // width). Wider rows (up to 1024 classes): one warp per unit, each lane holding ceil(K/32)
-// classes in registers and a butterfly warp sum per candidate. Wider still: one exact exp per
+// classes in registers, butterfly warp sums for two candidates at a time, and each lane
+// finishing one candidate's terms at the end of the unit. The label's term follows its own
+// copy of the recurrence (the same multiplies, so the same value as the row's entry). Wider still: one exact exp per
 // logit and candidate, a warp per (row, candidate).
 #include "kernels/sweep_device.cuh"
 
@@ -61,19 +63,27 @@ __global__ void __launch_bounds__(k_recurrence_block)
         e[j] = 0.0;
       }
     }
+    // The label's term follows the same multiplies as e[y], so it equals e[y] bit for bit,
+    // without a select over the row per candidate (selects keep e in registers).
+    double ey = 0, ry = 0;
+#pragma unroll
+    for (int j = 0; j < KMax; ++j) {
+      ey = j == y ? e[j] : ey;
+      ry = j == y ? ratio[j] : ry;
+    }
     for (std::int64_t g = g_anchor; g < g_stop; ++g) {
       if (g != g_anchor) {
 #pragma unroll
         for (int j = 0; j < KMax; ++j) e[j] *= ratio[j];
+        ey *= ry;
       }
       // Four partial sums: dependent add chains of KMax / 4, not KMax.
       constexpr int parts = KMax < 4 ? KMax : 4;
-      double ps[parts] = {}, pq[parts] = {}, ey = 0;
+      double ps[parts] = {}, pq[parts] = {};
 #pragma unroll
       for (int j = 0; j < KMax; ++j) {
         ps[j % parts] += e[j];
         pq[j % parts] += e[j] * e[j];
-        if (j == y) ey = e[j];  // a select, so e stays in registers
       }
       const double s = detail::sum_parts<parts>(ps), q = detail::sum_parts<parts>(pq);
       if (g >= grid.g_begin)
@@ -116,38 +126,57 @@ __global__ void __launch_bounds__(k_recurrence_block)
         e[c] = 0.0;
       }
     }
-    // Lane c keeps the sums of candidate (g - g_anchor) % 32 == c; every 32 candidates (and at
-    // the end) the lanes turn their sums into terms together, instead of lane 0 alone per
-    // candidate while 31 lanes wait.
+    // The label's term by its own recurrence: the same multiplies as e[y] on lane y_lane, so
+    // the same value, on every lane, without a select over the row per candidate.
+    double ey_lane = 0, ry_lane = 0;
+#pragma unroll
+    for (int c = 0; c < Cpl; ++c) {
+      ey_lane = c == y_slot ? e[c] : ey_lane;
+      ry_lane = c == y_slot ? ratio[c] : ry_lane;
+    }
+    double ey = __shfl_sync(detail::k_full_mask, ey_lane, y_lane);
+    const double ry = __shfl_sync(detail::k_full_mask, ry_lane, y_lane);
+    // Lane c keeps the sums of candidate g_anchor + c (anchor_every <= 32), and the lanes turn
+    // them into terms together at the end, instead of lane 0 alone per candidate. Candidates
+    // go in pairs so that four independent warp sums hide each other's shuffle latency; an odd
+    // block's last pair computes one candidate too many and drops it.
+    const int count = static_cast<int>(g_stop - g_anchor);
     double my_s = 1, my_q = 1, my_ey = 0;
-    for (std::int64_t g = g_anchor; g < g_stop; ++g) {
-      if (g != g_anchor) {
+    constexpr int parts = Cpl < 4 ? Cpl : 4;  // dependent add chains of Cpl / 4, not Cpl
+    for (int c0 = 0; c0 < count; c0 += 2) {
+      if (c0 != 0) {
 #pragma unroll
         for (int c = 0; c < Cpl; ++c) e[c] *= ratio[c];
+        ey *= ry;
       }
-      constexpr int parts = Cpl < 4 ? Cpl : 4;  // dependent add chains of Cpl / 4, not Cpl
-      double ps[parts] = {}, pq[parts] = {}, ley = 0;
+      double pa[parts] = {}, qa[parts] = {}, pb[parts] = {}, qb[parts] = {};
 #pragma unroll
       for (int c = 0; c < Cpl; ++c) {
-        ps[c % parts] += e[c];
-        pq[c % parts] += e[c] * e[c];
-        if (c == y_slot) ley = e[c];
+        pa[c % parts] += e[c];
+        qa[c % parts] += e[c] * e[c];
+        e[c] *= ratio[c];
+        pb[c % parts] += e[c];
+        qb[c % parts] += e[c] * e[c];
       }
-      const double s = detail::warp_sum(detail::sum_parts<parts>(ps));
-      const double q = detail::warp_sum(detail::sum_parts<parts>(pq));
-      const double ey = __shfl_sync(detail::k_full_mask, ley, y_lane);
-      const int slot = static_cast<int>((g - g_anchor) % detail::k_warp);
-      if (lane == slot) {
-        my_s = s;
-        my_q = q;
+      const double ey_b = ey * ry;
+      const double sa = detail::warp_sum(detail::sum_parts<parts>(pa));
+      const double sqa = detail::warp_sum(detail::sum_parts<parts>(qa));
+      const double sb = detail::warp_sum(detail::sum_parts<parts>(pb));
+      const double sqb = detail::warp_sum(detail::sum_parts<parts>(qb));
+      if (lane == c0) {
+        my_s = sa;
+        my_q = sqa;
         my_ey = ey;
+      } else if (lane == c0 + 1) {
+        my_s = sb;
+        my_q = sqb;
+        my_ey = ey_b;
       }
-      if (slot == detail::k_warp - 1 || g + 1 == g_stop) {
-        const std::int64_t gl = g - slot + lane;
-        if (lane <= slot && gl >= grid.g_begin)
-          detail::store_terms(out, gl - grid.g_begin, i, terms_from_sums(my_s, my_q, xy * grid.at(gl), my_ey), hit);
-      }
+      ey = ey_b;
     }
+    const std::int64_t g = g_anchor + lane;
+    if (lane < count && g >= grid.g_begin)
+      detail::store_terms(out, g - grid.g_begin, i, terms_from_sums(my_s, my_q, xy * grid.at(g), my_ey), hit);
   }
 }
 
@@ -197,6 +226,7 @@ void launch_inverse_temperature_terms(const float* d_logits, const std::int32_t*
                                       std::int64_t g_end, std::int64_t anchor_every, terms_view out) {
   CALIBENCH_EXPECTS(num_samples >= 0 && num_classes >= 1 && out.num_samples == num_samples, "bad shape");
   CALIBENCH_EXPECTS(anchor_every >= 1 && g_begin >= 0 && g_end >= g_begin, "bad candidate range");
+  CALIBENCH_EXPECTS(anchor_every <= detail::k_warp, "the warp kernel holds one anchor block's sums in its lanes");
   if (num_samples == 0 || g_end == g_begin) return;
   const arithmetic_grid_view grid{start, step, g_begin, g_end, anchor_every};
   const std::int64_t k = num_classes, n = num_samples;
