@@ -50,15 +50,11 @@ void launch_temperature_terms(const float* d_logits, const std::int32_t* d_label
 /// Inverse temperatures b_g = start + g * step for the global candidates g in [g_begin, g_end),
 /// written as local candidates g - g_begin: the multiply recurrence
 /// exp(x b_{g+1}) = exp(x b_g) exp(x step), anchored with exact exps at every multiple of
-/// `anchor_every` (so results do not depend on how candidates are chunked). Rows wider than
-/// `recurrence_max_classes()` use one exact exp per logit and candidate.
+/// `anchor_every` (at most 32; so results do not depend on how candidates are chunked).
 void launch_inverse_temperature_terms(const float* d_logits, const std::int32_t* d_labels, const double* d_max_logit,
                                       const std::int32_t* d_prediction, std::int64_t num_samples,
                                       std::int64_t num_classes, double start, double step, std::int64_t g_begin,
                                       std::int64_t g_end, std::int64_t anchor_every, terms_view out);
-
-/// Widest rows whose recurrence state fits in registers.
-std::int64_t recurrence_max_classes();
 
 // ---- weight scaling (sweep_weight.cu) ---------------------------------------------------------
 

@@ -6,11 +6,14 @@
 // Mapping: a work unit is (row, anchor block of candidates); it starts at its anchor even when
 // the chunk starts later, so results do not depend on chunking. Rows of at most 32 classes:
 // one thread per unit holding the row's e_j and ratios in registers (template on the padded
-// width). Wider rows (up to 1024 classes): one warp per unit, each lane holding ceil(K/32)
-// classes in registers, butterfly warp sums for two candidates at a time, and each lane
-// finishing one candidate's terms at the end of the unit. The label's term follows its own
-// copy of the recurrence (the same multiplies, so the same value as the row's entry). Wider still: one exact exp per
-// logit and candidate, a warp per (row, candidate).
+// width). Wider rows, of any width: one lane per unit, the lanes of a warp on the blocks of
+// the same row (or of a few rows when there are fewer than 32 blocks), so that each logit
+// load is a broadcast. A lane walks the row's classes once and keeps each of its candidates'
+// sums in registers: per logit, two exps (the anchor and the ratio), then one multiply, one
+// add and one FMA per candidate, no reductions across lanes. The label's term follows its own
+// copy of the recurrence (the same multiplies, so the same value as the row's entry).
+#include <algorithm>
+
 #include "kernels/sweep_device.cuh"
 
 namespace calibench::kernels {
@@ -20,7 +23,8 @@ using detail::global_thread;
 using detail::grid_threads;
 
 constexpr int k_recurrence_block = 128;
-constexpr std::int64_t k_max_lane_classes = 32;
+/// Candidates a lane of the wide-row kernel carries: the largest anchor block.
+constexpr int k_lane_candidates = 32;
 
 struct arithmetic_grid_view {
   double start, step;
@@ -92,110 +96,59 @@ __global__ void __launch_bounds__(k_recurrence_block)
   }
 }
 
-template <int Cpl>
+/// Lane per (row, anchor block), `lanes_per_row` lanes per row (a power of two <= 32). Every
+/// lane runs all C = 32 steps of its block, also when the chunk needs fewer (at most 32 times
+/// the work of a one-candidate chunk, but one instantiation: code generated for a shorter
+/// block may fuse multiplies and adds differently, and results must not depend on chunking).
 __global__ void __launch_bounds__(k_recurrence_block)
-    recurrence_warp_kernel(const float* __restrict__ logits, const std::int32_t* __restrict__ labels,
+    recurrence_lane_kernel(const float* __restrict__ logits, const std::int32_t* __restrict__ labels,
                            const double* __restrict__ max_logit, const std::int32_t* __restrict__ prediction,
                            std::int64_t num_samples, std::int64_t num_classes, arithmetic_grid_view grid,
-                           terms_view out) {
+                           int lanes_per_row, terms_view out) {
   const int lane = detail::lane_id();
+  const int rows_per_warp = detail::k_warp / lanes_per_row;
   const std::int64_t blocks = grid.num_blocks();
-  const std::int64_t total = blocks * num_samples;
+  const std::int64_t block_groups = (blocks + lanes_per_row - 1) / lanes_per_row;
+  const std::int64_t row_groups = (num_samples + rows_per_warp - 1) / rows_per_warp;
+  const std::int64_t total = row_groups * block_groups;
+  // No shuffles: lanes past the last row or block simply skip their unit.
   for (std::int64_t w = detail::global_warp(); w < total; w += detail::grid_warps()) {
-    // Consecutive warps take the anchor blocks of one row, so the row stays in L1.
-    const std::int64_t i = w / blocks, a = grid.first_block() + w % blocks;
-    const std::int64_t g_anchor = a * grid.anchor_every;
+    // Consecutive warps take the block groups of one row group, so its rows stay in L1.
+    const std::int64_t i = (w / block_groups) * rows_per_warp + lane / lanes_per_row;
+    const std::int64_t a_local = (w % block_groups) * lanes_per_row + lane % lanes_per_row;
+    if (i >= num_samples || a_local >= blocks) continue;
+    const std::int64_t g_anchor = (grid.first_block() + a_local) * grid.anchor_every;
     const std::int64_t g_stop = min(g_anchor + grid.anchor_every, grid.g_end);
     const float* z = logits + i * num_classes;
     const double mx = max_logit[i];
+    const double b_anchor = grid.at(g_anchor);
+    constexpr int C = k_lane_candidates;
+    double s[C], q[C];
+#pragma unroll
+    for (int c = 0; c < C; ++c) s[c] = q[c] = 0.0;
+    for (std::int64_t j = 0; j < num_classes; ++j) {
+      const double x = static_cast<double>(z[j]) - mx;
+      const double r = grid.ratio(x);
+      double e = exp(x * b_anchor);
+#pragma unroll
+      for (int c = 0; c < C; ++c) {
+        s[c] += e;
+        q[c] += e * e;
+        e *= r;
+      }
+    }
     const std::int32_t y = labels[i];
     const bool hit = prediction[i] == y;
     const double xy = static_cast<double>(z[y]) - mx;
-    const double b_anchor = grid.at(g_anchor);
-    const int y_lane = y % detail::k_warp, y_slot = y / detail::k_warp;
-    double e[Cpl], ratio[Cpl];
+    const double ry = grid.ratio(xy);
+    double ey = exp(xy * b_anchor);  // class y's e, by the same multiplies
 #pragma unroll
-    for (int c = 0; c < Cpl; ++c) {
-      const std::int64_t j = lane + static_cast<std::int64_t>(c) * detail::k_warp;
-      if (j < num_classes) {
-        const double x = static_cast<double>(z[j]) - mx;
-        ratio[c] = grid.ratio(x);
-        e[c] = exp(x * b_anchor);
-      } else {
-        ratio[c] = 0.0;
-        e[c] = 0.0;
-      }
+    for (int c = 0; c < C; ++c) {
+      const std::int64_t g = g_anchor + c;
+      if (g < g_stop && g >= grid.g_begin)
+        detail::store_terms(out, g - grid.g_begin, i, terms_from_sums(s[c], q[c], xy * grid.at(g), ey), hit);
+      ey *= ry;
     }
-    // The label's term by its own recurrence: the same multiplies as e[y] on lane y_lane, so
-    // the same value, on every lane, without a select over the row per candidate.
-    double ey_lane = 0, ry_lane = 0;
-#pragma unroll
-    for (int c = 0; c < Cpl; ++c) {
-      ey_lane = c == y_slot ? e[c] : ey_lane;
-      ry_lane = c == y_slot ? ratio[c] : ry_lane;
-    }
-    double ey = __shfl_sync(detail::k_full_mask, ey_lane, y_lane);
-    const double ry = __shfl_sync(detail::k_full_mask, ry_lane, y_lane);
-    // Lane c keeps the sums of candidate g_anchor + c (anchor_every <= 32), and the lanes turn
-    // them into terms together at the end, instead of lane 0 alone per candidate. Candidates
-    // go in pairs so that four independent warp sums hide each other's shuffle latency; an odd
-    // block's last pair computes one candidate too many and drops it.
-    const int count = static_cast<int>(g_stop - g_anchor);
-    double my_s = 1, my_q = 1, my_ey = 0;
-    constexpr int parts = Cpl < 4 ? Cpl : 4;  // dependent add chains of Cpl / 4, not Cpl
-    for (int c0 = 0; c0 < count; c0 += 2) {
-      if (c0 != 0) {
-#pragma unroll
-        for (int c = 0; c < Cpl; ++c) e[c] *= ratio[c];
-        ey *= ry;
-      }
-      double pa[parts] = {}, qa[parts] = {}, pb[parts] = {}, qb[parts] = {};
-#pragma unroll
-      for (int c = 0; c < Cpl; ++c) {
-        pa[c % parts] += e[c];
-        qa[c % parts] += e[c] * e[c];
-        e[c] *= ratio[c];
-        pb[c % parts] += e[c];
-        qb[c % parts] += e[c] * e[c];
-      }
-      const double ey_b = ey * ry;
-      const double sa = detail::warp_sum(detail::sum_parts<parts>(pa));
-      const double sqa = detail::warp_sum(detail::sum_parts<parts>(qa));
-      const double sb = detail::warp_sum(detail::sum_parts<parts>(pb));
-      const double sqb = detail::warp_sum(detail::sum_parts<parts>(qb));
-      if (lane == c0) {
-        my_s = sa;
-        my_q = sqa;
-        my_ey = ey;
-      } else if (lane == c0 + 1) {
-        my_s = sb;
-        my_q = sqb;
-        my_ey = ey_b;
-      }
-      ey = ey_b;
-    }
-    const std::int64_t g = g_anchor + lane;
-    if (lane < count && g >= grid.g_begin)
-      detail::store_terms(out, g - grid.g_begin, i, terms_from_sums(my_s, my_q, xy * grid.at(g), my_ey), hit);
-  }
-}
-
-/// Rows too wide for registers: one exact exp per logit and candidate.
-__global__ void arithmetic_exact_kernel(const float* __restrict__ logits, const std::int32_t* __restrict__ labels,
-                                        const double* __restrict__ max_logit,
-                                        const std::int32_t* __restrict__ prediction, std::int64_t num_samples,
-                                        std::int64_t num_classes, arithmetic_grid_view grid, terms_view out) {
-  const int lane = detail::lane_id();
-  const std::int64_t count = grid.g_end - grid.g_begin;
-  const std::int64_t total = count * num_samples;
-  for (std::int64_t w = detail::global_warp(); w < total; w += detail::grid_warps()) {
-    const std::int64_t i = w / count, g = w % count;
-    const float* z = logits + i * num_classes;
-    const double b = grid.at(grid.g_begin + g), mx = max_logit[i];
-    double s, q;
-    detail::warp_row_sums(z, num_classes, mx, b, lane, s, q);
-    if (lane == 0)
-      detail::store_terms(out, g, i, detail::row_terms(z, labels[i], mx, b, s, q), prediction[i] == labels[i]);
   }
 }
 
@@ -207,18 +160,19 @@ void launch_thread(const float* d_logits, const std::int32_t* d_labels, const do
       d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, out);
 }
 
-template <int Cpl>
-void launch_warp(const float* d_logits, const std::int32_t* d_labels, const double* d_max_logit,
-                 const std::int32_t* d_prediction, std::int64_t n, std::int64_t k, arithmetic_grid_view grid,
-                 terms_view out) {
-  recurrence_warp_kernel<Cpl>
-      <<<detail::grid_for(grid.num_blocks() * n * detail::k_warp, k_recurrence_block), k_recurrence_block>>>(
-          d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, out);
+void launch_lanes(const float* d_logits, const std::int32_t* d_labels, const double* d_max_logit,
+                  const std::int32_t* d_prediction, std::int64_t n, std::int64_t k, arithmetic_grid_view grid,
+                  terms_view out) {
+  int lanes_per_row = 1;
+  while (lanes_per_row < detail::k_warp && lanes_per_row < grid.num_blocks()) lanes_per_row *= 2;
+  const std::int64_t rows_per_warp = detail::k_warp / lanes_per_row;
+  const std::int64_t warps =
+      (n + rows_per_warp - 1) / rows_per_warp * ((grid.num_blocks() + lanes_per_row - 1) / lanes_per_row);
+  recurrence_lane_kernel<<<detail::grid_for(warps * detail::k_warp, k_recurrence_block), k_recurrence_block>>>(
+      d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, lanes_per_row, out);
 }
 
 }  // namespace
-
-std::int64_t recurrence_max_classes() { return k_max_lane_classes * detail::k_warp; }
 
 void launch_inverse_temperature_terms(const float* d_logits, const std::int32_t* d_labels, const double* d_max_logit,
                                       const std::int32_t* d_prediction, std::int64_t num_samples,
@@ -226,7 +180,7 @@ void launch_inverse_temperature_terms(const float* d_logits, const std::int32_t*
                                       std::int64_t g_end, std::int64_t anchor_every, terms_view out) {
   CALIBENCH_EXPECTS(num_samples >= 0 && num_classes >= 1 && out.num_samples == num_samples, "bad shape");
   CALIBENCH_EXPECTS(anchor_every >= 1 && g_begin >= 0 && g_end >= g_begin, "bad candidate range");
-  CALIBENCH_EXPECTS(anchor_every <= detail::k_warp, "the warp kernel holds one anchor block's sums in its lanes");
+  CALIBENCH_EXPECTS(anchor_every <= k_lane_candidates, "a lane holds at most 32 candidates' sums");
   if (num_samples == 0 || g_end == g_begin) return;
   const arithmetic_grid_view grid{start, step, g_begin, g_end, anchor_every};
   const std::int64_t k = num_classes, n = num_samples;
@@ -238,19 +192,8 @@ void launch_inverse_temperature_terms(const float* d_logits, const std::int32_t*
     launch_thread<16>(d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, out);
   } else if (k <= detail::k_thread_per_row_classes) {
     launch_thread<32>(d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, out);
-  } else if (k <= 2 * detail::k_warp) {
-    launch_warp<2>(d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, out);
-  } else if (k <= 4 * detail::k_warp) {
-    launch_warp<4>(d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, out);
-  } else if (k <= 8 * detail::k_warp) {
-    launch_warp<8>(d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, out);
-  } else if (k <= 16 * detail::k_warp) {
-    launch_warp<16>(d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, out);
-  } else if (k <= k_max_lane_classes * detail::k_warp) {
-    launch_warp<k_max_lane_classes>(d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, out);
   } else {
-    arithmetic_exact_kernel<<<detail::grid_for((g_end - g_begin) * n * detail::k_warp), detail::k_block>>>(
-        d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, out);
+    launch_lanes(d_logits, d_labels, d_max_logit, d_prediction, n, k, grid, out);
   }
   CALIBENCH_CUDA_TRY(cudaGetLastError());
 }
