@@ -19,9 +19,7 @@
 #include "host/sweep.hpp"
 #include "kernels/cuda_check.hpp"
 
-#ifndef CALIBENCH_GIT_COMMIT
-#define CALIBENCH_GIT_COMMIT "unknown"
-#endif
+#include "git_commit.hpp"  // CALIBENCH_GIT_COMMIT, written at build time (bench/git_commit.cmake)
 
 namespace {
 
