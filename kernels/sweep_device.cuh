@@ -41,21 +41,6 @@ __device__ __forceinline__ double warp_sum(double v) {
   return v;
 }
 
-/// Sum of N partial sums as a balanced tree (for N = 4: (a + b) + (c + d)).
-template <int N>
-__device__ __forceinline__ double sum_parts(const double (&p)[N]) {
-  if constexpr (N == 1) {
-    return p[0];
-  } else if constexpr (N == 2) {
-    return p[0] + p[1];
-  } else if constexpr (N == 3) {
-    return (p[0] + p[1]) + p[2];
-  } else {
-    static_assert(N == 4, "sum_parts takes 1 to 4 parts");
-    return (p[0] + p[1]) + (p[2] + p[3]);
-  }
-}
-
 /// Writes the terms of (local candidate g, sample i).
 __device__ __forceinline__ void store_terms(const terms_view& out, std::int64_t g, std::int64_t i,
                                             const candidate_terms<double>& t, bool correct) {

@@ -82,14 +82,14 @@ __global__ void __launch_bounds__(k_recurrence_block)
         ey *= ry;
       }
       // Four partial sums: dependent add chains of KMax / 4, not KMax.
-      constexpr int parts = KMax < 4 ? KMax : 4;
-      double ps[parts] = {}, pq[parts] = {};
+      static_assert(KMax % 4 == 0, "rows are padded to a multiple of 4 classes");
+      double ps[4] = {}, pq[4] = {};
 #pragma unroll
       for (int j = 0; j < KMax; ++j) {
-        ps[j % parts] += e[j];
-        pq[j % parts] += e[j] * e[j];
+        ps[j % 4] += e[j];
+        pq[j % 4] += e[j] * e[j];
       }
-      const double s = detail::sum_parts<parts>(ps), q = detail::sum_parts<parts>(pq);
+      const double s = (ps[0] + ps[1]) + (ps[2] + ps[3]), q = (pq[0] + pq[1]) + (pq[2] + pq[3]);
       if (g >= grid.g_begin)
         detail::store_terms(out, g - grid.g_begin, i, terms_from_sums(s, q, xy * grid.at(g), ey), hit);
     }
