@@ -231,7 +231,8 @@ CALIBENCH_HD std::int32_t bin_index_fast(double v, std::int32_t num_bins) {
     const double m = static_cast<double>(num_bins - 1);
     const double step = 1.0 / m;
     const double guess = v * m;
-    double b = floor(guess < 0.0 ? 0.0 : (guess > m - 1.0 ? m - 1.0 : guess));
+    // !(guess >= 0): a NaN confidence lands in bin 0 (and shows as a NaN sum), never outside.
+    double b = floor(!(guess >= 0.0) ? 0.0 : (guess > m - 1.0 ? m - 1.0 : guess));
     const double lower = b * step;
     const double upper = (b + 1.0 >= m) ? 1.0 : (b + 1.0) * step;
     b -= ((b > 0.0) & (lower > v)) ? 1.0 : 0.0;
@@ -241,7 +242,7 @@ CALIBENCH_HD std::int32_t bin_index_fast(double v, std::int32_t num_bins) {
   } else {
     const double m = static_cast<double>(num_bins);
     const double guess = v * m;
-    double b = floor(guess < 0.0 ? 0.0 : (guess > m - 1.0 ? m - 1.0 : guess));
+    double b = floor(!(guess >= 0.0) ? 0.0 : (guess > m - 1.0 ? m - 1.0 : guess));  // NaN: bin 0
     const double lower = b / m;
     const double upper = (b + 1.0) / m;
     if constexpr (Rule == binning::right_closed) {
@@ -301,10 +302,10 @@ CALIBENCH_HD candidate_terms<Real> weight_terms(Real a, Real num_classes, Real c
 }
 
 /// Per-sample state of the class-temperature step for class i, sums relative to a base m at
-/// or above every other class's scaled logit (class_rest_state takes m = u_r, so that S_r >= 1
-/// and no stored exponent is positive): the other
-/// classes' S_r = sum_{j != i} exp(u_j - m) and Q_r = sum_{j != i} exp(2(u_j - m)), their
-/// maximum u_r (absolute, with its class, lowest index on ties), and the label's scaled logit.
+/// or above every other class's scaled logit (class_rest_state takes m = u_r where that is
+/// finite, so that S_r >= 1, and no stored exponent is positive): the other classes'
+/// S_r = sum_{j != i} exp(u_j - m) and Q_r = sum_{j != i} exp(2(u_j - m)), their maximum u_r
+/// (absolute, with its class, lowest index on ties), and the label's scaled logit.
 template <class Real>
 struct class_step_state {
   Real row_max;         ///< m
@@ -430,22 +431,26 @@ CALIBENCH_HD void commit_class_row(const In* z, std::int64_t num_classes, const 
 /// relative to the other classes' maximum u_r, so that S_r >= 1 however far below class `cls`
 /// they lie: relative to a maximum held by `cls` itself they would underflow to 0 once the gap
 /// passes about 745 (z = -100 at T = 0.1 beside z = -100 at T = 2), and a candidate that brings
-/// `cls` down to them would then divide 0 by 0.
+/// `cls` down to them would then divide 0 by 0. When every other class is at -inf (log 0 of
+/// a probability input), the base stays class `cls`'s own value: S_r = 0 and class `cls` holds
+/// all the mass for every candidate.
 template <class In>
 CALIBENCH_HD class_step_state<double> class_rest_state(const In* z, std::int64_t num_classes, const double* inverse,
                                                        const class_row_state& r, std::int32_t cls,
                                                        std::int32_t label) {
   using std::exp;
   class_step_state<double> s;
+  double base = r.max;
   if (r.top1 == cls) {
     // The removed term dominates the sum: subtracting it would cancel, so sum the rest.
     s.rest_max = r.top2_value;
     s.rest_argmax = r.top2;
+    if (s.rest_max > -HUGE_VAL) base = s.rest_max;
     s.rest_sum = 0;
     s.rest_sum_sq = 0;
     for (std::int64_t j = 0; j < num_classes; ++j) {
       if (j == cls) continue;
-      const double e = exp(static_cast<double>(z[j]) * inverse[j] - s.rest_max);
+      const double e = exp(static_cast<double>(z[j]) * inverse[j] - base);
       s.rest_sum += e;
       s.rest_sum_sq += e * e;
     }
@@ -458,10 +463,10 @@ CALIBENCH_HD class_step_state<double> class_rest_state(const In* z, std::int64_t
     s.rest_sum = r.sum - t;
     s.rest_sum_sq = r.sum_sq - t * t;
   }
-  s.row_max = s.rest_max;
-  s.rest_max_exp = 1;
+  s.row_max = base;
+  s.rest_max_exp = exp(s.rest_max - base);  // 1, or 0 when the rest is all -inf
   // Only read when label != cls; 0 otherwise so that no exponent is positive.
-  s.label_scaled = label == cls ? 0.0 : static_cast<double>(z[label]) * inverse[label] - s.row_max;
+  s.label_scaled = label == cls ? 0.0 : static_cast<double>(z[label]) * inverse[label] - base;
   s.label_exp = exp(s.label_scaled);
   return s;
 }

@@ -8,7 +8,8 @@
 // one thread per unit holding the row's e_j and ratios in registers (template on the padded
 // width). Wider rows, of any width: one lane per unit, the lanes of a warp on the blocks of
 // the same row (or of a few rows when there are fewer than 32 blocks), so that each logit
-// load is a broadcast. A lane walks the row's classes once and keeps each of its candidates'
+// load is a broadcast to the lanes of one row (with one block per row, G <= 32, the 32 lanes
+// read 32 rows: such chunks are small). A lane walks the row's classes once and keeps each of its candidates'
 // sums in registers: per logit, two exps (the anchor and the ratio), then one multiply, one
 // add and one FMA per candidate, no reductions across lanes. The label's term follows its own
 // copy of the recurrence (the same multiplies, so the same value as the row's entry).

@@ -4,7 +4,8 @@
 // Mapping: rows of at most 32 classes get one thread per (candidate, row), candidate-major so
 // that writes coalesce; wider rows get one warp per (row, block of 32 candidates), lanes
 // striding over the classes and a butterfly warp sum for S and Q per candidate, each lane then
-// finishing one candidate's terms; consecutive warps take the same row so that it stays in L1. Everything in double, as on the CPU.
+// finishing one candidate's terms; consecutive warps take the same row so that it stays in L1.
+// Everything in double, as on the CPU.
 #include "kernels/sweep_device.cuh"
 
 namespace calibench::kernels {

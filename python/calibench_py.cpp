@@ -486,6 +486,7 @@ fitted fit(const any_array& values, const any_array& labels, bool is_probs, cons
   fitted out;
   out.is_probs = is_probs;
   nb::gil_scoped_release release;
+  check_backend_name(a.backend);  // before the O(N K) conversion
   fit_options o;
   o.method = a.method;
   o.metrics = metric_options_of(a.bins, a.conventions);
@@ -503,7 +504,6 @@ fitted fit(const any_array& values, const any_array& labels, bool is_probs, cons
       throw input_error(fmt::format("train: unknown option '{}' ({})", key, fmt::join(train_option_keys(), ", ")));
     check_train_option_applies(a.method, key, "train: ");
   }
-  check_backend_name(a.backend);
   const bool on_backend = fit_uses_backend(o);
   if (!on_backend && a.backend == "cuda")
     throw input_error(fmt::format("backend='cuda': {} is fitted on the host (only the grid searches run on the "

@@ -11,8 +11,13 @@ dest=.gpucarry
 rm -rf "$dest" && mkdir -p "$dest/lib"
 bins=("$build/tests/calibench_gpu_tests" "$build/bench/calibench_bench_gpu" "$build/bench/calibench_bench")
 cp "${bins[@]}" "$dest/"
-# The C and C++ runtimes come from the device machine (newer there); everything else travels.
+if ldd "${bins[@]}" | grep -q 'not found'; then
+  ldd "${bins[@]}" | grep 'not found' >&2
+  exit 1
+fi
+# The C and C++ runtimes come from the device machine, which must be at least as new as this
+# one (binaries built on Debian 12 ran on the lent H200 machines, 2026-11-26); the rest travels.
 ldd "${bins[@]}" | awk '/=> \//{print $3}' | sort -u |
-  grep -v -E '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s)\.so' |
+  { grep -v -E '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s)\.so' || true; } |
   while read -r lib; do cp -L "$lib" "$dest/lib/"; done
 du -sh "$dest"; ls "$dest" "$dest/lib"

@@ -29,6 +29,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "tests" / "reference"))
 import calib_ref as ref  # noqa: E402
 import calibrators_ref as cr  # noqa: E402
+from fit_helpers import write_dump as write_probs_dump  # noqa: E402
 
 # Metrics of given parameters: both sides are float64 from the same float32 logits; the engine
 # reassociates sums and uses its own exp (within 2 ulp of libm), so metrics agree to far below.
@@ -565,6 +566,29 @@ def test_cts_greedy_tiny(calibench, tmp_path, name, z, y, args, opts):
     assert not f.near_ties, f.near_ties
     assert out["params"] == f.params, f"{ctx}\n  CLI {out['params']} vs reference {f.params}"
     check_report(out, cr.Fit("cts_greedy", dict(out["params"])), data, data, 1, "right-closed", ctx)
+
+
+@pytest.mark.parametrize("search", ["grid", "nudge"])
+def test_cts_greedy_one_hot_probabilities(calibench, tmp_path, search):
+    """A probability dump with exact zeros (one-hot rows of a confident model, log 0 = -inf):
+    the class-temperature step must not turn a class alone against -inf rivals into NaN (it
+    once indexed a bin with NaN and crashed)."""
+    rng = np.random.default_rng(11)
+    k, n = 3, 60
+    p = rng.dirichlet(np.ones(k), size=n).astype(np.float32)
+    hot = np.arange(0, n, 3)
+    p[hot] = 0.0
+    p[hot, rng.integers(0, k, size=hot.size)] = 1.0
+    y = rng.integers(0, k, size=n).astype(np.int32)
+    path = tmp_path / "onehot.h5"
+    write_probs_dump(path, (p, y), (p, y), k, probs=True)
+    args = ["--cts-search", search] + (["--iterations", 20] if search == "nudge" else [])
+    out, ctx = run_cli(calibench, Case("onehot", 0, n, k, 1.0, "hand"), "fit", path, "--method", "cts_greedy", *args)
+    temps = out["params"]["temperatures"]
+    assert len(temps) == k and all(math.isfinite(t) and t > 0 for t in temps), f"{ctx}\n  {temps}"
+    for split in ("val", "test"):
+        for key in ("ece", "adaece", "brier", "accuracy"):
+            assert math.isfinite(out[split][key]), f"{ctx}\n  {split} {key} = {out[split][key]}"
 
 
 # --------------------------------------------------------------------------------------------

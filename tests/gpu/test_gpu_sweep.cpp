@@ -528,6 +528,37 @@ TEST(GpuSweepEdges, WideRowsAndExtremeBinCounts) {
                 "temperature, " + std::to_string(o.num_bins) + " bins, adaece " + (o.adaece ? "on" : "off"));
 }
 
+/// Probability inputs carry log 0 = -inf (one-hot rows): every family and the class step agree
+/// with the CPU backend, and nothing turns into NaN.
+TEST(GpuSweepEdges, MinusInfinityLogits) {
+  CALIBENCH_REQUIRE_GPU();
+  const float ninf = -std::numeric_limits<float>::infinity();
+  dataset d{6, 3,
+            {0.0f, ninf, ninf,  ninf, -0.2f, ninf,  -1.0f, -0.5f, -2.0f,
+             ninf, ninf, 0.0f,  -0.1f, ninf, -3.0f,  0.0f, ninf, ninf},
+            {0, 1, 2, 2, 2, 1}};
+  auto cpu = make_cpu_backend();
+  auto gpu = make_cuda_backend();
+  auto rc = cpu->prepare(d.view());
+  auto rg = gpu->prepare(d.view());
+  const sweep_options o{15, binning::right_closed, true};
+  const std::vector<double> candidates{0.1, 0.5, 1.0, 2.0, 9.0};
+  expect_same(cpu->temperature(*rc, candidates, o), gpu->temperature(*rg, candidates, o), nullptr, d.n, o,
+              "temperature");
+  const inverse_temperature_grid grid{0.1, 0.3, 40};
+  expect_same(cpu->inverse_temperature(*rc, grid, o), gpu->inverse_temperature(*rg, grid, o), nullptr, d.n, o,
+              "inverse temperature");
+  std::vector<double> temps{1.0, 0.7, 1.5};
+  auto sc = cpu->class_temperature(*rc, temps, o);
+  auto sg = gpu->class_temperature(*rg, temps, o);
+  for (std::int32_t cls = 0; cls < 3; ++cls) {
+    expect_same(sc->sweep(cls, candidates), sg->sweep(cls, candidates), nullptr, d.n, o,
+                "class " + std::to_string(cls));
+    sc->set(cls, candidates[static_cast<std::size_t>(cls)]);
+    sg->set(cls, candidates[static_cast<std::size_t>(cls)]);
+  }
+}
+
 TEST(GpuSweepDeterminism, RepeatedSweepsAreBitIdentical) {
   CALIBENCH_REQUIRE_GPU();
   const auto d = make_dataset(5000, 100, base_seed() + 9000, true);

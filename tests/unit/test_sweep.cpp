@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "host/metrics.hpp"
@@ -199,6 +200,35 @@ TEST_P(SweepCpu, ClassTemperatureSessionMatchesTheMetricSuite) {
     temps[cls] = candidates[static_cast<std::size_t>(step) % candidates.size()];
     session->set(cls, temps[cls]);
     EXPECT_EQ(session->temperatures(), temps);
+  }
+}
+
+/// Probability inputs hold log 0 = -inf wherever a stored probability is 0 (one-hot rows of
+/// confident models): a class whose rivals are all at -inf keeps all the mass for every
+/// candidate, and nothing may turn into NaN (a NaN confidence would index a bin out of range).
+TEST(SweepCpuEdges, ClassTemperatureWithMinusInfinityLogits) {
+  const float ninf = -std::numeric_limits<float>::infinity();
+  dataset d{6, 3,
+            {0.0f, ninf, ninf,  ninf, -0.2f, ninf,  -1.0f, -0.5f, -2.0f,
+             ninf, ninf, 0.0f,  -0.1f, ninf, -3.0f,  0.0f, ninf, ninf},
+            {0, 1, 2, 2, 2, 1}};
+  auto backend = make_cpu_backend();
+  auto res = backend->prepare(d.view());
+  const sweep_options o{15, binning::right_closed, true};
+  std::vector<double> temps{1.0, 0.7, 1.5};
+  auto session = backend->class_temperature(*res, temps, o);
+  const std::vector<double> candidates{0.1, 0.5, 1.0, 2.0, 9.0};
+  for (std::int32_t cls = 0; cls < 3; ++cls) {
+    const auto r = session->sweep(cls, candidates);
+    for (std::size_t g = 0; g < candidates.size(); ++g) {
+      std::vector<double> inv(d.logits.size());
+      for (std::int64_t i = 0; i < d.n; ++i)
+        for (std::int64_t j = 0; j < d.k; ++j) inv[i * d.k + j] = 1.0 / (j == cls ? candidates[g] : temps[j]);
+      expect_candidate(r, static_cast<std::int64_t>(g), from_scaled(d, scaled_by(d, inv)), o,
+                       "class " + std::to_string(cls));
+    }
+    temps[cls] = candidates[static_cast<std::size_t>(cls)];
+    session->set(cls, temps[cls]);
   }
 }
 
