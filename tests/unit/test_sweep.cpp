@@ -204,9 +204,10 @@ TEST_P(SweepCpu, ClassTemperatureSessionMatchesTheMetricSuite) {
 }
 
 /// Probability inputs hold log 0 = -inf wherever a stored probability is 0 (one-hot rows of
-/// confident models): a class whose rivals are all at -inf keeps all the mass for every
-/// candidate, and nothing may turn into NaN (a NaN confidence would index a bin out of range).
-TEST(SweepCpuEdges, ClassTemperatureWithMinusInfinityLogits) {
+/// confident models): every temperature family agrees with the metric suite, a class whose
+/// rivals are all at -inf keeps all the mass for every candidate of the class step, and nothing
+/// turns into NaN.
+TEST(SweepCpuEdges, MinusInfinityLogits) {
   const float ninf = -std::numeric_limits<float>::infinity();
   dataset d{6, 3,
             {0.0f, ninf, ninf,  ninf, -0.2f, ninf,  -1.0f, -0.5f, -2.0f,
@@ -215,9 +216,19 @@ TEST(SweepCpuEdges, ClassTemperatureWithMinusInfinityLogits) {
   auto backend = make_cpu_backend();
   auto res = backend->prepare(d.view());
   const sweep_options o{15, binning::right_closed, true};
+  const std::vector<double> candidates{0.1, 0.5, 1.0, 2.0, 9.0};
+  const auto rt = backend->temperature(*res, candidates, o);
+  for (std::size_t g = 0; g < candidates.size(); ++g)
+    expect_candidate(rt, static_cast<std::int64_t>(g),
+                     from_scaled(d, scaled_by(d, std::vector<double>(d.logits.size(), 1.0 / candidates[g]))), o,
+                     "temperature");
+  const inverse_temperature_grid grid{0.1, 0.3, 40};
+  const auto ri = backend->inverse_temperature(*res, grid, o);
+  for (std::int64_t g = 0; g < grid.count; ++g)
+    expect_candidate(ri, g, from_scaled(d, scaled_by(d, std::vector<double>(d.logits.size(), grid.at(g)))), o,
+                     "inverse temperature");
   std::vector<double> temps{1.0, 0.7, 1.5};
   auto session = backend->class_temperature(*res, temps, o);
-  const std::vector<double> candidates{0.1, 0.5, 1.0, 2.0, 9.0};
   for (std::int32_t cls = 0; cls < 3; ++cls) {
     const auto r = session->sweep(cls, candidates);
     for (std::size_t g = 0; g < candidates.size(); ++g) {
