@@ -13,8 +13,6 @@
 // sums in registers: per logit, two exps (the anchor and the ratio), then one multiply, one
 // add and one FMA per candidate, no reductions across lanes. The label's term follows its own
 // copy of the recurrence (the same multiplies, so the same value as the row's entry).
-#include <algorithm>
-
 #include "kernels/sweep_device.cuh"
 
 namespace calibench::kernels {
