@@ -4,8 +4,8 @@
 
 #include <vector>
 
-#include "host/metrics.hpp"
-#include "host/rng.hpp"
+#include "host/metrics/metrics.hpp"
+#include "common/rng.hpp"
 
 namespace {
 

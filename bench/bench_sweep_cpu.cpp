@@ -8,9 +8,9 @@
 #include <memory>
 #include <vector>
 
-#include "host/rng.hpp"
-#include "host/sweep.hpp"
-#include "host/sweep_input.hpp"
+#include "common/rng.hpp"
+#include "host/sweep/backend.hpp"
+#include "host/sweep/sweep_input.hpp"
 
 namespace {
 

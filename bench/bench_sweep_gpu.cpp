@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "host/device.hpp"
-#include "host/rng.hpp"
-#include "host/sweep.hpp"
+#include "host/sweep/device.hpp"
+#include "common/rng.hpp"
+#include "host/sweep/backend.hpp"
 #include "kernels/cuda_check.hpp"
 
 #include "git_commit.hpp"  // CALIBENCH_GIT_COMMIT, written at build time (bench/git_commit.cmake)

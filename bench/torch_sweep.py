@@ -7,7 +7,7 @@ would batch it: logits / T for a chunk of temperatures at once (sized to fit in 
 softmax, max, bucketize into equal-width bins (right-closed, DESIGN section 3), bincount for the
 per-candidate bin counts and sums, then ECE. Times each whole sweep with torch.cuda.Event and
 prints one JSON document. The logits are the benchmark's own synthetic logits (SplitMix64
-streams and Box-Muller normals of host/rng.hpp, scale 3), so ece_best is comparable.
+streams and Box-Muller normals of common/rng.hpp, scale 3), so ece_best is comparable.
 
 Exits 0 with a message (and {"skipped": reason} on stdout) when torch or a CUDA device is
 missing. Usage: python3 bench/torch_sweep.py [--dtype float32|float64] [--candidates 1,100,...]
@@ -26,7 +26,7 @@ SHAPE_INDEX = {"cifar10": 0, "cifar100": 1, "imagenet": 2}
 
 
 def splitmix_draws(np, state, count):
-    """The next `count` outputs of host/rng.hpp's splitmix64 from `state`; returns (draws, state)."""
+    """The next `count` outputs of common/rng.hpp's splitmix64 from `state`; returns (draws, state)."""
     steps = np.arange(1, count + 1, dtype=np.uint64)
     with np.errstate(over="ignore"):
         x = np.uint64(state) + steps * np.uint64(GAMMA)

@@ -6,11 +6,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define CALIBENCH_HD __host__ __device__ __forceinline__
-#else
-#define CALIBENCH_HD inline
-#endif
+#include "common/host_device.hpp"
 
 namespace calibench {
 

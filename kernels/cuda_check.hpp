@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "host/error.hpp"
+#include "common/error.hpp"
 
 namespace calibench::detail {
 inline void cuda_check(cudaError_t status, const char* call, const char* file, int line) {

@@ -1,11 +1,11 @@
 // Per-element math of class-wise loss scaling (+sctl, DESIGN section 4): the sigmoid weight
-// of one class and its derivatives. Shared by the host fit (host/sctl.cpp) and any device
+// of one class and its derivatives. Shared by the host fit (host/calibrators/trained/sctl.cpp) and any device
 // sweep over (alpha, beta) candidates; no CUDA, Thrust or CUB includes, no containers.
 #pragma once
 
 #include <cmath>
 
-#include "kernels/calib_math.hpp"  // CALIBENCH_HD
+#include "common/host_device.hpp"
 
 namespace calibench {
 

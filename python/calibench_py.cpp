@@ -29,16 +29,16 @@
 #include <nanobind/stl/vector.h>
 #include <nlohmann/json.hpp>
 
-#include "host/bootstrap.hpp"
-#include "host/calibrate.hpp"
-#include "host/conventions.hpp"
-#include "host/device.hpp"
-#include "host/dump.hpp"
-#include "host/error.hpp"
-#include "host/grid.hpp"
-#include "host/metrics.hpp"
-#include "host/report.hpp"
-#include "host/sweep.hpp"
+#include "host/metrics/bootstrap.hpp"
+#include "host/calibrators/calibrator.hpp"
+#include "host/metrics/conventions.hpp"
+#include "host/sweep/device.hpp"
+#include "host/io/dump.hpp"
+#include "common/error.hpp"
+#include "host/io/grid.hpp"
+#include "host/metrics/metrics.hpp"
+#include "host/metrics/report.hpp"
+#include "host/sweep/backend.hpp"
 
 namespace nb = nanobind;
 
@@ -49,7 +49,7 @@ namespace {
 /// that errors carry calibench's messages instead of nanobind's signature mismatch).
 using any_array = nb::ndarray<nb::ro>;
 
-/// Probability rows must sum to 1 within this, as in dumps (DESIGN section 2, host/dump.cpp).
+/// Probability rows must sum to 1 within this, as in dumps (DESIGN section 2, host/io/dump.cpp).
 constexpr double k_prob_sum_tolerance = 1e-3;
 
 /// Split data built from arrays names this as its "file" in engine messages.
@@ -167,7 +167,7 @@ double float_at(const array_view& v, std::int64_t offset) {
 }
 
 /// Checks that `v` holds an N x K floating-point matrix the engine accepts (the structural
-/// checks of host/dump.cpp, with the argument's name in place of the dataset path).
+/// checks of host/io/dump.cpp, with the argument's name in place of the dataset path).
 void check_matrix(const array_view& v) {
   using code = nb::dlpack::dtype_code;
   const bool is_float = (v.dtype.code == static_cast<std::uint8_t>(code::Float) &&
@@ -188,7 +188,7 @@ void check_matrix(const array_view& v) {
     throw input_error(fmt::format("{}: K = {} classes is more than calibench supports", v.name, v.shape[1]));
 }
 
-/// The value checks of host/dump.cpp: finite values; for probabilities no negative entry and
+/// The value checks of host/io/dump.cpp: finite values; for probabilities no negative entry and
 /// rows summing to 1 within k_prob_sum_tolerance (not renormalised).
 void check_values(const std::string& name, const double* values, std::int64_t n, std::int64_t k, bool is_probs) {
   for (std::int64_t r = 0; r < n; ++r) {
@@ -226,7 +226,7 @@ std::vector<double> read_matrix(const array_view& v) {
 }
 
 /// Labels of `n` samples as int32 in [0, k): read in place when `v` is contiguous int32,
-/// else converted into `storage`. The checks of host/dump.cpp (shape [N] or [N, 1], integer
+/// else converted into `storage`. The checks of host/io/dump.cpp (shape [N] or [N, 1], integer
 /// type, range) with the argument's name.
 std::span<const std::int32_t> read_labels(const array_view& v, std::int64_t n, std::int64_t k,
                                           const std::string& values_name, std::vector<std::int32_t>& storage) {
@@ -298,7 +298,7 @@ split_data make_split(const array_view& values, const array_view& labels, bool i
 
 /// float32 logits for the sweeps: read in place when `v` is C-contiguous float32 logits;
 /// otherwise converted into `storage` (float64 rounds to float32, probabilities become log p
-/// as host/sweep_input.hpp's to_sweep_input does).
+/// as host/sweep/sweep_input.hpp's to_sweep_input does).
 std::span<const float> sweep_logits(const array_view& v, bool is_probs, std::vector<float>& storage) {
   check_matrix(v);
   const std::int64_t n = v.shape[0], k = v.shape[1];

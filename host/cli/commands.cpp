@@ -15,18 +15,18 @@
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
-#include "host/bootstrap.hpp"
-#include "host/calibrate.hpp"
-#include "host/device.hpp"
-#include "host/dump.hpp"
-#include "host/experiment.hpp"
-#include "host/error.hpp"
-#include "host/grid.hpp"
-#include "host/metrics.hpp"
-#include "host/report.hpp"
-#include "host/segmentation.hpp"
-#include "host/sweep.hpp"
-#include "host/sweep_input.hpp"
+#include "host/metrics/bootstrap.hpp"
+#include "host/calibrators/calibrator.hpp"
+#include "host/sweep/device.hpp"
+#include "host/io/dump.hpp"
+#include "host/experiment/experiment.hpp"
+#include "common/error.hpp"
+#include "host/io/grid.hpp"
+#include "host/metrics/metrics.hpp"
+#include "host/metrics/report.hpp"
+#include "host/segmentation/segmentation.hpp"
+#include "host/sweep/backend.hpp"
+#include "host/sweep/sweep_input.hpp"
 
 namespace calibench::cli {
 namespace {

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "host/conventions.hpp"
-#include "host/experiment.hpp"
-#include "host/trained_fit.hpp"
+#include "host/metrics/conventions.hpp"
+#include "host/experiment/experiment.hpp"
+#include "host/calibrators/trained/trained_fit.hpp"
 
 namespace calibench::cli {
 
@@ -65,7 +65,7 @@ struct sweep_candidates_args {
 };
 int run_sweep_candidates(const sweep_candidates_args& a);
 
-/// Options of the loss-trained methods (host/trained_fit.hpp) as the command line gives them.
+/// Options of the loss-trained methods (host/calibrators/trained/trained_fit.hpp) as the command line gives them.
 struct train_args {
   train_options options;               ///< numbers and paths, written directly
   std::string focal_gradient = "full";  ///< full | detached

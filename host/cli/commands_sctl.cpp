@@ -12,12 +12,12 @@
 #include <nlohmann/json.hpp>
 
 #include "host/cli/commands.hpp"
-#include "host/dump.hpp"
-#include "host/error.hpp"
-#include "host/experiment.hpp"
-#include "host/lsplus.hpp"
-#include "host/report.hpp"
-#include "host/sctl.hpp"
+#include "host/io/dump.hpp"
+#include "common/error.hpp"
+#include "host/experiment/experiment.hpp"
+#include "host/calibrators/trained/lsplus.hpp"
+#include "host/metrics/report.hpp"
+#include "host/calibrators/trained/sctl.hpp"
 
 namespace calibench::cli {
 namespace {

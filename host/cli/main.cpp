@@ -22,11 +22,11 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "host/calibrate.hpp"
+#include "host/calibrators/calibrator.hpp"
 #include "host/cli/commands.hpp"
-#include "host/error.hpp"
-#include "host/segmentation.hpp"
-#include "host/synth.hpp"
+#include "common/error.hpp"
+#include "host/segmentation/segmentation.hpp"
+#include "host/io/synth.hpp"
 
 namespace {
 

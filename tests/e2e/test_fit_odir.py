@@ -160,7 +160,7 @@ def test_fold_rule():
     # sklearn KFold's block sizes over a permutation of 0..N-1.
     f = od.folds(23)
     assert sorted(np.bincount(f).tolist()) == [4, 4, 5, 5, 5] and np.bincount(f)[:3].tolist() == [5, 5, 5]
-    # The splitmix64 stream is host/rng.hpp's (first output of seed 0, the published test value).
+    # The splitmix64 stream is common/rng.hpp's (first output of seed 0, the published test value).
     assert od.SplitMix64(0).next() == 0xE220A8397B1DCDAF
 
 

@@ -1,4 +1,4 @@
-"""Parity of calibench's loss-trained calibrators (`fit --method BASE+LOSS`, host/trained_fit.cpp)
+"""Parity of calibench's loss-trained calibrators (`fit --method BASE+LOSS`, host/calibrators/trained/trained_fit.cpp)
 with the float64 PyTorch reference tests/peers/trained_ref.py (the authors' code re-written:
 SeungjinJung/SCTL for ts / cts_nll / ets_sctl / pts_sctl and the losses, Mix-n-Match for `ets`,
 tochris/pts-uncertainty for `pts`).
@@ -171,7 +171,7 @@ def trained_cli(request):
     proc = run("fit", "--help")
     if "ts+sctl" not in proc.stdout:
         pytest.skip("the calibench binary has no loss-trained methods (`fit --help` lists no ts+sctl); "
-                    "set CALIBENCH_BIN to a build with host/trained_fit.cpp")
+                    "set CALIBENCH_BIN to a build with host/calibrators/trained/trained_fit.cpp")
     return run
 
 

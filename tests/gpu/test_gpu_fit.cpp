@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "host/calibrate.hpp"
-#include "host/device.hpp"
-#include "host/rng.hpp"
-#include "host/sweep.hpp"
+#include "host/calibrators/calibrator.hpp"
+#include "host/sweep/device.hpp"
+#include "common/rng.hpp"
+#include "host/sweep/backend.hpp"
 
 namespace calibench {
 namespace {

@@ -6,11 +6,11 @@
 #include <cmath>
 #include <vector>
 
-#include "host/device.hpp"
-#include "host/rng.hpp"
-#include "host/sctl.hpp"
+#include "host/sweep/device.hpp"
+#include "common/rng.hpp"
+#include "host/calibrators/trained/sctl.hpp"
 #if defined(CALIBENCH_HAVE_CUDA)
-#include "host/cuda_sctl.hpp"
+#include "host/sweep/cuda_sctl.hpp"
 #endif
 
 namespace calibench {

@@ -1,5 +1,5 @@
 // GPU tests of the CUDA sweep backend: every family against the CPU backend through the public
-// interface (host/sweep.hpp) on the same seeded inputs (normal logits, ties, duplicated rows,
+// interface (host/sweep/backend.hpp) on the same seeded inputs (normal logits, ties, duplicated rows,
 // +-100 logits) of several shapes, plus chunking, large candidate counts, determinism and
 // errors. Skipped with a reason when the CUDA backend is not built or no device answers.
 // The base seed is printed on failure and can be overridden with CALIBENCH_TEST_SEED.
@@ -13,12 +13,12 @@
 #include <string>
 #include <vector>
 
-#include "host/device.hpp"
-#include "host/error.hpp"
-#include "host/rng.hpp"
-#include "host/sweep.hpp"
+#include "host/sweep/device.hpp"
+#include "common/error.hpp"
+#include "common/rng.hpp"
+#include "host/sweep/backend.hpp"
 #if defined(CALIBENCH_HAVE_CUDA)
-#include "host/sweep_cuda.hpp"
+#include "host/sweep/cuda_testing.hpp"
 #endif
 
 namespace calibench {

@@ -3,7 +3,7 @@
 gradient, and its minimisation from the identity by scipy's L-BFGS-B with tolerances far
 tighter than the engine's, so that the result stands for the optimum.
 
-Flat parameter layouts (those of host/gradient_fit.hpp):
+Flat parameter layouts (those of host/calibrators/logit_map_fit.hpp):
   vs       q_j = w_j z_j + b_j   x = [w (K), b (K)]
   ms       q = W z + b           x = [W row-major (K x K), b (K)]
   cts_nll  q_j = z_j b_j         x = [b (K)], b_j = 1 / T_j

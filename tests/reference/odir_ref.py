@@ -5,7 +5,7 @@ minimisation from W = I, b = 0 by scipy's L-BFGS-B with tolerances far tighter t
 and the internal 5-fold cross-validation with the engine's documented fold rule (a Fisher-Yates
 shuffle by splitmix64 seed 15, sklearn KFold's block sizes).
 
-Flat parameters as in host/gradient_fit.hpp: x = [W row-major (K x K), b (K)].
+Flat parameters as in host/calibrators/logit_map_fit.hpp: x = [W row-major (K x K), b (K)].
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ _MASK = (1 << 64) - 1
 
 
 class SplitMix64:
-    """host/rng.hpp's splitmix64: next() and below(bound) = ((next() >> 11) * bound) >> 53."""
+    """common/rng.hpp's splitmix64: next() and below(bound) = ((next() >> 11) * bound) >> 53."""
 
     def __init__(self, state: int):
         self.state = state & _MASK

@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "host/dump.hpp"
-#include "host/error.hpp"
-#include "host/metrics.hpp"
-#include "host/synth.hpp"
+#include "host/io/dump.hpp"
+#include "common/error.hpp"
+#include "host/metrics/metrics.hpp"
+#include "host/io/synth.hpp"
 
 namespace calibench {
 namespace {

@@ -1,4 +1,4 @@
-// The logit maps of vs, ms, cts_nll (host/gradient_fit.hpp): analytic NLL gradients against
+// The logit maps of vs, ms, cts_nll (host/calibrators/logit_map_fit.hpp): analytic NLL gradients against
 // central finite differences, the NLL against a naive softmax of apply_logit_map, thread-count
 // independence, and the fit's stopping rules.
 #include <gtest/gtest.h>
@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "host/error.hpp"
-#include "host/gradient_fit.hpp"
-#include "host/rng.hpp"
+#include "common/error.hpp"
+#include "host/calibrators/logit_map_fit.hpp"
+#include "common/rng.hpp"
 
 namespace calibench {
 namespace {

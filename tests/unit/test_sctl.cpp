@@ -1,4 +1,4 @@
-// Class-wise loss scaling (host/sctl.hpp) and LS+ priors (host/lsplus.hpp): normalisations at
+// Class-wise loss scaling (host/calibrators/trained/sctl.hpp) and LS+ priors (host/calibrators/trained/lsplus.hpp): normalisations at
 // exact values, weights, the analytic gradient against finite differences, the grid fit
 // against a brute-force grid and NLopt's SLSQP, determinism, the per-run scaler, errors.
 #include <gtest/gtest.h>
@@ -10,9 +10,9 @@
 #include <random>
 #include <vector>
 
-#include "host/error.hpp"
-#include "host/lsplus.hpp"
-#include "host/sctl.hpp"
+#include "common/error.hpp"
+#include "host/calibrators/trained/lsplus.hpp"
+#include "host/calibrators/trained/sctl.hpp"
 #include "kernels/sctl_math.hpp"
 
 namespace calibench {

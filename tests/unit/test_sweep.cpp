@@ -7,10 +7,10 @@
 #include <limits>
 #include <vector>
 
-#include "host/metrics.hpp"
-#include "host/rng.hpp"
-#include "host/error.hpp"
-#include "host/sweep.hpp"
+#include "host/metrics/metrics.hpp"
+#include "common/rng.hpp"
+#include "common/error.hpp"
+#include "host/sweep/backend.hpp"
 
 namespace calibench {
 namespace {

@@ -1,4 +1,4 @@
-// Loss-trained calibrators (host/trained_fit.hpp): the analytic gradient of every base map
+// Loss-trained calibrators (host/calibrators/trained/trained_fit.hpp): the analytic gradient of every base map
 // under every loss against central finite differences, method-name parsing, the loss values
 // against a naive evaluation, thread-count independence of the whole fit, and bad options.
 #include <gtest/gtest.h>
@@ -8,9 +8,9 @@
 #include <string>
 #include <vector>
 
-#include "host/error.hpp"
-#include "host/rng.hpp"
-#include "host/trained_fit.hpp"
+#include "common/error.hpp"
+#include "common/rng.hpp"
+#include "host/calibrators/trained/trained_fit.hpp"
 
 namespace calibench {
 namespace {

@@ -1,0 +1,124 @@
+// The metric suite of DESIGN section 3 on the CPU, accumulated in double: top-label,
+// classwise and ranking metrics of one split, order inversions between two confidence
+// vectors, reliability bins. docs/metrics.md states every definition exactly.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "host/io/dump.hpp"
+#include "kernels/calib_math.hpp"
+
+namespace calibench {
+
+/// Probabilities and per-sample top-label statistics of one split: computed once, shared by
+/// every metric and gathered row-wise for bootstrap resamples.
+struct scored_split {
+  std::int64_t num_samples = 0;
+  std::int64_t num_classes = 0;
+  std::vector<double> probs;             ///< row-major N x K probabilities
+  std::vector<std::int32_t> labels;      ///< N
+  std::vector<double> confidence;        ///< N, max_j p_nj
+  std::vector<std::int32_t> prediction;  ///< N, argmax (lowest index on ties)
+  std::vector<double> log_p_label;       ///< N, log p_{n, y_n}
+};
+
+/// Scores a split: softmax of logits (or probabilities as stored). Consumes `split.values`.
+scored_split score_split(split_data&& split);
+
+/// The rows `rows[0..]` of `s` in that order (a bootstrap resample).
+scored_split gather_rows(const scored_split& s, std::span<const std::int64_t> rows);
+
+/// Equal-mass bins of `adaece` (docs/metrics.md, "--adaptive").
+enum class adaptive_rule : std::int32_t { split, interp, quantile, midpoint, floor_count };
+/// How classwise ECE combines classes.
+enum class classwise_reduction : std::int32_t { mean, sum };
+/// Which Brier score.
+enum class brier_rule : std::int32_t { sum, per_class_mean, top_label };
+
+/// Metric options. The defaults are DESIGN section 3; host/metrics/conventions.hpp builds the other
+/// libraries' conventions from their names.
+struct metric_options {
+  std::int32_t num_bins = 15;
+  binning bin_rule = binning::right_closed;
+  /// Bins of the classwise metrics; unset: the same as bin_rule.
+  std::optional<binning> classwise_rule;
+  adaptive_rule adaptive = adaptive_rule::split;
+  classwise_reduction reduction = classwise_reduction::mean;
+  brier_rule brier = brier_rule::sum;
+  double nll_clip = 0;                ///< 0: none, else p_y clipped to [eps, 1 - eps]
+  std::string preset = "calibench";   ///< the preset these came from, for reports
+
+  /// DESIGN's conventions with M bins under `rule`.
+  static metric_options with_bins(std::int32_t bins, binning rule = binning::right_closed) {
+    metric_options o;
+    o.num_bins = bins;
+    o.bin_rule = rule;
+    return o;
+  }
+  binning classwise_binning() const { return classwise_rule.value_or(bin_rule); }
+  std::int32_t slots() const { return bin_slots(bin_rule, num_bins); }
+};
+
+/// Every metric of `calibench eval`. Undefined values (e.g. auroc with no class having both
+/// positives and negatives) are NaN.
+struct metric_set {
+  std::int64_t n = 0;
+  std::int64_t k = 0;
+  double accuracy = 0, ece = 0, mce = 0, adaece = 0, sce = 0, sce_under = 0, sce_over = 0, ace = 0;
+  double nll = 0, brier = 0, auroc = 0, precision = 0, recall = 0, f1 = 0, r_auc = 0;
+  double rmsce = 0, rmsce_debiased = 0, ace_unweighted = 0, smece = 0, kde_ece = 0;
+};
+
+/// Names of the metric_set fields in the JSON order of docs/metrics.md, with accessors.
+struct metric_field {
+  const char* name;
+  double metric_set::*member;
+  bool percent;  ///< printed x100 in tables
+};
+std::span<const metric_field> metric_fields();
+
+metric_set compute_metrics(const scored_split& s, const metric_options& options);
+
+/// Statistics of one equal-width bin.
+struct bin_stats {
+  std::int64_t count = 0;
+  double sum_confidence = 0;
+  double sum_correct = 0;
+};
+
+/// Equal-width bin statistics of top-label confidence (the reliability diagram): one entry per
+/// slot of options.bin_rule (M, or M + 1 under torchmetrics).
+std::vector<bin_stats> reliability_bins(const scored_split& s, const metric_options& options);
+
+/// The retention curve (docs/metrics.md, r_auc) at `points` evenly spaced retention fractions
+/// f = i / (points - 1): accuracy when the round(f N) most confident predictions are kept and
+/// the rest count as correct.
+std::vector<double> retention_curve(const scored_split& s, std::int64_t points);
+
+/// Accuracy of the predictions among the samples of each class (recall), NaN for a class
+/// without samples.
+std::vector<double> class_accuracy(const scored_split& s);
+
+/// Fraction of sample pairs whose confidence order is strictly reversed between `a` and `b`
+/// (ties in either are not inversions); O(N log N) by merge counting.
+double order_inversions(std::span<const double> a, std::span<const double> b);
+
+/// The equal-mass ECE (`adaece`) of (confidence, correct) pairs under options.adaptive with
+/// options.num_bins bins (docs/metrics.md, "--adaptive").
+double adaptive_ece(std::span<const double> confidence, std::span<const double> correct, const metric_options& options);
+
+/// Smooth ECE of (confidence, correct) pairs, relplot 1.0.3's smECE (docs/metrics.md);
+/// `sigma` > 0 evaluates at that bandwidth instead of searching for the fixed point.
+double smooth_ece(std::span<const double> confidence, std::span<const double> correct, double sigma = 0);
+
+/// Mix-n-Match's KDE estimate of the top-label ECE (docs/metrics.md); NaN when undefined.
+double kde_ece(std::span<const double> confidence, std::span<const double> correct);
+
+/// Group sizes of numpy.array_split(N items, M groups).
+std::int64_t array_split_size(std::int64_t num_items, std::int64_t num_groups, std::int64_t group);
+
+}  // namespace calibench

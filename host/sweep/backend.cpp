@@ -1,0 +1,266 @@
+// Backend-independent parts of the sweep: result bookkeeping, equal-mass bins, the backend
+// factory. Both backends finish their results here, so metrics are defined once.
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "host/sweep/device.hpp"
+#include "common/error.hpp"
+#include "host/metrics/metrics.hpp"
+#include "host/sweep/backend.hpp"
+#include "host/sweep/sweep_detail.hpp"
+
+namespace calibench {
+
+void sweep_result::reset(std::int64_t g, std::int32_t m) {
+  num_candidates = g;
+  num_bins = m;
+  const auto gm = static_cast<std::size_t>(g * m);
+  bin_count.assign(gm, 0);
+  bin_sum_confidence.assign(gm, 0.0);
+  bin_sum_correct.assign(gm, 0.0);
+  for (auto* v : {&ece, &mce, &nll, &brier, &accuracy}) v->assign(static_cast<std::size_t>(g), 0.0);
+  adaece.assign(static_cast<std::size_t>(g), std::numeric_limits<double>::quiet_NaN());
+}
+
+std::int64_t sweep_result::argmin(const std::vector<double>& metric) {
+  std::int64_t best = -1;
+  for (std::size_t g = 0; g < metric.size(); ++g) {
+    if (std::isnan(metric[g])) continue;
+    if (best < 0 || metric[g] < metric[static_cast<std::size_t>(best)]) best = static_cast<std::int64_t>(g);
+  }
+  return best;
+}
+
+namespace detail {
+
+namespace {
+
+/// Re-sorts s.index (a permutation from an earlier candidate) by (confidence, row) with an
+/// insertion sort; gives up (returns false) after `budget` element moves.
+bool insertion_resort(std::span<const double> c, equal_mass_scratch& s, std::size_t budget) {
+  auto& idx = s.index;
+  const std::size_t n = idx.size();
+  std::size_t moves = 0;
+  for (std::size_t i = 1; i < n; ++i) {
+    const std::uint32_t v = idx[i];
+    const double cv = c[v];
+    std::size_t j = i;
+    while (j > 0) {
+      const std::uint32_t u = idx[j - 1];
+      if (c[u] < cv || (c[u] == cv && u < v)) break;
+      idx[j] = u;
+      --j;
+      if (++moves > budget) return false;
+    }
+    idx[j] = v;
+  }
+  return true;
+}
+
+void radix_sort(std::span<const double> confidence, equal_mass_scratch& s) {
+  const auto n = confidence.size();
+  s.keys.resize(n);
+  s.keys_tmp.resize(n);
+  s.index.resize(n);
+  s.index_tmp.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    // Non-negative doubles order like their bit patterns; +0.0 is the smallest.
+    s.keys[i] = std::bit_cast<std::uint64_t>(confidence[i] + 0.0);
+    s.index[i] = static_cast<std::uint32_t>(i);
+  }
+  // LSD radix sort, 11-bit digits; a pass where every key has the same digit is skipped.
+  constexpr int k_digit_bits = 11;
+  constexpr std::size_t k_buckets = std::size_t{1} << k_digit_bits;
+  std::vector<std::size_t> count(k_buckets);
+  for (int shift = 0; shift < 64; shift += k_digit_bits) {
+    std::fill(count.begin(), count.end(), 0);
+    for (std::size_t i = 0; i < n; ++i) ++count[(s.keys[i] >> shift) & (k_buckets - 1)];
+    if (std::find(count.begin(), count.end(), n) != count.end()) continue;
+    std::size_t sum = 0;
+    for (auto& c : count) sum += std::exchange(c, sum);
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t dst = count[(s.keys[i] >> shift) & (k_buckets - 1)]++;
+      s.keys_tmp[dst] = s.keys[i];
+      s.index_tmp[dst] = s.index[i];
+    }
+    s.keys.swap(s.keys_tmp);
+    s.index.swap(s.index_tmp);
+  }
+}
+
+}  // namespace
+
+double adaece_of(std::span<const double> confidence, std::span<const std::uint8_t> correct, std::int32_t num_bins,
+                 equal_mass_scratch& s) {
+  const auto n = confidence.size();
+  // An insertion sort costs one move per inversion; beyond a few per element the radix
+  // sort (about a dozen passes over the data) is cheaper.
+  const bool resorted = s.has_order && s.index.size() == n && insertion_resort(confidence, s, 4 * n + 64);
+  if (!resorted) radix_sort(confidence, s);
+  s.has_order = true;
+  double total = 0;
+  std::int64_t groups = 0;
+  std::size_t pos = 0;
+  const auto n64 = static_cast<std::int64_t>(n);
+  for (std::int32_t g = 0; g < num_bins; ++g) {
+    const auto size = static_cast<std::size_t>(array_split_size(n64, num_bins, g));
+    if (size == 0) continue;
+    double sum_c = 0, sum_a = 0;
+    for (std::size_t i = pos; i < pos + size; ++i) {
+      sum_c += confidence[s.index[i]];
+      sum_a += correct[s.index[i]] ? 1.0 : 0.0;
+    }
+    const double sz = static_cast<double>(size);
+    total += std::fabs(sum_a / sz - sum_c / sz);
+    ++groups;
+    pos += size;
+  }
+  return total / static_cast<double>(groups);
+}
+
+void weight_adaece(std::span<const double> confidence, std::span<const std::uint8_t> correct,
+                   std::span<const double> weights, double num_classes, std::int32_t num_bins, sweep_result& res) {
+  const auto n = static_cast<std::int64_t>(confidence.size());
+  // Group sums in confidence order (stable) and in row order.
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return confidence[a] < confidence[b]; });
+  struct group {
+    double size, sum_conf, sum_correct, sum_correct_rows;
+  };
+  std::vector<group> groups;
+  std::int64_t pos = 0;
+  for (std::int32_t g = 0; g < num_bins; ++g) {
+    const std::int64_t size = array_split_size(n, num_bins, g);
+    if (size == 0) continue;
+    group gr{static_cast<double>(size), 0, 0, 0};
+    for (std::int64_t i = pos; i < pos + size; ++i) {
+      gr.sum_conf += confidence[order[i]];
+      gr.sum_correct += correct[order[i]] ? 1.0 : 0.0;
+      gr.sum_correct_rows += correct[i] ? 1.0 : 0.0;
+    }
+    groups.push_back(gr);
+    pos += size;
+  }
+  for (std::size_t w = 0; w < weights.size(); ++w) {
+    const double a = weights[w];
+    const double u = (1.0 - a) / num_classes;
+    double total = 0;
+    for (const auto& gr : groups) {
+      const double acc = (a > 0.0 ? gr.sum_correct : gr.sum_correct_rows) / gr.size;
+      total += std::fabs(acc - (a * (gr.sum_conf / gr.size) + u));
+    }
+    res.adaece[w] = total / static_cast<double>(groups.size());
+  }
+}
+
+void check_temperatures(std::span<const double> temperatures) {
+  for (std::size_t g = 0; g < temperatures.size(); ++g) {
+    if (!(temperatures[g] > 0.0) || !std::isfinite(temperatures[g]))
+      throw input_error(fmt::format("temperature candidate {} is {}; temperatures must be finite and > 0", g,
+                                    temperatures[g]));
+  }
+}
+
+void check_labels(std::span<const std::int32_t> labels, std::int64_t num_classes) {
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels[i] < 0 || labels[i] >= num_classes)
+      throw input_error(fmt::format("label {} of sample {} is outside [0, {})", labels[i], i, num_classes));
+  }
+}
+
+void check_probability_sets(std::span<const float> probs, std::span<const std::int32_t> labels,
+                            std::int64_t num_candidates, std::int64_t num_classes) {
+  const auto n = static_cast<std::int64_t>(labels.size());
+  CALIBENCH_EXPECTS(n >= 1 && num_classes >= 2, "need N >= 1 and K >= 2");
+  CALIBENCH_EXPECTS(static_cast<std::int64_t>(probs.size()) == num_candidates * n * num_classes,
+                    "probability sets are not G x N x K");
+  check_labels(labels, num_classes);
+}
+
+void finish(sweep_result& res, std::int64_t num_samples) {
+  const double nd = static_cast<double>(num_samples);
+  const std::int32_t m = res.num_bins;
+  for (std::int64_t g = 0; g < res.num_candidates; ++g) {
+    double ece = 0, mce = 0;
+    for (std::int32_t b = 0; b < m; ++b) {
+      const std::int64_t cnt = res.bin_count[g * m + b];
+      if (cnt == 0) continue;
+      const double sc = res.bin_sum_correct[g * m + b], sp = res.bin_sum_confidence[g * m + b];
+      ece += std::fabs(sc - sp);
+      const double c = static_cast<double>(cnt);
+      mce = std::max(mce, std::fabs(sc / c - sp / c));
+    }
+    res.ece[g] = ece / nd;
+    res.mce[g] = mce;
+    res.nll[g] /= nd;
+    res.brier[g] /= nd;
+    res.accuracy[g] /= nd;
+  }
+}
+
+}  // namespace detail
+
+#if !defined(CALIBENCH_HAVE_CUDA)
+std::unique_ptr<sweep_backend> make_cuda_backend() {
+  throw input_error("the CUDA backend is not built into this calibench (configure with nvcc available)");
+}
+#endif
+
+void check_backend_name(const std::string& which) {
+  if (which != "cpu" && which != "cuda" && which != "auto")
+    throw input_error(fmt::format("unknown backend '{}' (cpu, cuda or auto)", which));
+}
+
+std::unique_ptr<sweep_backend> make_backend(const std::string& which) {
+  check_backend_name(which);
+  if (which == "cpu") return make_cpu_backend();
+  if (which == "cuda") return make_cuda_backend();
+  const device_report dev = discover_devices();  // auto
+  return dev.device_count > 0 ? make_cuda_backend() : make_cpu_backend();
+}
+
+}  // namespace calibench
+
+#include "host/sweep/sweep_input.hpp"
+
+namespace calibench {
+
+sweep_input to_sweep_input(const split_data& split) {
+  sweep_input in;
+  in.num_samples = split.num_samples;
+  in.num_classes = split.num_classes;
+  in.labels = split.labels;
+  in.logits.resize(split.values.size());
+  for (std::size_t i = 0; i < split.values.size(); ++i) {
+    const double v = split.is_probs ? std::log(split.values[i]) : split.values[i];
+    in.logits[i] = static_cast<float>(v);
+  }
+  return in;
+}
+
+std::vector<std::int32_t> equal_mass_assignment(std::span<const double> confidence, std::int32_t num_bins) {
+  CALIBENCH_EXPECTS(num_bins >= 1, "need at least one bin");
+  const auto n = static_cast<std::int64_t>(confidence.size());
+  std::vector<std::int64_t> order(static_cast<std::size_t>(n));
+  std::iota(order.begin(), order.end(), std::int64_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](std::int64_t a, std::int64_t b) { return confidence[a] < confidence[b]; });
+  std::vector<std::int32_t> bin(static_cast<std::size_t>(n));
+  std::int64_t pos = 0;
+  for (std::int32_t g = 0; g < num_bins; ++g) {
+    const std::int64_t size = array_split_size(n, num_bins, g);
+    for (std::int64_t i = pos; i < pos + size; ++i) bin[order[i]] = g;
+    pos += size;
+  }
+  return bin;
+}
+
+}  // namespace calibench
