@@ -5,12 +5,10 @@
 
 #include <vector>
 
-#include "host/sweep/device.hpp"
 #include "common/rng.hpp"
 #include "host/calibrators/trained/sctl.hpp"
-#if defined(CALIBENCH_HAVE_CUDA)
-#include "host/sweep/cuda_sctl.hpp"
-#endif
+#include "host/sweep/backend.hpp"
+#include "host/sweep/device.hpp"
 
 namespace {
 
@@ -34,8 +32,9 @@ losses make_losses(std::int64_t k) {
 void BM_sctl_grid_cpu(benchmark::State& state) {
   const std::int64_t grid = state.range(0), k = state.range(1);
   const auto l = make_losses(k);
-  const sctl_box box = sctl_default_box(k);
-  for (auto _ : state) benchmark::DoNotOptimize(sctl_grid_values(l.l0, l.l1, l.n1, box, grid));
+  const auto lattice = sctl_box_lattice(sctl_default_box(k), grid);
+  const auto backend = make_cpu_backend();
+  for (auto _ : state) benchmark::DoNotOptimize(backend->sctl_grid(l.l0, l.l1, l.n1, lattice));
   state.SetItemsProcessed(state.iterations() * grid * grid * k);
 }
 
@@ -47,8 +46,9 @@ void BM_sctl_grid_cuda(benchmark::State& state) {
   }
   const std::int64_t grid = state.range(0), k = state.range(1);
   const auto l = make_losses(k);
-  const sctl_box box = sctl_default_box(k);
-  for (auto _ : state) benchmark::DoNotOptimize(sctl_grid_values_cuda(l.l0, l.l1, l.n1, box, grid));
+  const auto lattice = sctl_box_lattice(sctl_default_box(k), grid);
+  const auto backend = make_cuda_backend();
+  for (auto _ : state) benchmark::DoNotOptimize(backend->sctl_grid(l.l0, l.l1, l.n1, lattice));
   state.SetItemsProcessed(state.iterations() * grid * grid * k);
 }
 BENCHMARK(BM_sctl_grid_cuda)->ArgNames({"grid", "k"})->ArgsProduct({{256, 1024, 4096}, {10, 100, 1000}})

@@ -7,10 +7,6 @@
 namespace calibench::kernels {
 namespace {
 
-__device__ double lattice_axis(double lo, double hi, std::int64_t i, std::int64_t g) {
-  return i == g - 1 ? hi : lo + (hi - lo) * static_cast<double>(i) / static_cast<double>(g - 1);
-}
-
 __global__ void sctl_grid_kernel(const double* __restrict__ l0, const double* __restrict__ l1,
                                  const double* __restrict__ normalised, std::int64_t k, double mean_l1,
                                  sctl_lattice lattice, double* __restrict__ values) {
@@ -19,8 +15,8 @@ __global__ void sctl_grid_kernel(const double* __restrict__ l0, const double* __
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t idx = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; idx < pairs;
        idx += stride) {
-    const double alpha = lattice_axis(lattice.alpha_lo, lattice.alpha_hi, idx / g, g);
-    const double beta = lattice_axis(lattice.beta_lo, lattice.beta_hi, idx % g, g);
+    const double alpha = sctl_lattice_axis(lattice.alpha_lo, lattice.alpha_hi, idx / g, g);
+    const double beta = sctl_lattice_axis(lattice.beta_lo, lattice.beta_hi, idx % g, g);
     double s = 0;
     for (std::int64_t i = 0; i < k; ++i) {
       const double t = sctl_sigmoid(normalised[i], alpha);

@@ -4,10 +4,25 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 
 #include "common/host_device.hpp"
 
 namespace calibench {
+
+namespace kernels {
+/// The (alpha, beta) lattice of the loss-scaling grid: alpha_j = alpha_lo + (alpha_hi -
+/// alpha_lo) j / (grid - 1), alpha_hi exactly at j = grid - 1; beta likewise.
+struct sctl_lattice {
+  double alpha_lo, alpha_hi, beta_lo, beta_hi;
+  std::int64_t grid;
+};
+
+/// Point i of one lattice axis from lo to hi (hi exactly at i = grid - 1).
+CALIBENCH_HD double sctl_lattice_axis(double lo, double hi, std::int64_t i, std::int64_t grid) {
+  return i == grid - 1 ? hi : lo + (hi - lo) * static_cast<double>(i) / static_cast<double>(grid - 1);
+}
+}  // namespace kernels
 
 /// The logistic part t = 1 / (1 + exp(-normalised / alpha)) of the weight, in (0, 1]; alpha > 0.
 /// exp overflowing to +inf gives t = 0, never NaN.

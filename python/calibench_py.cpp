@@ -486,7 +486,7 @@ fitted fit(const any_array& values, const any_array& labels, bool is_probs, cons
   fitted out;
   out.is_probs = is_probs;
   nb::gil_scoped_release release;
-  check_backend_name(a.backend);  // before the O(N K) conversion
+  parse_backend_choice(a.backend);  // checks the name before the O(N K) conversion
   fit_options o;
   o.method = a.method;
   o.metrics = metric_options_of(a.bins, a.conventions);

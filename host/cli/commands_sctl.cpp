@@ -87,8 +87,7 @@ int run_sctl_weights(const sctl_weights_args& a) {
   sctl_fit_options o;
   o.norm = parse_sctl_norm(a.norm);
   o.grid = a.grid;
-  o.backend = a.backend;
-  const sctl_fit_result r = fit_sctl(l0, l1, o);
+  const sctl_fit_result r = fit_sctl(l0, l1, o, *make_backend(a.backend));
   const double weighted = sctl_weighted_loss(r.l1, r.weights);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
 

@@ -1,15 +1,17 @@
 // The batch sweep: one call evaluates G candidates of one parameter family on one logit set
-// and returns per-candidate bin statistics and metrics (DESIGN section 5, docs/sweeps.md).
-// `sweep_backend` is the coarse interface both backends implement.
+// and returns per-candidate bin statistics and metrics (docs/sweeps.md). `sweep_backend` is the
+// coarse interface both backends implement (host/sweep/cpu_backend.cpp, cuda_backend.cpp).
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kernels/calib_math.hpp"
+#include "kernels/sctl_math.hpp"
 
 namespace calibench {
 
@@ -70,58 +72,130 @@ class resident_logits {
 
 /// Per-class temperature search state (the step of class-based TS): holds the current
 /// temperature of every class; `sweep` evaluates candidates for one class with the others
-/// fixed in O(1) per sample and candidate; `set` commits one class's temperature.
+/// fixed in O(1) per sample and candidate; `set` commits one class's temperature. The public
+/// calls check their arguments and keep the temperatures; a backend implements the private
+/// do_* calls on inverse temperatures 1/T (never z / T: mixing the two breaks exact ties
+/// between classes that share a temperature).
 class class_temperature_session {
  public:
   virtual ~class_temperature_session() = default;
-  virtual sweep_result sweep(std::int32_t cls, std::span<const double> candidates) = 0;
-  virtual void set(std::int32_t cls, double temperature) = 0;
-  virtual const std::vector<double>& temperatures() const = 0;
+  /// Candidates for class `cls` (each T > 0), every other class at its current temperature.
+  sweep_result sweep(std::int32_t cls, std::span<const double> candidates);
+  /// Commits temperature `temperature` (> 0) for class `cls`.
+  void set(std::int32_t cls, double temperature);
+  const std::vector<double>& temperatures() const { return temperatures_; }
+
+ protected:
+  /// Checks `initial` (one temperature > 0 per class of `num_classes`).
+  class_temperature_session(std::int64_t num_classes, std::span<const double> initial);
+  /// 1 / T of every class.
+  const std::vector<double>& inverse() const { return inverse_; }
+
+ private:
+  virtual sweep_result do_sweep(std::int32_t cls, std::span<const double> inverse_candidates) = 0;
+  /// Class `cls` moved from 1/T = old_inverse to new_inverse (inverse() already holds it).
+  virtual void do_commit(std::int32_t cls, double old_inverse, double new_inverse) = 0;
+  /// Recomputes every row's state from inverse(): every K commits, so that incremental
+  /// rounding cannot drift.
+  virtual void do_refresh() = 0;
+  void check_class(std::int32_t cls) const;
+
+  std::int64_t num_classes_;
+  std::vector<double> temperatures_;
+  std::vector<double> inverse_;
+  std::int64_t commits_ = 0;
 };
 
-/// A sweep backend. One call = one whole sweep; results are independent of thread count.
+/// The squared (alpha, beta) objective of class-wise loss scaling on a grid x grid lattice:
+/// alpha_j = alpha_lo + (alpha_hi - alpha_lo) j / (grid - 1) (alpha_hi exactly at j = grid - 1),
+/// beta likewise (kernels/sctl_math.hpp).
+using sctl_lattice = kernels::sctl_lattice;
+
+/// A sweep backend. One call = one whole sweep; results are independent of thread count. The
+/// public calls check their inputs once, for every backend, then call the backend's private
+/// do_* implementation (nvbench's printer_base shape).
 class sweep_backend {
  public:
   virtual ~sweep_backend() = default;
   /// "cpu (2 threads)" or "cuda (NVIDIA H100 ...)".
-  virtual std::string name() const = 0;
-  /// Makes `data` resident; the result must not outlive `data`'s storage.
-  virtual std::unique_ptr<resident_logits> prepare(const logit_set& data) = 0;
+  std::string name() const { return do_name(); }
+  /// "cpu" or "cuda".
+  std::string kind() const { return do_kind(); }
+  /// Makes `data` resident; the result must not outlive `data`'s storage. Checks the shape
+  /// (N >= 1, K >= 2, N x K logits, N labels) and that every label lies in [0, K).
+  std::unique_ptr<resident_logits> prepare(const logit_set& data);
 
   /// p = softmax(z / T) for each of the given temperatures (T > 0), one exp per logit and
   /// candidate.
-  virtual sweep_result temperature(resident_logits& data, std::span<const double> temperatures,
-                                   const sweep_options& options) = 0;
+  sweep_result temperature(resident_logits& data, std::span<const double> temperatures, const sweep_options& options);
   /// p = softmax(z * b_g) on an arithmetic inverse-temperature grid (b_g > 0), by the
   /// multiply recurrence (re-anchored with an exact exp every few dozen steps).
-  virtual sweep_result inverse_temperature(resident_logits& data, const inverse_temperature_grid& grid,
-                                           const sweep_options& options) = 0;
+  sweep_result inverse_temperature(resident_logits& data, const inverse_temperature_grid& grid,
+                                   const sweep_options& options);
   /// p_a = a softmax(z) + (1 - a) / K for each weight a in [0, 1]; the prediction stays the
   /// uncalibrated argmax (weight scaling never changes decisions).
-  virtual sweep_result weight(resident_logits& data, std::span<const double> weights, const sweep_options& options) = 0;
+  sweep_result weight(resident_logits& data, std::span<const double> weights, const sweep_options& options);
   /// Samples of `problem.target_bin` at each candidate temperature, all others at their
   /// bin's current temperature.
-  virtual sweep_result bin_temperature(resident_logits& data, const bin_temperature_problem& problem,
-                                       std::span<const double> temperatures, const sweep_options& options) = 0;
+  sweep_result bin_temperature(resident_logits& data, const bin_temperature_problem& problem,
+                               std::span<const double> temperatures, const sweep_options& options);
   /// Starts a per-class temperature search from `initial` (K temperatures).
-  virtual std::unique_ptr<class_temperature_session> class_temperature(resident_logits& data,
-                                                                       std::span<const double> initial,
-                                                                       const sweep_options& options) = 0;
+  std::unique_ptr<class_temperature_session> class_temperature(resident_logits& data, std::span<const double> initial,
+                                                               const sweep_options& options);
   /// Arbitrary candidates: `probs` holds G probability matrices (G x N x K, row-major).
-  virtual sweep_result probability_sets(std::span<const float> probs, std::span<const std::int32_t> labels,
-                                        std::int64_t num_candidates, std::int64_t num_classes,
-                                        const sweep_options& options) = 0;
+  sweep_result probability_sets(std::span<const float> probs, std::span<const std::int32_t> labels,
+                                std::int64_t num_candidates, std::int64_t num_classes, const sweep_options& options);
+  /// The class-wise loss scaling objective at every pair of `lattice`, alpha-major
+  /// (values[j * grid + c]): sum over the K classes, in class order, of (l0_i - w_i (l1_i - l0_i)
+  /// - mean(l1))^2 with w_i = beta sigmoid(normalised1_i / alpha) - beta / 2.
+  std::vector<double> sctl_grid(std::span<const double> l0, std::span<const double> l1,
+                                std::span<const double> normalised1, const sctl_lattice& lattice);
+
+ private:
+  virtual std::string do_name() const = 0;
+  virtual std::string do_kind() const = 0;
+  virtual std::unique_ptr<resident_logits> do_prepare(const logit_set& data) = 0;
+  /// The do_* calls of the temperature families receive inverse temperatures 1/T.
+  virtual sweep_result do_temperature(resident_logits& data, std::span<const double> inverse,
+                                      const sweep_options& options) = 0;
+  virtual sweep_result do_inverse_temperature(resident_logits& data, const inverse_temperature_grid& grid,
+                                              const sweep_options& options) = 0;
+  virtual sweep_result do_weight(resident_logits& data, std::span<const double> weights,
+                                 const sweep_options& options) = 0;
+  /// `moving`: the rows of the target bin, ascending.
+  virtual sweep_result do_bin_temperature(resident_logits& data, const bin_temperature_problem& problem,
+                                          std::span<const std::int64_t> moving, std::span<const double> inverse,
+                                          const sweep_options& options) = 0;
+  virtual std::unique_ptr<class_temperature_session> do_class_temperature(resident_logits& data,
+                                                                          std::span<const double> initial,
+                                                                          const sweep_options& options) = 0;
+  virtual sweep_result do_probability_sets(std::span<const float> probs, std::span<const std::int32_t> labels,
+                                           std::int64_t num_candidates, std::int64_t num_classes,
+                                           const sweep_options& options) = 0;
+  virtual std::vector<double> do_sctl_grid(std::span<const double> l0, std::span<const double> l1,
+                                           std::span<const double> normalised1, double mean_l1,
+                                           const sctl_lattice& lattice) = 0;
 };
+
+/// Where a sweep runs: the CPU, a CUDA device, or auto (CUDA only when a device answers).
+enum class backend_choice : std::int32_t { cpu, cuda, automatic };
+
+/// "cpu" | "cuda" | "auto"; input_error for any other name.
+backend_choice parse_backend_choice(std::string_view name);
+const char* backend_choice_name(backend_choice choice);
+
+/// `auto` takes the CPU backend for bin rules only it sweeps (torchmetrics,
+/// digitize-linspace), so that auto never fails where cpu would work; other choices pass.
+backend_choice backend_for_rule(backend_choice choice, binning rule);
 
 /// The CPU backend (always built): OpenMP over fixed chunks, double accumulation.
 std::unique_ptr<sweep_backend> make_cpu_backend();
 
-/// The CUDA backend; throws calibench::error when not built or no device answers.
+/// The CUDA backend; throws input_error when it is not built or no device answers.
 std::unique_ptr<sweep_backend> make_cuda_backend();
 
-/// "cpu", "cuda" or "auto" (CUDA only when a device answers). Throws input_error for others.
-/// Throws input_error unless `which` is cpu, cuda or auto.
-void check_backend_name(const std::string& which);
+std::unique_ptr<sweep_backend> make_backend(backend_choice choice);
+/// make_backend(parse_backend_choice(which)).
 std::unique_ptr<sweep_backend> make_backend(const std::string& which);
 
 }  // namespace calibench

@@ -38,12 +38,9 @@ constexpr std::int64_t k_confidence_budget = std::int64_t{1} << 24;
 
 class cpu_resident final : public resident_logits {
  public:
+  /// `data` was checked by sweep_backend::prepare.
   explicit cpu_resident(const logit_set& data) : data_(data) {
     const std::int64_t n = data.num_samples, k = data.num_classes;
-    CALIBENCH_EXPECTS(static_cast<std::int64_t>(data.logits.size()) == n * k, "logits size is not N x K");
-    CALIBENCH_EXPECTS(static_cast<std::int64_t>(data.labels.size()) == n, "labels size is not N");
-    CALIBENCH_EXPECTS(n >= 1 && k >= 2, "need N >= 1 and K >= 2");
-    detail::check_labels(data.labels, k);  // the kernels index by label
     max_logit_.resize(static_cast<std::size_t>(n));
     prediction_.resize(static_cast<std::size_t>(n));
 #pragma omp parallel for schedule(static)
@@ -112,12 +109,111 @@ struct row_output {
   }
 };
 
+/// Bin slot of each of the `gb` confidences `cf` under `rule` (vectorised per rule).
+inline void bin_slots_of(binning rule, const double* cf, std::int64_t gb, std::int32_t num_bins, std::int32_t* bin) {
+  switch (rule) {
+    case binning::left_closed:
+#pragma omp simd
+      for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::left_closed>(cf[g], num_bins);
+      break;
+    case binning::torchmetrics:
+#pragma omp simd
+      for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::torchmetrics>(cf[g], num_bins);
+      break;
+    case binning::digitize_linspace:
+#pragma omp simd
+      for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::digitize_linspace>(cf[g], num_bins);
+      break;
+    default:
+#pragma omp simd
+      for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::right_closed>(cf[g], num_bins);
+      break;
+  }
+}
+
+/// One row's terms for a block of `gb` candidates (in `t_*`), added to the chunk's partials.
+inline void accumulate_row(chunk_partial& p, std::int64_t gb, std::int32_t m, binning rule, std::int32_t num_bins,
+                           const double* t_conf, const double* t_logp, const double* t_brier, const std::uint8_t* ok,
+                           std::int32_t* bin) {
+  double* nll = p.nll.data();
+  double* brier = p.brier.data();
+  double* hits = p.correct.data();
+#pragma omp simd
+  for (std::int64_t g = 0; g < gb; ++g) {
+    nll[g] -= t_logp[g];
+    brier[g] += t_brier[g];
+    hits[g] += ok[g] ? 1.0 : 0.0;
+  }
+  bin_slots_of(rule, t_conf, gb, num_bins, bin);
+  for (std::int64_t g = 0; g < gb; ++g) {
+    const std::int64_t b = g * m + bin[g];
+    p.count[b] += 1;
+    p.sum_confidence[b] += t_conf[g];
+    p.sum_correct[b] += ok[g] ? 1.0 : 0.0;
+  }
+}
+
+/// Fixed-order reduction of candidates [g0, g0 + gb): the chunks in order, then the background.
+void reduce_block(const std::vector<chunk_partial>& partials, const background* bg, std::int64_t g0, std::int64_t gb,
+                  std::int32_t m, binning rule, std::int32_t num_bins, sweep_result& res) {
+  for (std::int64_t g = 0; g < gb; ++g) {
+    const std::int64_t out = g0 + g;
+    for (const auto& p : partials) {
+      for (std::int32_t b = 0; b < m; ++b) {
+        res.bin_count[out * m + b] += p.count[g * m + b];
+        res.bin_sum_confidence[out * m + b] += p.sum_confidence[g * m + b];
+        res.bin_sum_correct[out * m + b] += p.sum_correct[g * m + b];
+      }
+      res.nll[out] += p.nll[g];
+      res.brier[out] += p.brier[g];
+      res.accuracy[out] += p.correct[g];
+    }
+    if (bg == nullptr) continue;
+    for (std::size_t i = 0; i < bg->rows.size(); ++i) {
+      const std::int64_t b = out * m + bin_index(rule, bg->confidence[i], num_bins);
+      const double hit = bg->correct[i] ? 1.0 : 0.0;
+      res.bin_count[b] += 1;
+      res.bin_sum_confidence[b] += bg->confidence[i];
+      res.bin_sum_correct[b] += hit;
+      res.nll[out] -= bg->log_p_label[i];
+      res.brier[out] += bg->brier[i];
+      res.accuracy[out] += hit;
+    }
+  }
+}
+
+/// adaECE of candidates [g0, g0 + gb) from their confidences in row order (`conf`, `correct`:
+/// gb x N), the background rows filled in first.
+void block_adaece(std::vector<double>& conf, std::vector<std::uint8_t>& correct, const background* bg,
+                  std::int64_t g0, std::int64_t gb, std::int64_t num_samples, std::int32_t num_bins,
+                  sweep_result& res) {
+  if (bg != nullptr) {
+    for (std::int64_t g = 0; g < gb; ++g) {
+      for (std::size_t i = 0; i < bg->rows.size(); ++i) {
+        conf[g * num_samples + bg->rows[i]] = bg->confidence[i];
+        correct[g * num_samples + bg->rows[i]] = bg->correct[i];
+      }
+    }
+  }
+#pragma omp parallel
+  {
+    detail::equal_mass_scratch scratch;
+    // Contiguous candidate ranges per thread: each sort starts from its neighbour's order.
+#pragma omp for schedule(static)
+    for (std::int64_t g = 0; g < gb; ++g) {
+      res.adaece[g0 + g] = detail::adaece_of(
+          std::span<const double>(conf.data() + g * num_samples, static_cast<std::size_t>(num_samples)),
+          std::span<const std::uint8_t>(correct.data() + g * num_samples, static_cast<std::size_t>(num_samples)),
+          num_bins, scratch);
+    }
+  }
+}
+
 /// The shared driver. `rows` (ascending) move with the candidates; `eval(row, g0, g1, out)`
 /// fills out.terms[0..g1-g0) and out.correct[0..g1-g0). `bg` holds the other rows.
 template <class Eval>
 sweep_result drive(std::int64_t num_candidates, std::int64_t num_samples, std::span<const std::int64_t> rows,
                    const background* bg, const sweep_options& options, bool want_adaece, Eval&& eval) {
-  CALIBENCH_EXPECTS(options.num_bins >= 1, "need at least one bin");
   const std::int32_t num_bins = options.num_bins;
   const binning rule = detail::top_label_rule(options.bin_rule);
   const std::int32_t m = bin_slots(rule, num_bins);  // slots per candidate
@@ -152,100 +248,18 @@ sweep_result drive(std::int64_t num_candidates, std::int64_t num_samples, std::s
         for (std::int64_t r = c * k_row_chunk; r < end; ++r) {
           const std::int64_t row = rows[r];
           eval(row, g0, g0 + gb, out);
-          double* nll = p.nll.data();
-          double* brier = p.brier.data();
-          double* hits = p.correct.data();
-          std::int32_t* bin = t_bin.data();
-          const double* cf = t_conf.data();
-          const std::uint8_t* ok = t_ok.data();
-#pragma omp simd
+          accumulate_row(p, gb, m, rule, num_bins, t_conf.data(), t_logp.data(), t_brier.data(), t_ok.data(),
+                         t_bin.data());
+          if (!want_adaece) continue;
           for (std::int64_t g = 0; g < gb; ++g) {
-            nll[g] -= t_logp[g];
-            brier[g] += t_brier[g];
-            hits[g] += ok[g] ? 1.0 : 0.0;
-          }
-          switch (rule) {
-            case binning::left_closed:
-#pragma omp simd
-              for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::left_closed>(cf[g], num_bins);
-              break;
-            case binning::torchmetrics:
-#pragma omp simd
-              for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::torchmetrics>(cf[g], num_bins);
-              break;
-            case binning::digitize_linspace:
-#pragma omp simd
-              for (std::int64_t g = 0; g < gb; ++g)
-                bin[g] = bin_index_fast<binning::digitize_linspace>(cf[g], num_bins);
-              break;
-            default:
-#pragma omp simd
-              for (std::int64_t g = 0; g < gb; ++g) bin[g] = bin_index_fast<binning::right_closed>(cf[g], num_bins);
-              break;
-          }
-          for (std::int64_t g = 0; g < gb; ++g) {
-            const std::int64_t b = g * m + bin[g];
-            p.count[b] += 1;
-            p.sum_confidence[b] += cf[g];
-            p.sum_correct[b] += ok[g] ? 1.0 : 0.0;
-          }
-          if (want_adaece) {
-            for (std::int64_t g = 0; g < gb; ++g) {
-              conf[g * num_samples + row] = t_conf[g];
-              correct[g * num_samples + row] = t_ok[g];
-            }
+            conf[g * num_samples + row] = t_conf[g];
+            correct[g * num_samples + row] = t_ok[g];
           }
         }
       }
     }
-    // Fixed-order reduction: chunks in order, then the background.
-    for (std::int64_t g = 0; g < gb; ++g) {
-      const std::int64_t out = g0 + g;
-      for (const auto& p : partials) {
-        for (std::int32_t b = 0; b < m; ++b) {
-          res.bin_count[out * m + b] += p.count[g * m + b];
-          res.bin_sum_confidence[out * m + b] += p.sum_confidence[g * m + b];
-          res.bin_sum_correct[out * m + b] += p.sum_correct[g * m + b];
-        }
-        res.nll[out] += p.nll[g];
-        res.brier[out] += p.brier[g];
-        res.accuracy[out] += p.correct[g];
-      }
-      if (bg != nullptr) {
-        for (std::size_t i = 0; i < bg->rows.size(); ++i) {
-          const std::int64_t b = out * m + bin_index(rule, bg->confidence[i], num_bins);
-          const double hit = bg->correct[i] ? 1.0 : 0.0;
-          res.bin_count[b] += 1;
-          res.bin_sum_confidence[b] += bg->confidence[i];
-          res.bin_sum_correct[b] += hit;
-          res.nll[out] -= bg->log_p_label[i];
-          res.brier[out] += bg->brier[i];
-          res.accuracy[out] += hit;
-        }
-      }
-    }
-    if (want_adaece) {
-      if (bg != nullptr) {
-        for (std::int64_t g = 0; g < gb; ++g) {
-          for (std::size_t i = 0; i < bg->rows.size(); ++i) {
-            conf[g * num_samples + bg->rows[i]] = bg->confidence[i];
-            correct[g * num_samples + bg->rows[i]] = bg->correct[i];
-          }
-        }
-      }
-#pragma omp parallel
-      {
-        detail::equal_mass_scratch scratch;
-        // Contiguous candidate ranges per thread: each sort starts from its neighbour's order.
-#pragma omp for schedule(static)
-        for (std::int64_t g = 0; g < gb; ++g) {
-          res.adaece[g0 + g] = detail::adaece_of(
-              std::span<const double>(conf.data() + g * num_samples, static_cast<std::size_t>(num_samples)),
-              std::span<const std::uint8_t>(correct.data() + g * num_samples, static_cast<std::size_t>(num_samples)),
-              num_bins, scratch);
-        }
-      }
-    }
+    reduce_block(partials, bg, g0, gb, m, rule, num_bins, res);
+    if (want_adaece) block_adaece(conf, correct, bg, g0, gb, num_samples, num_bins, res);
   }
   detail::finish(res, num_samples);
   return res;
@@ -383,29 +397,18 @@ void centred_row(const logit_set& d, double max_logit, std::int64_t row, std::ve
 class cpu_class_session final : public class_temperature_session {
  public:
   cpu_class_session(cpu_resident& data, std::span<const double> initial, const sweep_options& options)
-      : data_(data), options_(options), temperatures_(initial.begin(), initial.end()) {
-    const auto& d = data_.host();
-    if (static_cast<std::int64_t>(temperatures_.size()) != d.num_classes)
-      throw input_error(fmt::format("{} initial temperatures for {} classes", temperatures_.size(), d.num_classes));
-    detail::check_temperatures(temperatures_);
-    for (double t : temperatures_) inverse_.push_back(1.0 / t);
-    const auto n = static_cast<std::size_t>(d.num_samples);
-    rows_.resize(n);
-    refresh_all();
+      : class_temperature_session(data.host().num_classes, initial), data_(data), options_(options) {
+    rows_.resize(static_cast<std::size_t>(data_.host().num_samples));
+    do_refresh();
   }
 
-  const std::vector<double>& temperatures() const override { return temperatures_; }
-
-  sweep_result sweep(std::int32_t cls, std::span<const double> candidates) override {
+ private:
+  sweep_result do_sweep(std::int32_t cls, std::span<const double> inv) override {
     const auto& d = data_.host();
-    check_class(cls);
-    detail::check_temperatures(candidates);
     const std::int64_t k = d.num_classes;
-    std::vector<double> inv(candidates.size());
-    for (std::size_t g = 0; g < candidates.size(); ++g) inv[g] = 1.0 / candidates[g];
     const auto rows = all_rows(d.num_samples);
-    return drive(static_cast<std::int64_t>(candidates.size()), d.num_samples, rows, nullptr, options_,
-                 options_.adaece, [&](std::int64_t row, std::int64_t g0, std::int64_t g1, const row_output& out) {
+    return drive(static_cast<std::int64_t>(inv.size()), d.num_samples, rows, nullptr, options_, options_.adaece,
+                 [&](std::int64_t row, std::int64_t g0, std::int64_t g1, const row_output& out) {
                    const float* z = d.logits.data() + row * k;
                    const std::int32_t y = d.labels[row];
                    const class_step_state<double> s = rest_state(row, cls);
@@ -413,76 +416,49 @@ class cpu_class_session final : public class_temperature_session {
                  });
   }
 
-  void set(std::int32_t cls, double temperature) override {
-    check_class(cls);
-    detail::check_temperatures(std::span<const double>(&temperature, 1));
+  void do_commit(std::int32_t cls, double old_inverse, double new_inverse) override {
     const auto& d = data_.host();
     const std::int64_t k = d.num_classes;
-    const double old_inv = inverse_[cls];
-    temperatures_[cls] = temperature;
-    inverse_[cls] = 1.0 / temperature;
-    const double new_inv = inverse_[cls];
-    // Every K commits, recompute all sums from scratch so incremental rounding cannot drift.
-    if (++updates_ >= k) {
-      refresh_all();
-      return;
-    }
+    const double* inv = inverse().data();
 #pragma omp parallel for schedule(static)
     for (std::int64_t i = 0; i < d.num_samples; ++i)
-      commit_class_row(d.logits.data() + i * k, k, inverse_.data(), cls, old_inv, new_inv, rows_[i]);
+      commit_class_row(d.logits.data() + i * k, k, inv, cls, old_inverse, new_inverse, rows_[i]);
   }
 
- private:
-
-  void check_class(std::int32_t cls) const {
-    if (cls < 0 || cls >= data_.host().num_classes)
-      throw input_error(fmt::format("class {} outside [0, {})", cls, data_.host().num_classes));
-  }
-
-  void refresh(std::int64_t i) {
+  void do_refresh() override {
     const auto& d = data_.host();
-    refresh_class_row(d.logits.data() + i * d.num_classes, d.num_classes, inverse_.data(), rows_[i]);
-  }
-
-  void refresh_all() {
-    updates_ = 0;
+    const double* inv = inverse().data();
 #pragma omp parallel for schedule(static)
-    for (std::int64_t i = 0; i < data_.host().num_samples; ++i) refresh(i);
+    for (std::int64_t i = 0; i < d.num_samples; ++i)
+      refresh_class_row(d.logits.data() + i * d.num_classes, d.num_classes, inv, rows_[i]);
   }
 
   /// The state of row i with class `cls` removed (shared with the CUDA kernels).
   class_step_state<double> rest_state(std::int64_t i, std::int32_t cls) const {
     const auto& d = data_.host();
-    return class_rest_state(d.logits.data() + i * d.num_classes, d.num_classes, inverse_.data(), rows_[i], cls,
+    return class_rest_state(d.logits.data() + i * d.num_classes, d.num_classes, inverse().data(), rows_[i], cls,
                             d.labels[i]);
   }
 
   cpu_resident& data_;
   sweep_options options_;
-  std::vector<double> temperatures_;
-  // Scaled logits are z * (1 / T) everywhere (as in the temperature family), never z / T:
-  // mixing the two breaks exact ties between classes that share a temperature.
-  std::vector<double> inverse_;
   std::vector<class_row_state> rows_;
-  std::int64_t updates_ = 0;
 };
 
 class cpu_backend final : public sweep_backend {
- public:
-  std::string name() const override { return fmt::format("cpu ({} threads)", omp_get_max_threads()); }
+ private:
+  std::string do_name() const override { return fmt::format("cpu ({} threads)", omp_get_max_threads()); }
+  std::string do_kind() const override { return "cpu"; }
 
-  std::unique_ptr<resident_logits> prepare(const logit_set& data) override {
+  std::unique_ptr<resident_logits> do_prepare(const logit_set& data) override {
     return std::make_unique<cpu_resident>(data);
   }
 
-  sweep_result temperature(resident_logits& data, std::span<const double> temperatures,
-                           const sweep_options& options) override {
-    detail::check_temperatures(temperatures);
+  sweep_result do_temperature(resident_logits& data, std::span<const double> inv,
+                              const sweep_options& options) override {
     auto& r = as_cpu(data);
     const auto& d = r.host();
     const std::int64_t k = d.num_classes;
-    std::vector<double> inv(temperatures.size());
-    for (std::size_t g = 0; g < temperatures.size(); ++g) inv[g] = 1.0 / temperatures[g];
     const auto rows = all_rows(d.num_samples);
     return drive(static_cast<std::int64_t>(inv.size()), d.num_samples, rows, nullptr, options, options.adaece,
                  [&](std::int64_t row, std::int64_t g0, std::int64_t g1, const row_output& out) {
@@ -493,16 +469,8 @@ class cpu_backend final : public sweep_backend {
                  });
   }
 
-  sweep_result inverse_temperature(resident_logits& data, const inverse_temperature_grid& grid,
-                                   const sweep_options& options) override {
-    if (grid.count < 1) throw input_error("an inverse-temperature grid needs at least one point");
-    if (!(grid.step >= 0.0) || !std::isfinite(grid.step))
-      throw input_error(fmt::format("inverse-temperature grid step {} must be finite and >= 0", grid.step));
-    for (std::int64_t g : {std::int64_t{0}, grid.count - 1}) {
-      if (!(grid.at(g) > 0.0) || !std::isfinite(grid.at(g)))
-        throw input_error(fmt::format("inverse temperature {} of the grid is {}; it must be finite and > 0", g,
-                                      grid.at(g)));
-    }
+  sweep_result do_inverse_temperature(resident_logits& data, const inverse_temperature_grid& grid,
+                                      const sweep_options& options) override {
     auto& r = as_cpu(data);
     const auto& d = r.host();
     const std::int64_t k = d.num_classes;
@@ -521,11 +489,8 @@ class cpu_backend final : public sweep_backend {
                  });
   }
 
-  sweep_result weight(resident_logits& data, std::span<const double> weights, const sweep_options& options) override {
-    for (std::size_t g = 0; g < weights.size(); ++g) {
-      if (!(weights[g] >= 0.0 && weights[g] <= 1.0))
-        throw input_error(fmt::format("weight candidate {} is {}; weights must lie in [0, 1]", g, weights[g]));
-    }
+  sweep_result do_weight(resident_logits& data, std::span<const double> weights,
+                         const sweep_options& options) override {
     auto& r = as_cpu(data);
     const auto& d = r.host();
     const std::int64_t n = d.num_samples, k = d.num_classes;
@@ -555,24 +520,15 @@ class cpu_backend final : public sweep_backend {
     return res;
   }
 
-  sweep_result bin_temperature(resident_logits& data, const bin_temperature_problem& problem,
-                               std::span<const double> temperatures, const sweep_options& options) override {
-    detail::check_temperatures(temperatures);
-    detail::check_temperatures(problem.temperatures);
+  sweep_result do_bin_temperature(resident_logits& data, const bin_temperature_problem& problem,
+                                  std::span<const std::int64_t> moving, std::span<const double> inv,
+                                  const sweep_options& options) override {
     auto& r = as_cpu(data);
     const auto& d = r.host();
     const std::int64_t n = d.num_samples, k = d.num_classes;
-    const auto num_bins = static_cast<std::int32_t>(problem.temperatures.size());
-    if (static_cast<std::int64_t>(problem.sample_bin.size()) != n)
-      throw input_error(fmt::format("{} bin assignments for {} samples", problem.sample_bin.size(), n));
-    if (problem.target_bin < 0 || problem.target_bin >= num_bins)
-      throw input_error(fmt::format("target bin {} outside [0, {})", problem.target_bin, num_bins));
-    std::vector<std::int64_t> moving;
     background bg;
     for (std::int64_t i = 0; i < n; ++i) {
-      const std::int32_t b = problem.sample_bin[i];
-      if (b < 0 || b >= num_bins) throw input_error(fmt::format("sample {} is in bin {} outside [0, {})", i, b, num_bins));
-      (b == problem.target_bin ? moving : bg.rows).push_back(i);
+      if (problem.sample_bin[i] != problem.target_bin) bg.rows.push_back(i);
     }
     const auto nb = bg.rows.size();
     bg.confidence.resize(nb);
@@ -589,8 +545,6 @@ class cpu_backend final : public sweep_backend {
       bg.log_p_label[i] = t.log_p_label;
       bg.brier[i] = t.brier;
     }
-    std::vector<double> inv(temperatures.size());
-    for (std::size_t g = 0; g < temperatures.size(); ++g) inv[g] = 1.0 / temperatures[g];
     return drive(static_cast<std::int64_t>(inv.size()), n, moving, &bg, options, options.adaece,
                  [&](std::int64_t row, std::int64_t g0, std::int64_t g1, const row_output& out) {
                    thread_local std::vector<double> x;
@@ -600,16 +554,16 @@ class cpu_backend final : public sweep_backend {
                  });
   }
 
-  std::unique_ptr<class_temperature_session> class_temperature(resident_logits& data, std::span<const double> initial,
-                                                               const sweep_options& options) override {
+  std::unique_ptr<class_temperature_session> do_class_temperature(resident_logits& data,
+                                                                  std::span<const double> initial,
+                                                                  const sweep_options& options) override {
     return std::make_unique<cpu_class_session>(as_cpu(data), initial, options);
   }
 
-  sweep_result probability_sets(std::span<const float> probs, std::span<const std::int32_t> labels,
-                                std::int64_t num_candidates, std::int64_t num_classes,
-                                const sweep_options& options) override {
+  sweep_result do_probability_sets(std::span<const float> probs, std::span<const std::int32_t> labels,
+                                   std::int64_t num_candidates, std::int64_t num_classes,
+                                   const sweep_options& options) override {
     const auto n = static_cast<std::int64_t>(labels.size());
-    detail::check_probability_sets(probs, labels, num_candidates, num_classes);
     const std::int64_t k = num_classes;
     const auto rows = all_rows(n);
     return drive(num_candidates, n, rows, nullptr, options, options.adaece,
@@ -621,6 +575,35 @@ class cpu_backend final : public sweep_backend {
                      out.set(g - g0, t, pred == y);
                    }
                  });
+  }
+
+  std::vector<double> do_sctl_grid(std::span<const double> l0, std::span<const double> l1,
+                                   std::span<const double> normalised1, double mean_l1,
+                                   const sctl_lattice& lattice) override {
+    const auto k = static_cast<std::int64_t>(l0.size());
+    const std::int64_t g = lattice.grid;
+    // Alpha-major, endpoints exact. Each row caches the K sigmoids of its alpha; rows are
+    // independent, so the values do not depend on the thread count.
+    std::vector<double> values(static_cast<std::size_t>(g * g));
+#pragma omp parallel
+    {
+      std::vector<double> t(static_cast<std::size_t>(k));
+#pragma omp for schedule(static)
+      for (std::int64_t j = 0; j < g; ++j) {
+        const double alpha = kernels::sctl_lattice_axis(lattice.alpha_lo, lattice.alpha_hi, j, g);
+        for (std::int64_t i = 0; i < k; ++i) t[i] = sctl_sigmoid(normalised1[i], alpha);
+        for (std::int64_t c = 0; c < g; ++c) {
+          const double beta = kernels::sctl_lattice_axis(lattice.beta_lo, lattice.beta_hi, c, g);
+          double s = 0;
+          for (std::int64_t i = 0; i < k; ++i) {
+            const double res = l0[i] - (beta * t[i] - beta / 2.0) * (l1[i] - l0[i]) - mean_l1;
+            s += res * res;
+          }
+          values[static_cast<std::size_t>(j * g + c)] = s;
+        }
+      }
+    }
+    return values;
   }
 };
 

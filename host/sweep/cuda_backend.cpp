@@ -23,8 +23,10 @@
 #include "host/metrics/metrics.hpp"
 #include "host/sweep/backend.hpp"
 #include "host/sweep/cuda_testing.hpp"
+#include "host/sweep/device_buffer.hpp"
 #include "host/sweep/sweep_detail.hpp"
 #include "kernels/cuda_check.hpp"
+#include "kernels/sctl_grid.hpp"
 #include "kernels/sweep_launch.hpp"
 
 namespace calibench {
@@ -38,53 +40,6 @@ constexpr std::size_t k_max_chunk_bytes = std::size_t{4} << 30;
 constexpr std::int64_t k_max_chunk_items = std::int64_t{1} << 28;
 
 std::atomic<std::int64_t> g_max_chunk_candidates{0};
-
-/// A grow-only device allocation, freed on destruction.
-class device_bytes {
- public:
-  device_bytes() = default;
-  device_bytes(const device_bytes&) = delete;
-  device_bytes& operator=(const device_bytes&) = delete;
-  ~device_bytes() { release(); }
-
-  /// At least `bytes` bytes (the previous contents are lost when it grows).
-  void* ensure(std::size_t bytes) {
-    if (bytes > size_) {
-      release();
-      CALIBENCH_CUDA_TRY(cudaMalloc(&ptr_, bytes));
-      size_ = bytes;
-    }
-    return ptr_;
-  }
-  template <class T>
-  T* as(std::int64_t count) {
-    return static_cast<T*>(ensure(static_cast<std::size_t>(count) * sizeof(T)));
-  }
-  std::size_t size() const { return size_; }
-
- private:
-  void release() {
-    if (ptr_ != nullptr) cudaFree(ptr_);  // never throws from a destructor
-    ptr_ = nullptr;
-    size_ = 0;
-  }
-  void* ptr_ = nullptr;
-  std::size_t size_ = 0;
-};
-
-template <class T>
-void upload(T* d_dst, const T* h_src, std::int64_t count) {
-  if (count > 0)
-    CALIBENCH_CUDA_TRY(
-        cudaMemcpy(d_dst, h_src, static_cast<std::size_t>(count) * sizeof(T), cudaMemcpyHostToDevice));
-}
-
-template <class T>
-void download(T* h_dst, const T* d_src, std::int64_t count) {
-  if (count > 0)
-    CALIBENCH_CUDA_TRY(
-        cudaMemcpy(h_dst, d_src, static_cast<std::size_t>(count) * sizeof(T), cudaMemcpyDeviceToHost));
-}
 
 /// Scratch buffers of the sweeps, kept between calls so that timed sweeps do not allocate.
 enum slot : int {
@@ -120,7 +75,7 @@ class workspace {
   }
 
  private:
-  std::array<device_bytes, slot_count> buffers_;
+  std::array<device_buffer, slot_count> buffers_;
 };
 
 /// Candidates per chunk: the chunk's buffers under half of the free device memory.
@@ -231,13 +186,10 @@ sweep_result run_chunks(workspace& ws, std::int64_t num_candidates, std::int64_t
 
 class cuda_resident final : public resident_logits {
  public:
+  /// `data` was checked by sweep_backend::prepare (a label outside [0, K) would make the
+  /// kernels read out of bounds).
   explicit cuda_resident(const logit_set& data) : data_(data) {
     const std::int64_t n = data.num_samples, k = data.num_classes;
-    CALIBENCH_EXPECTS(static_cast<std::int64_t>(data.logits.size()) == n * k, "logits size is not N x K");
-    CALIBENCH_EXPECTS(static_cast<std::int64_t>(data.labels.size()) == n, "labels size is not N");
-    CALIBENCH_EXPECTS(n >= 1 && k >= 2, "need N >= 1 and K >= 2");
-    // A label outside [0, K) would make the kernels read out of bounds.
-    detail::check_labels(data.labels, k);
     logits_ = logits_buf_.as<float>(n * k);
     labels_ = labels_buf_.as<std::int32_t>(n);
     max_logit_ = max_buf_.as<double>(n);
@@ -258,7 +210,7 @@ class cuda_resident final : public resident_logits {
 
  private:
   logit_set data_;
-  device_bytes logits_buf_, labels_buf_, max_buf_, pred_buf_;
+  device_buffer logits_buf_, labels_buf_, max_buf_, pred_buf_;
   float* logits_ = nullptr;
   std::int32_t* labels_ = nullptr;
   double* max_logit_ = nullptr;
@@ -277,28 +229,18 @@ cuda_resident& as_cuda(resident_logits& data) {
 class cuda_class_session final : public class_temperature_session {
  public:
   cuda_class_session(cuda_resident& data, std::span<const double> initial, const sweep_options& options)
-      : data_(data), options_(options), temperatures_(initial.begin(), initial.end()) {
+      : class_temperature_session(data.k(), initial), data_(data), options_(options) {
     const std::int64_t k = data_.k(), n = data_.n();
-    if (static_cast<std::int64_t>(temperatures_.size()) != k)
-      throw input_error(fmt::format("{} initial temperatures for {} classes", temperatures_.size(), k));
-    detail::check_temperatures(temperatures_);
-    for (double t : temperatures_) inverse_.push_back(1.0 / t);
     inverse_d_ = inverse_buf_.as<double>(k);
     rows_ = rows_buf_.as<class_row_state>(n);
     state_ = state_buf_.as<class_step_state<double>>(n);
     class_logit_ = class_logit_buf_.as<double>(n);
-    upload(inverse_d_, inverse_.data(), k);
-    refresh_all();
+    do_refresh();
   }
 
-  const std::vector<double>& temperatures() const override { return temperatures_; }
-
-  sweep_result sweep(std::int32_t cls, std::span<const double> candidates) override {
-    check_class(cls);
-    detail::check_temperatures(candidates);
+ private:
+  sweep_result do_sweep(std::int32_t cls, std::span<const double> inv) override {
     const std::int64_t n = data_.n(), k = data_.k();
-    std::vector<double> inv(candidates.size());
-    for (std::size_t g = 0; g < candidates.size(); ++g) inv[g] = 1.0 / candidates[g];
     kernels::launch_class_rest_state(data_.logits(), data_.labels(), n, k, inverse_d_, rows_, cls, state_,
                                      class_logit_);
     workspace& ws = data_.ws();
@@ -311,61 +253,41 @@ class cuda_class_session final : public class_temperature_session {
                       });
   }
 
-  void set(std::int32_t cls, double temperature) override {
-    check_class(cls);
-    detail::check_temperatures(std::span<const double>(&temperature, 1));
-    const double old_inv = inverse_[cls];
-    temperatures_[cls] = temperature;
-    inverse_[cls] = 1.0 / temperature;
-    const double new_inv = inverse_[cls];
-    upload(inverse_d_ + cls, &inverse_[cls], 1);
-    // Every K commits, recompute all sums from scratch so incremental rounding cannot drift.
-    if (++updates_ >= data_.k()) {
-      refresh_all();
-      return;
-    }
-    kernels::launch_class_commit(data_.logits(), data_.n(), data_.k(), inverse_d_, cls, old_inv, new_inv, rows_);
+  void do_commit(std::int32_t cls, double old_inverse, double new_inverse) override {
+    upload(inverse_d_ + cls, inverse().data() + cls, 1);
+    kernels::launch_class_commit(data_.logits(), data_.n(), data_.k(), inverse_d_, cls, old_inverse, new_inverse,
+                                 rows_);
   }
 
- private:
-  void check_class(std::int32_t cls) const {
-    if (cls < 0 || cls >= data_.k()) throw input_error(fmt::format("class {} outside [0, {})", cls, data_.k()));
-  }
-  void refresh_all() {
-    updates_ = 0;
+  void do_refresh() override {
+    upload(inverse_d_, inverse().data(), data_.k());
     kernels::launch_class_refresh(data_.logits(), data_.n(), data_.k(), inverse_d_, rows_);
   }
 
   cuda_resident& data_;
   sweep_options options_;
-  std::vector<double> temperatures_;
-  // Scaled logits are z * (1 / T) everywhere, as on the CPU: z / T would break exact ties
-  // between classes that share a temperature.
-  std::vector<double> inverse_;
-  device_bytes inverse_buf_, rows_buf_, state_buf_, class_logit_buf_;
+  device_buffer inverse_buf_, rows_buf_, state_buf_, class_logit_buf_;
   double* inverse_d_ = nullptr;
   class_row_state* rows_ = nullptr;
   class_step_state<double>* state_ = nullptr;
   double* class_logit_ = nullptr;
-  std::int64_t updates_ = 0;
 };
 
 class cuda_backend final : public sweep_backend {
  public:
   explicit cuda_backend(std::string device_name) : name_("cuda (" + std::move(device_name) + ")") {}
 
-  std::string name() const override { return name_; }
+ private:
+  std::string do_name() const override { return name_; }
+  std::string do_kind() const override { return "cuda"; }
 
-  std::unique_ptr<resident_logits> prepare(const logit_set& data) override {
+  std::unique_ptr<resident_logits> do_prepare(const logit_set& data) override {
     return std::make_unique<cuda_resident>(data);
   }
 
-  sweep_result temperature(resident_logits& data, std::span<const double> temperatures,
-                           const sweep_options& options) override {
-    detail::check_temperatures(temperatures);
+  sweep_result do_temperature(resident_logits& data, std::span<const double> inv,
+                              const sweep_options& options) override {
     auto& r = as_cuda(data);
-    std::vector<double> inv(temperatures.size());
-    for (std::size_t g = 0; g < temperatures.size(); ++g) inv[g] = 1.0 / temperatures[g];
     workspace& ws = r.ws();
     return run_chunks(ws, static_cast<std::int64_t>(inv.size()), r.n(), options, options.adaece, 0,
                       [&](std::int64_t g0, std::int64_t gc, const kernels::terms_view& terms) {
@@ -376,16 +298,8 @@ class cuda_backend final : public sweep_backend {
                       });
   }
 
-  sweep_result inverse_temperature(resident_logits& data, const inverse_temperature_grid& grid,
-                                   const sweep_options& options) override {
-    if (grid.count < 1) throw input_error("an inverse-temperature grid needs at least one point");
-    if (!(grid.step >= 0.0) || !std::isfinite(grid.step))
-      throw input_error(fmt::format("inverse-temperature grid step {} must be finite and >= 0", grid.step));
-    for (std::int64_t g : {std::int64_t{0}, grid.count - 1}) {
-      if (!(grid.at(g) > 0.0) || !std::isfinite(grid.at(g)))
-        throw input_error(fmt::format("inverse temperature {} of the grid is {}; it must be finite and > 0", g,
-                                      grid.at(g)));
-    }
+  sweep_result do_inverse_temperature(resident_logits& data, const inverse_temperature_grid& grid,
+                                      const sweep_options& options) override {
     auto& r = as_cuda(data);
     return run_chunks(r.ws(), grid.count, r.n(), options, options.adaece, 0,
                       [&](std::int64_t g0, std::int64_t gc, const kernels::terms_view& terms) {
@@ -395,11 +309,8 @@ class cuda_backend final : public sweep_backend {
                       });
   }
 
-  sweep_result weight(resident_logits& data, std::span<const double> weights, const sweep_options& options) override {
-    for (std::size_t g = 0; g < weights.size(); ++g) {
-      if (!(weights[g] >= 0.0 && weights[g] <= 1.0))
-        throw input_error(fmt::format("weight candidate {} is {}; weights must lie in [0, 1]", g, weights[g]));
-    }
+  sweep_result do_weight(resident_logits& data, std::span<const double> weights,
+                         const sweep_options& options) override {
     auto& r = as_cuda(data);
     const std::int64_t n = r.n();
     workspace& ws = r.ws();
@@ -427,27 +338,15 @@ class cuda_backend final : public sweep_backend {
     return res;
   }
 
-  sweep_result bin_temperature(resident_logits& data, const bin_temperature_problem& problem,
-                               std::span<const double> temperatures, const sweep_options& options) override {
-    detail::check_temperatures(temperatures);
-    detail::check_temperatures(problem.temperatures);
+  sweep_result do_bin_temperature(resident_logits& data, const bin_temperature_problem& problem,
+                                  std::span<const std::int64_t> moving, std::span<const double> inv,
+                                  const sweep_options& options) override {
     auto& r = as_cuda(data);
     const std::int64_t n = r.n();
-    const auto num_bins = static_cast<std::int32_t>(problem.temperatures.size());
-    if (static_cast<std::int64_t>(problem.sample_bin.size()) != n)
-      throw input_error(fmt::format("{} bin assignments for {} samples", problem.sample_bin.size(), n));
-    if (problem.target_bin < 0 || problem.target_bin >= num_bins)
-      throw input_error(fmt::format("target bin {} outside [0, {})", problem.target_bin, num_bins));
-    std::vector<std::int64_t> moving;
     std::vector<double> inv_per_sample(static_cast<std::size_t>(n), 1.0);
     for (std::int64_t i = 0; i < n; ++i) {
       const std::int32_t b = problem.sample_bin[i];
-      if (b < 0 || b >= num_bins) throw input_error(fmt::format("sample {} is in bin {} outside [0, {})", i, b, num_bins));
-      if (b == problem.target_bin) {
-        moving.push_back(i);
-      } else {
-        inv_per_sample[i] = 1.0 / problem.temperatures[b];
-      }
+      if (b != problem.target_bin) inv_per_sample[i] = 1.0 / problem.temperatures[b];
     }
     workspace& ws = r.ws();
     double* d_inv_per_sample = ws.get<double>(s_inv_per_sample, n);
@@ -460,8 +359,6 @@ class cuda_backend final : public sweep_backend {
     const kernels::terms_view background = ws.base_terms(n);
     kernels::launch_sample_terms(r.logits(), r.labels(), r.max_logit(), r.prediction(), n, r.k(), d_inv_per_sample,
                                  1.0, background);
-    std::vector<double> inv(temperatures.size());
-    for (std::size_t g = 0; g < temperatures.size(); ++g) inv[g] = 1.0 / temperatures[g];
     return run_chunks(ws, static_cast<std::int64_t>(inv.size()), n, options, options.adaece, 0,
                       [&](std::int64_t g0, std::int64_t gc, const kernels::terms_view& terms) {
                         kernels::launch_broadcast_terms(background, gc, terms);
@@ -472,16 +369,16 @@ class cuda_backend final : public sweep_backend {
                       });
   }
 
-  std::unique_ptr<class_temperature_session> class_temperature(resident_logits& data, std::span<const double> initial,
-                                                               const sweep_options& options) override {
+  std::unique_ptr<class_temperature_session> do_class_temperature(resident_logits& data,
+                                                                  std::span<const double> initial,
+                                                                  const sweep_options& options) override {
     return std::make_unique<cuda_class_session>(as_cuda(data), initial, options);
   }
 
-  sweep_result probability_sets(std::span<const float> probs, std::span<const std::int32_t> labels,
-                                std::int64_t num_candidates, std::int64_t num_classes,
-                                const sweep_options& options) override {
+  sweep_result do_probability_sets(std::span<const float> probs, std::span<const std::int32_t> labels,
+                                   std::int64_t num_candidates, std::int64_t num_classes,
+                                   const sweep_options& options) override {
     const auto n = static_cast<std::int64_t>(labels.size());
-    detail::check_probability_sets(probs, labels, num_candidates, num_classes);
     const std::int64_t k = num_classes;
     std::int32_t* d_labels = ws_.get<std::int32_t>(s_labels, n);
     upload(d_labels, labels.data(), n);
@@ -494,7 +391,25 @@ class cuda_backend final : public sweep_backend {
                       });
   }
 
- private:
+  std::vector<double> do_sctl_grid(std::span<const double> l0, std::span<const double> l1,
+                                   std::span<const double> normalised1, double mean_l1,
+                                   const sctl_lattice& lattice) override {
+    const auto k = static_cast<std::int64_t>(l0.size());
+    device_buffer l0_buf, l1_buf, norm_buf, values_buf;
+    double* d_l0 = l0_buf.as<double>(k);
+    double* d_l1 = l1_buf.as<double>(k);
+    double* d_norm = norm_buf.as<double>(k);
+    double* d_values = values_buf.as<double>(lattice.grid * lattice.grid);
+    upload(d_l0, l0.data(), k);
+    upload(d_l1, l1.data(), k);
+    upload(d_norm, normalised1.data(), k);
+    kernels::launch_sctl_grid(d_l0, d_l1, d_norm, k, mean_l1, lattice, d_values);
+    CALIBENCH_CUDA_TRY(cudaDeviceSynchronize());
+    std::vector<double> values(static_cast<std::size_t>(lattice.grid * lattice.grid));
+    download(values.data(), d_values, lattice.grid * lattice.grid);
+    return values;
+  }
+
   std::string name_;
   workspace ws_;  // probability sets have no resident logit set
 };
@@ -509,8 +424,10 @@ std::int64_t set_max_chunk_candidates(std::int64_t candidates) {
 
 std::unique_ptr<sweep_backend> make_cuda_backend() {
   const device_report dev = discover_devices();
-  if (!dev.cuda_built) throw error("the CUDA backend is not built into this calibench");
-  if (dev.device_count == 0) throw error("no CUDA device for the CUDA backend: " + dev.reason);
+  // Asking for a device that is not there is a usage error (exit 2), like any other option
+  // this machine cannot serve.
+  if (!dev.cuda_built) throw input_error("the CUDA backend is not built into this calibench");
+  if (dev.device_count == 0) throw input_error("no CUDA device for the CUDA backend: " + dev.reason);
   return std::make_unique<cuda_backend>(dev.name);
 }
 

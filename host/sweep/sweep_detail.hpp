@@ -19,17 +19,17 @@ struct equal_mass_scratch {
   bool has_order = false;
 };
 
-/// adaECE of one candidate: confidences and correctness in row order; equal-mass groups of
-/// the confidences sorted ascending with ties in row order, sized like numpy.array_split.
-/// The order is a total order on (confidence, row), so it does not depend on how it is
-/// found: an insertion sort from the previous candidate's order when that is nearly right,
-/// else a stable LSD radix sort on the bit patterns of the non-negative doubles.
 /// The binning rule sweeps use for top-label confidences: guo-strict differs from
 /// right-closed only for a confidence of 0, and a top-label confidence is at least the mean
 /// probability 1/K (softmax, weight family, probability sets of rows summing to 1), so it is
 /// the same rule there; the others pass through.
 inline binning top_label_rule(binning rule) { return rule == binning::guo_strict ? binning::right_closed : rule; }
 
+/// adaECE of one candidate: confidences and correctness in row order; equal-mass groups of
+/// the confidences sorted ascending with ties in row order, sized like numpy.array_split.
+/// The order is a total order on (confidence, row), so it does not depend on how it is
+/// found: an insertion sort from the previous candidate's order when that is nearly right,
+/// else a stable LSD radix sort on the bit patterns of the non-negative doubles.
 double adaece_of(std::span<const double> confidence, std::span<const std::uint8_t> correct, std::int32_t num_bins,
                  equal_mass_scratch& scratch);
 
@@ -38,13 +38,6 @@ double adaece_of(std::span<const double> confidence, std::span<const std::uint8_
 /// confidence ties and the groups follow row order). Writes res.adaece.
 void weight_adaece(std::span<const double> confidence, std::span<const std::uint8_t> correct,
                    std::span<const double> weights, double num_classes, std::int32_t num_bins, sweep_result& res);
-
-/// Input checks shared by the backends; each throws input_error naming the first bad entry.
-void check_temperatures(std::span<const double> temperatures);
-void check_labels(std::span<const std::int32_t> labels, std::int64_t num_classes);
-/// Shape and labels of a probability_sets call: G x N x K probabilities, N labels in [0, K).
-void check_probability_sets(std::span<const float> probs, std::span<const std::int32_t> labels,
-                            std::int64_t num_candidates, std::int64_t num_classes);
 
 /// Turns the summed statistics of `res` into ece, mce, nll, brier, accuracy (N samples).
 void finish(sweep_result& res, std::int64_t num_samples);

@@ -6,12 +6,10 @@
 #include <cmath>
 #include <vector>
 
-#include "host/sweep/device.hpp"
 #include "common/rng.hpp"
 #include "host/calibrators/trained/sctl.hpp"
-#if defined(CALIBENCH_HAVE_CUDA)
-#include "host/sweep/cuda_sctl.hpp"
-#endif
+#include "host/sweep/backend.hpp"
+#include "host/sweep/device.hpp"
 
 namespace calibench {
 namespace {
@@ -23,7 +21,8 @@ TEST(GpuSctl, GridMatchesCpu) {
   const device_report dev = discover_devices();
   if (!dev.cuda_built) GTEST_SKIP() << "CUDA backend not built";
   if (dev.device_count == 0) GTEST_SKIP() << "no CUDA device: " << dev.reason;
-#if defined(CALIBENCH_HAVE_CUDA)
+  const auto cpu_backend = make_cpu_backend();
+  const auto cuda_backend = make_cuda_backend();
   for (const std::int64_t k : {2, 10, 100, 1000}) {
     for (const std::int64_t grid : {2, 33, 256, 1024}) {
       const std::uint64_t seed = 91 + static_cast<std::uint64_t>(k * 7 + grid);
@@ -36,8 +35,8 @@ TEST(GpuSctl, GridMatchesCpu) {
       for (const auto norm : {sctl_norm::nd, sctl_norm::mm, sctl_norm::cm}) {
         const auto n1 = sctl_normalise(l1, norm);
         const sctl_box box = sctl_default_box(k);
-        const auto cpu = sctl_grid_values(l0, l1, n1, box, grid);
-        const auto gpu = sctl_grid_values_cuda(l0, l1, n1, box, grid);
+        const auto cpu = cpu_backend->sctl_grid(l0, l1, n1, sctl_box_lattice(box, grid));
+        const auto gpu = cuda_backend->sctl_grid(l0, l1, n1, sctl_box_lattice(box, grid));
         ASSERT_EQ(cpu.size(), gpu.size());
         for (std::size_t i = 0; i < cpu.size(); ++i)
           ASSERT_NEAR(gpu[i], cpu[i], k_device_rtol * (1.0 + std::abs(cpu[i])))
@@ -47,15 +46,13 @@ TEST(GpuSctl, GridMatchesCpu) {
         on_cpu.norm = on_gpu.norm = norm;
         on_cpu.grid = on_gpu.grid = grid;
         on_cpu.run_slsqp = on_gpu.run_slsqp = false;
-        on_gpu.backend = "cuda";
-        const auto a = fit_sctl(l0, l1, on_cpu);
-        const auto b = fit_sctl(l0, l1, on_gpu);
+        const auto a = fit_sctl(l0, l1, on_cpu, *cpu_backend);
+        const auto b = fit_sctl(l0, l1, on_gpu, *cuda_backend);
         EXPECT_EQ(b.grid_backend, "cuda");
         EXPECT_NEAR(b.objective, a.objective, k_device_rtol * (1.0 + a.objective)) << "seed " << seed;
       }
     }
   }
-#endif
 }
 
 }  // namespace

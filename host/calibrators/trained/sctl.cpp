@@ -4,11 +4,6 @@
 
 #include <nlopt.h>
 
-#include "host/sweep/device.hpp"
-#if defined(CALIBENCH_HAVE_CUDA)
-#include "host/sweep/cuda_sctl.hpp"
-#endif
-
 #include <algorithm>
 #include <cmath>
 #include <memory>
@@ -245,39 +240,16 @@ std::array<double, 2> sctl_objective_gradient(std::span<const double> l0, std::s
   return {ga / f, gb / f};
 }
 
-std::vector<double> sctl_grid_values(std::span<const double> l0, std::span<const double> l1,
-                                     std::span<const double> normalised1, const sctl_box& box, std::int64_t g) {
-  CALIBENCH_EXPECTS(g >= 2 && l1.size() == l0.size() && normalised1.size() == l0.size(), "sctl grid: shapes");
-  const auto k = static_cast<std::int64_t>(l0.size());
-  const double mean_l1 = mean_of(l1);
-  const auto axis = [g](double lo, double hi, std::int64_t i) {
-    return i == g - 1 ? hi : lo + (hi - lo) * static_cast<double>(i) / static_cast<double>(g - 1);
-  };
-  // Alpha-major, endpoints exact. Each row caches the K sigmoids of its alpha; rows are
-  // independent, so the values do not depend on the thread count.
-  std::vector<double> values(static_cast<std::size_t>(g * g));
-#pragma omp parallel
-  {
-    std::vector<double> t(static_cast<std::size_t>(k));
-#pragma omp for schedule(static)
-    for (std::int64_t j = 0; j < g; ++j) {
-      const double alpha = axis(box.alpha_lo, box.alpha_hi, j);
-      for (std::int64_t i = 0; i < k; ++i) t[i] = sctl_sigmoid(normalised1[i], alpha);
-      for (std::int64_t c = 0; c < g; ++c) {
-        const double beta = axis(box.beta_lo, box.beta_hi, c);
-        double s = 0;
-        for (std::int64_t i = 0; i < k; ++i) {
-          const double res = l0[i] - (beta * t[i] - beta / 2.0) * (l1[i] - l0[i]) - mean_l1;
-          s += res * res;
-        }
-        values[static_cast<std::size_t>(j * g + c)] = s;
-      }
-    }
-  }
-  return values;
+kernels::sctl_lattice sctl_box_lattice(const sctl_box& box, std::int64_t grid) {
+  return {box.alpha_lo, box.alpha_hi, box.beta_lo, box.beta_hi, grid};
 }
 
 sctl_fit_result fit_sctl(std::span<const double> l0, std::span<const double> l1, const sctl_fit_options& options) {
+  return fit_sctl(l0, l1, options, *make_cpu_backend());
+}
+
+sctl_fit_result fit_sctl(std::span<const double> l0, std::span<const double> l1, const sctl_fit_options& options,
+                         sweep_backend& grid_backend) {
   check_class_losses(l0, "L0");
   check_class_losses(l1, "L1");
   if (l0.size() != l1.size())
@@ -300,27 +272,9 @@ sctl_fit_result fit_sctl(std::span<const double> l0, std::span<const double> l1,
 
   const std::int64_t g = options.grid;
   r.grid_size = g;
-  const auto axis = [g](double lo, double hi, std::int64_t i) {
-    return i == g - 1 ? hi : lo + (hi - lo) * static_cast<double>(i) / static_cast<double>(g - 1);
-  };
-  if (options.backend != "cpu" && options.backend != "cuda" && options.backend != "auto")
-    throw input_error(fmt::format("sctl: backend must be cpu, cuda or auto (got '{}')", options.backend));
-  bool on_device = options.backend == "cuda";
-  if (options.backend == "auto") on_device = discover_devices().device_count > 0;
-  std::vector<double> values;
-  if (on_device) {
-    const device_report dev = discover_devices();
-    if (dev.device_count == 0)
-      throw input_error(fmt::format("sctl: --backend cuda, but no CUDA device answers ({})", dev.reason));
-#if defined(CALIBENCH_HAVE_CUDA)
-    values = sctl_grid_values_cuda(l0, l1, r.normalised, box, g);
-#else
-    throw input_error("sctl: --backend cuda, but this build has no CUDA backend (configure with CALIBENCH_CUDA=ON)");
-#endif
-  } else {
-    values = sctl_grid_values(l0, l1, r.normalised, box, g);
-  }
-  r.grid_backend = on_device ? "cuda" : "cpu";
+  const auto axis = [g](double lo, double hi, std::int64_t i) { return kernels::sctl_lattice_axis(lo, hi, i, g); };
+  const std::vector<double> values = grid_backend.sctl_grid(l0, l1, r.normalised, sctl_box_lattice(box, g));
+  r.grid_backend = grid_backend.kind();
   std::int64_t best = 0;
   for (std::int64_t idx = 1; idx < g * g; ++idx) {
     if (values[idx] < values[best]) best = idx;

@@ -11,6 +11,9 @@
 #include <string_view>
 #include <vector>
 
+#include "host/sweep/backend.hpp"
+#include "kernels/sctl_math.hpp"
+
 namespace calibench {
 
 /// How class losses are normalised before the weights: nd = (L - mean) / std (unbiased std,
@@ -64,14 +67,10 @@ struct sctl_fit_options {
   double start_beta = 1.5;
   bool run_slsqp = true;     ///< also run NLopt's SLSQP for comparison
   sctl_solver solver = sctl_solver::grid;  ///< which pair sctl_scaler uses after the fit
-  std::string backend = "cpu";  ///< where the grid is evaluated: cpu | cuda | auto (cuda when a device answers)
 };
 
-/// The squared objective at every pair of the grid x grid lattice spanning `box` (endpoints
-/// included), alpha-major: values[j * grid + c] for (alpha_j, beta_c). In parallel, the class
-/// sum in class order: independent of the thread count.
-std::vector<double> sctl_grid_values(std::span<const double> l0, std::span<const double> l1,
-                                     std::span<const double> normalised1, const sctl_box& box, std::int64_t grid);
+/// The lattice of `grid` x `grid` pairs spanning `box`, endpoints included.
+kernels::sctl_lattice sctl_box_lattice(const sctl_box& box, std::int64_t grid);
 
 /// A fitted (alpha, beta) and everything needed to see how it was found.
 struct sctl_fit_result {
@@ -80,7 +79,7 @@ struct sctl_fit_result {
   sctl_box box;
   double alpha = 0, beta = 0, objective = 0;                // calibench: grid, then refinement
   std::int64_t grid_size = 0;                               // candidates per axis
-  std::string grid_backend = "cpu";                         // where the grid was evaluated
+  std::string grid_backend = "cpu";                         // where the grid was evaluated: cpu | cuda
   double grid_alpha = 0, grid_beta = 0, grid_objective = 0;  // the best grid pair (first on ties)
   double start_alpha = 0, start_beta = 0, start_objective = 0;  // the start, clipped into the box
   bool slsqp_run = false;
@@ -98,7 +97,10 @@ struct sctl_fit_result {
 /// pair, a golden-section search over alpha within one grid step on each side, with beta at
 /// its exact minimiser for each alpha (the squared objective is a quadratic in beta). The
 /// result is the best of the grid pair and the refined pairs, so never worse than the grid.
-/// Throws input_error for fewer than 2 classes, lengths that differ or non-finite losses.
+/// The grid is evaluated by `grid_backend` (sweep_backend::sctl_grid); the CPU backend without
+/// one. Throws input_error for fewer than 2 classes, lengths that differ or non-finite losses.
+sctl_fit_result fit_sctl(std::span<const double> l0, std::span<const double> l1, const sctl_fit_options& options,
+                         sweep_backend& grid_backend);
 sctl_fit_result fit_sctl(std::span<const double> l0, std::span<const double> l1, const sctl_fit_options& options);
 
 /// The loss scaling of one training run, as the authors' code applies it: call it once per
