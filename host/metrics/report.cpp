@@ -120,4 +120,11 @@ std::string eval_table(const eval_report& r) {
   return out;
 }
 
+nlohmann::json metrics_json(const metric_set& m, const metric_options& options) {
+  eval_report r;
+  r.metrics = m;
+  r.options = options;
+  return eval_json(r);
+}
+
 }  // namespace calibench

@@ -34,7 +34,8 @@ struct eval_report {
 nlohmann::json json_number(double v);
 
 nlohmann::json eval_json(const eval_report& r);
+/// The metrics of one split as `eval --format json` prints them, conventions included.
+nlohmann::json metrics_json(const metric_set& m, const metric_options& options);
 std::string eval_table(const eval_report& r);
-
 
 }  // namespace calibench

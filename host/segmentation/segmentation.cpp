@@ -10,7 +10,8 @@
 
 #include <fmt/format.h>
 
-#include "host/calibrators/calibrator.hpp"
+#include "host/calibrators/registry.hpp"
+#include "host/calibrators/temperature_scaling.hpp"
 #include "common/error.hpp"
 #include "common/rng.hpp"
 #include "host/sweep/backend.hpp"
@@ -334,14 +335,10 @@ seg_report evaluate_segmentation(const std::string& path, const seg_eval_options
     if (val.num_samples == 0)
       throw input_error(fmt::format("{}: /{}: no ROI pixels to fit ts on (no foreground within the ROI rule)", path,
                                     fit_group.name));
-    fit_options fo;
-    fo.method = "ts";
-    fo.objective = "nll";
-    fo.metrics = o.metrics;
-    fo.metrics.adaptive = adaptive_rule::split;
-    auto backend = make_backend(o.backend);
-    report.backend = backend->name();
-    report.temperature = fit_calibrator(val, fo, *backend).temperature;
+    // ts by the NLL of the ROI pixels: a host fit (it runs on no sweep backend).
+    const fit_request ts = parse_fit_request("ts", {}, o.metrics, parse_backend_choice(o.backend));
+    report.backend = fit_site_name(ts, nullptr);
+    report.temperature = fit_calibrator(val, ts, nullptr).map_as<temperature_map>()->temperature();
     report.fit_pixels = val.num_samples;
   }
 
@@ -385,126 +382,6 @@ seg_report evaluate_segmentation(const std::string& path, const seg_eval_options
   });
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return report;
-}
-
-void write_seg_synth_dump(const std::string& path, const seg_synth_options& o) {
-  if (o.classes < 2) throw input_error(fmt::format("--classes {} must be at least 2", o.classes));
-  if (o.images < 1 || o.height < 4 || o.width < 4)
-    throw input_error(fmt::format("--images {} --height {} --width {}: need at least 1 image of 4 x 4", o.images,
-                                  o.height, o.width));
-  const std::int64_t k = o.classes, h = o.height, w = o.width, hw = h * w, b_count = o.images;
-  const std::int64_t a_count = o.augmentations;
-  struct domain {
-    const char* name;
-    int kind;  // 0 clean, 1 noise, 2 bias field, 3 shift
-  };
-  const domain domains[] = {{"val", 0}, {"test", 0}, {"test_noise", 1}, {"test_bias_field", 2}, {"test_shift", 3}};
-  struct group_data {
-    std::vector<float> logits, temperature, augmented;
-    std::vector<std::int32_t> labels;
-  };
-  std::vector<group_data> data(std::size(domains));
-  for (std::size_t d = 0; d < std::size(domains); ++d) {
-    auto& gd = data[d];
-    gd.logits.resize(static_cast<std::size_t>(b_count * k * hw));
-    gd.labels.resize(static_cast<std::size_t>(b_count * hw));
-    gd.temperature.resize(static_cast<std::size_t>(b_count * hw));
-    gd.augmented.resize(static_cast<std::size_t>(b_count * a_count * k * hw));
-    // val and test images differ (different streams); the perturbed test domains reuse the
-    // test images and labels and perturb only the network's logits.
-    const std::uint64_t image_stream = d == 0 ? 0 : 1;
-    std::vector<double> truth(static_cast<std::size_t>(k * hw));
-    for (std::int64_t b = 0; b < b_count; ++b) {
-      auto shapes = make_stream(o.seed, image_stream * 1000003 + static_cast<std::uint64_t>(b));
-      // Class c >= 1 is an ellipse; its true logit is (1 - its normalised radius) x size / boundary.
-      std::fill(truth.begin(), truth.end(), 0.0);
-      for (std::int64_t c = 1; c < k; ++c) {
-        const double cy = (0.2 + 0.6 * shapes.uniform()) * static_cast<double>(h);
-        const double cx = (0.2 + 0.6 * shapes.uniform()) * static_cast<double>(w);
-        const double ry = (0.08 + 0.15 * shapes.uniform()) * static_cast<double>(h);
-        const double rx = (0.08 + 0.15 * shapes.uniform()) * static_cast<double>(w);
-        for (std::int64_t i = 0; i < h; ++i) {
-          for (std::int64_t j = 0; j < w; ++j) {
-            const double dy = (static_cast<double>(i) - cy) / ry, dx = (static_cast<double>(j) - cx) / rx;
-            const double radius = std::sqrt(dy * dy + dx * dx);
-            truth[c * hw + i * w + j] = (1.0 - radius) * std::min(rx, ry) / o.boundary;
-          }
-        }
-      }
-      // Labels drawn from the true probabilities: blurred boundaries are genuinely uncertain.
-      auto draws = make_stream(o.seed, 2000003 + image_stream * 1000003 + static_cast<std::uint64_t>(b));
-      for (std::int64_t px = 0; px < hw; ++px) {
-        double top = truth[px];
-        for (std::int64_t c = 1; c < k; ++c) top = std::max(top, truth[c * hw + px]);
-        double sum = 0;
-        for (std::int64_t c = 0; c < k; ++c) sum += std::exp(truth[c * hw + px] - top);
-        double u = draws.uniform() * sum;
-        std::int32_t label = static_cast<std::int32_t>(k - 1);
-        for (std::int64_t c = 0; c < k; ++c) {
-          u -= std::exp(truth[c * hw + px] - top);
-          if (u < 0) {
-            label = static_cast<std::int32_t>(c);
-            break;
-          }
-        }
-        gd.labels[b * hw + px] = label;
-      }
-      // The network: over-confident by o.temperature, with per-pixel noise; the domains perturb it.
-      auto noise = make_stream(o.seed, 4000003 + d * 1000003 + static_cast<std::uint64_t>(b));
-      const double phase = 6.283185307179586 * noise.uniform();
-      for (std::int64_t c = 0; c < k; ++c) {
-        for (std::int64_t i = 0; i < h; ++i) {
-          for (std::int64_t j = 0; j < w; ++j) {
-            std::int64_t si = i, sj = j;
-            if (domains[d].kind == 3) {  // shift: logits misregistered by 3 pixels
-              si = std::min(h - 1, i + 3);
-              sj = std::min(w - 1, j + 3);
-            }
-            double v = o.temperature * truth[c * hw + si * w + sj] + 0.3 * noise.normal();
-            if (domains[d].kind == 1) v += 1.5 * noise.normal();
-            if (domains[d].kind == 2)
-              v *= 1.0 + 0.6 * std::sin(phase + 3.0 * static_cast<double>(i) / static_cast<double>(h)) *
-                             std::cos(2.0 * static_cast<double>(j) / static_cast<double>(w));
-            gd.logits[(b * k + c) * hw + i * w + j] = static_cast<float>(v);
-          }
-        }
-      }
-      // Stored temperature map: the known over-confidence with 10% multiplicative noise.
-      for (std::int64_t px = 0; px < hw; ++px)
-        gd.temperature[b * hw + px] = static_cast<float>(o.temperature * std::exp(0.1 * noise.normal()));
-      // Augmented logits: the network's logits under small perturbations.
-      for (std::int64_t a = 0; a < a_count; ++a) {
-        for (std::int64_t c = 0; c < k; ++c) {
-          for (std::int64_t px = 0; px < hw; ++px) {
-            gd.augmented[((b * a_count + a) * k + c) * hw + px] =
-                gd.logits[(b * k + c) * hw + px] + static_cast<float>(0.8 * noise.normal());
-          }
-        }
-      }
-    }
-  }
-  std::vector<seg_group_to_write> groups;
-  for (std::size_t d = 0; d < std::size(domains); ++d) {
-    seg_group_to_write g;
-    g.name = domains[d].name;
-    g.images = b_count;
-    g.height = h;
-    g.width = w;
-    g.logits = data[d].logits.data();
-    g.labels = data[d].labels.data();
-    g.temperature = data[d].temperature.data();
-    if (a_count > 0) {
-      g.augmented = data[d].augmented.data();
-      g.augmentations = a_count;
-    }
-    groups.push_back(g);
-  }
-  write_segmentation_dump(path,
-                          {{"dataset", "calibench synth --segmentation"},
-                           {"model", fmt::format("synthetic: over-confidence T = {}, boundary {} px", o.temperature,
-                                                 o.boundary)},
-                           {"source", fmt::format("calibench synth --segmentation --seed {}", o.seed)}},
-                          k, groups);
 }
 
 }  // namespace calibench

@@ -44,6 +44,7 @@ __all__ = [
     "write_dump",
     "dump_info",
     "methods",
+    "fit_options",
     "presets",
     "device_info",
     "__version__",
@@ -53,6 +54,8 @@ __version__: str = _core.version()
 
 #: The calibration methods of `fit` (docs/calibrators.md).
 methods: Tuple[str, ...] = tuple(_core.method_names())
+#: The options of `fit` (the keys of `calibench fit`'s flags and of sweep specs).
+fit_options: Tuple[str, ...] = tuple(_core.fit_option_keys())
 #: The conventions presets of `evaluate(conventions=...)` (docs/metrics.md).
 presets: Tuple[str, ...] = tuple(_core.preset_names())
 
@@ -250,18 +253,39 @@ class Calibrator:
         return f"Calibrator({self.method!r}, params={self.params!r})"
 
 
+def _option_text(key: str, value: Any) -> str:
+    """A fit option's value as the text the request parser reads (the CLI spelling)."""
+    if key == "grid":
+        return _grid_text(value)
+    if key == "accuracy_constraint":
+        if isinstance(value, (bool, np.bool_)):
+            return "on" if value else "off"
+        if value not in ("on", "off"):
+            raise ValueError(f"accuracy_constraint must be True, False, 'on' or 'off' (got {value!r})")
+        return value
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return "on" if value else "off"
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
+        return repr(float(value))
+    return str(value)
+
+
 def fit(
     method: str,
     val_logits: Any,
     val_labels: Any,
     *,
     probs: bool = False,
-    objective: str = "nll",
+    objective: Optional[str] = None,
     grid: Union[None, str, Sequence[float], np.ndarray] = None,
-    calib_bins: Union[int, str] = 15,
+    calib_bins: Union[None, int, str] = None,
     iterations: Optional[int] = None,
-    accuracy_constraint: Union[bool, str] = True,
-    cts_search: str = "grid",
+    accuracy_constraint: Union[None, bool, str] = None,
+    cts_search: Optional[str] = None,
     odir_lambda: Optional[float] = None,
     odir_mu: Optional[float] = None,
     train: Optional[dict] = None,
@@ -274,44 +298,41 @@ def fit(
     brier: Optional[str] = None,
     nll_clip: Optional[float] = None,
     backend: str = "auto",
+    **options: Any,
 ) -> Calibrator:
     """Fits a calibration method on validation logits, as `calibench fit --method METHOD` does
     on a dump's /val (docs/calibrators.md).
 
     method: one of calibench.methods (ts, ws, cws, cts_conf, bts, cts_greedy, vs, ms, ms_odir,
     dir_odir, cts_nll, ets, hist, iso, and the loss-trained ets_sctl, pts, pts_sctl and
-    BASE+LOSS such as ts+sctl, cts_nll+fl; docs/calibrators.md). The options are those
-    of `calibench fit` with underscores: objective (ts: nll | ece | adaece), grid
-    ("start:stop:step", "v1,v2,..." or a sequence of numbers; None: the method's default),
-    calib_bins (an integer or "auto"; hist: its bins), iterations (cts_greedy cycles, vs / ms /
-    cts_nll L-BFGS iterations at most; None: the default),
-    accuracy_constraint (True/False or "on"/"off"), cts_search (grid | nudge), odir_lambda and
-    odir_mu (ms_odir, dir_odir: both or neither; None: cross-validated), train (loss-trained
-    methods: a dict of the `calibench fit` training options with underscores, e.g.
-    {"sctl_norm": "mm", "lr": 0.01, "focal_gradient": "detached", "pts_init": "init.json"}), bins (M, also
-    the objective's), the conventions options of `evaluate`, backend (cpu | cuda | auto).
-    probs=True fits on probabilities (z = log p).
+    BASE+LOSS such as ts+sctl, cts_nll+fl; docs/calibrators.md). The fit options are those of
+    `calibench fit` and of sweep specs, with underscores (calibench.fit_options lists them):
+    objective (ts: nll | ece | adaece; ets: nll | mse), grid ("start:stop:step", "v1,v2,..."
+    or a sequence of numbers), calib_bins (an integer or "auto"; hist: its bins), iterations
+    (cts_greedy cycles, vs / ms / cts_nll L-BFGS iterations at most), accuracy_constraint
+    (True/False or "on"/"off"), cts_search (grid | nudge), odir_lambda and odir_mu (ms_odir,
+    dir_odir: both or neither), and the training options of the loss-trained methods (lr,
+    sctl_norm, focal_gradient, pts_init, ...) as keywords or in a train={...} dict. An option
+    left out (None) takes the method's default; an option that does not apply to the method is
+    refused with ValueError, as on the command line. bins (M, also the objective's), the
+    conventions options of `evaluate`, backend (cpu | cuda | auto). probs=True fits on
+    probabilities (z = log p).
     """
-    if isinstance(accuracy_constraint, str):
-        if accuracy_constraint not in ("on", "off"):
-            raise ValueError(f"accuracy_constraint must be True, False, 'on' or 'off' (got {accuracy_constraint!r})")
-        accuracy_constraint = accuracy_constraint == "on"
+    given = {
+        "objective": objective,
+        "grid": grid,
+        "calib_bins": calib_bins,
+        "iterations": iterations,
+        "accuracy_constraint": accuracy_constraint,
+        "cts_search": cts_search,
+        "odir_lambda": odir_lambda,
+        "odir_mu": odir_mu,
+    }
+    given.update(train or {})
+    given.update(options)
     args = _core._fit_args()
     args.method = method
-    args.objective = objective
-    args.grid = _grid_text(grid)
-    args.calib_bins = str(calib_bins)
-    args.iterations = -1 if iterations is None else int(iterations)
-    args.accuracy_constraint = bool(accuracy_constraint)
-    args.cts_search = cts_search
-    if (odir_lambda is None) != (odir_mu is None):
-        raise ValueError("odir_lambda and odir_mu go together (or neither: cross-validation)")
-    for name, v in (("odir_lambda", odir_lambda), ("odir_mu", odir_mu)):
-        if v is not None and not float(v) >= 0:
-            raise ValueError(f"{name} must be >= 0 (got {v!r})")
-    args.odir_lambda = -1.0 if odir_lambda is None else float(odir_lambda)
-    args.odir_mu = -1.0 if odir_mu is None else float(odir_mu)
-    args.train = {str(k): str(v) for k, v in (train or {}).items()}
+    args.options = {str(k): _option_text(str(k), v) for k, v in given.items() if v is not None}
     args.bins = int(bins)
     args.conventions = _conventions(conventions, binning, classwise_binning, adaptive, classwise_reduction, brier,
                                     nll_clip)

@@ -248,7 +248,7 @@ TEST(TrainedFit, NamesRoundTrip) {
 TEST(TrainedFit, BadOptionsAndInputsAreErrors) {
   const split_data val = random_split(50, 3, 2);
   train_options o;
-  o.schedule = "on";
+  o.schedule = train_schedule::on;
   o.lr = 0.1;
   EXPECT_THROW(fit_trained(val, *parse_trained_method("ts+ls"), o), input_error);
   train_options wd;

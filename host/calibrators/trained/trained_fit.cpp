@@ -643,84 +643,13 @@ std::optional<trained_method> parse_trained_method(std::string_view name) {
   return std::nullopt;
 }
 
-const std::vector<std::string>& train_option_keys() {
-  static const std::vector<std::string> keys{"lr",          "schedule",   "ls_alpha",  "fl_gamma",  "focal_gradient",
-                                             "lsplus_weight", "lsplus_perfect", "sctl_norm", "sctl_solver", "sctl_grid",
-                                             "seed",        "pts_init",   "pts_top_k", "pts_layers", "pts_nodes",
-                                             "weight_decay", "tolerance_grad", "tolerance_change"};
-  return keys;
-}
-
-void check_train_option_applies(const std::string& method, std::string_view key, std::string_view prefix) {
-  std::string name = std::string(prefix) + std::string(key);
-  if (!prefix.empty()) std::replace(name.begin(), name.end(), '_', '-');
-  const auto m = parse_trained_method(method);
-  if (!m) throw input_error(fmt::format("{} applies to the loss-trained methods (BASE+LOSS, ets_sctl, pts, pts_sctl), not {}", name, method));
-  const auto needs_loss = [&](trained_loss l, const char* what) {
-    if (m->loss != l) throw input_error(fmt::format("{} applies to {} methods, not {}", name, what, method));
-  };
-  const bool network = is_network(m->base);
-  if (key == "ls_alpha") needs_loss(trained_loss::ls, "+ls");
-  else if (key == "fl_gamma" || key == "focal_gradient") needs_loss(trained_loss::fl, "+fl");
-  else if (key == "lsplus_weight" || key == "lsplus_perfect") needs_loss(trained_loss::lsplus, "+lsplus");
-  else if (key.starts_with("sctl_")) needs_loss(trained_loss::sctl, "+sctl");
-  else if (key == "pts_layers" || key == "pts_nodes") {
-    if (m->base != trained_base::pts) throw input_error(fmt::format("{} applies to pts, not {} (pts_sctl's network is fixed)", name, method));
-  } else if (key == "seed" || key == "pts_init" || key == "pts_top_k" || key == "weight_decay") {
-    if (!network) throw input_error(fmt::format("{} applies to pts and pts_sctl, not {}", name, method));
-  } else if (key == "tolerance_grad" || key == "tolerance_change") {
-    if (network) throw input_error(fmt::format("{} applies to the L-BFGS methods, not {} (Adam runs every step)", name, method));
+const char* train_schedule_name(train_schedule schedule) {
+  switch (schedule) {
+    case train_schedule::automatic: return "auto";
+    case train_schedule::on: return "on";
+    case train_schedule::off: return "off";
   }
-}
-
-bool set_train_option(train_options& o, std::string_view key, const std::string& value) {
-  const auto number = [&]() {
-    try {
-      std::size_t used = 0;
-      const double v = std::stod(value, &used);
-      if (used != value.size()) throw std::invalid_argument("trailing text");
-      return v;
-    } catch (const std::exception&) {
-      throw input_error(fmt::format("{} = '{}': expected a number", key, value));
-    }
-  };
-  const auto integer = [&]() {
-    const double v = number();
-    if (v != std::floor(v) || v < 0 || v > 1e15) throw input_error(fmt::format("{} = '{}': expected an integer >= 0", key, value));
-    return static_cast<std::int64_t>(v);
-  };
-  const auto nonnegative = [&]() {
-    const double v = number();
-    if (!(v >= 0)) throw input_error(fmt::format("{} = '{}': expected a number >= 0", key, value));
-    return v;
-  };
-  if (key == "lr") {
-    o.lr = number();
-    if (!(o.lr > 0)) throw input_error(fmt::format("lr = '{}': expected a number > 0", value));
-  }
-  else if (key == "schedule") o.schedule = value;
-  else if (key == "ls_alpha") o.ls_alpha = number();
-  else if (key == "fl_gamma") o.fl_gamma = number();
-  else if (key == "focal_gradient") {
-    if (value != "full" && value != "detached") throw input_error(fmt::format("focal_gradient = '{}': expected full or detached", value));
-    o.focal_detached = value == "detached";
-  } else if (key == "lsplus_weight") o.lsplus_weight = number();
-  else if (key == "lsplus_perfect") o.lsplus_rule = parse_lsplus_perfect(value);
-  else if (key == "sctl_norm") o.sctl.norm = parse_sctl_norm(value);
-  else if (key == "sctl_solver") {
-    if (value != "grid" && value != "slsqp") throw input_error(fmt::format("sctl_solver = '{}': expected grid or slsqp", value));
-    o.sctl.solver = value == "slsqp" ? sctl_solver::slsqp : sctl_solver::grid;
-  } else if (key == "sctl_grid") o.sctl.grid = integer();
-  else if (key == "seed") o.seed = static_cast<std::uint64_t>(integer());
-  else if (key == "pts_init") o.pts_init = value;
-  else if (key == "pts_top_k") o.pts_top_k = integer();
-  else if (key == "pts_layers") o.pts_layers = integer();
-  else if (key == "pts_nodes") o.pts_nodes = integer();
-  else if (key == "weight_decay") o.weight_decay = nonnegative();
-  else if (key == "tolerance_grad") o.tolerance_grad = nonnegative();
-  else if (key == "tolerance_change") o.tolerance_change = nonnegative();
-  else return false;
-  return true;
+  return "?";
 }
 
 namespace {
@@ -735,13 +664,11 @@ struct stage_plan {
 std::vector<stage_plan> plan_stages(const trained_method& m, const train_options& o) {
   const bool given = o.lr >= 0 || o.iterations >= 0;
   bool schedule = m.loss == trained_loss::ls || m.loss == trained_loss::fl;
-  if (o.schedule == "on") {
+  if (o.schedule == train_schedule::on) {
     if (given) throw input_error("--lr and --iterations set one stage: use them with --schedule off (or auto)");
     schedule = true;
-  } else if (o.schedule == "off" || given) {
+  } else if (o.schedule == train_schedule::off || given) {
     schedule = false;
-  } else if (o.schedule != "auto") {
-    throw input_error(fmt::format("--schedule must be auto, on or off (got '{}')", o.schedule));
   }
   if (schedule) return {{0.005, 200}, {0.003, 400}, {0.001, 400}};
   return {{o.lr >= 0 ? o.lr : 0.02, o.iterations >= 0 ? o.iterations : 1000}};

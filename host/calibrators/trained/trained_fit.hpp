@@ -52,7 +52,12 @@ std::string trained_method_name(const trained_method& m);
 const char* trained_base_name(trained_base b);
 const char* trained_loss_name(trained_loss l);
 
-/// Options of the training (docs/calibrators.md gives the defaults and their sources).
+/// The ls/fl learning-rate schedule: auto (on for ls and fl), on, off.
+enum class train_schedule : std::int32_t { automatic, on, off };
+const char* train_schedule_name(train_schedule schedule);
+
+/// Options of the training (docs/calibrators.md gives the defaults and their sources); the
+/// request parser (host/calibrators/request.cpp) sets them from the fit options.
 struct train_options {
   double ls_alpha = 0.05;        ///< ls: label-smoothing weight
   double fl_gamma = 3.0;         ///< fl: focusing parameter
@@ -62,7 +67,7 @@ struct train_options {
   sctl_fit_options sctl;         ///< sctl: normalisation, grid, solver
   double lr = -1;                ///< -1: 0.02 (one stage), or the ls/fl schedule
   std::int64_t iterations = -1;  ///< L-BFGS max_iter / Adam steps of one stage (-1: 1000)
-  std::string schedule = "auto"; ///< auto (on for ls, fl) | on | off
+  train_schedule schedule = train_schedule::automatic;
   double tolerance_grad = 1e-7;    ///< L-BFGS: stop when max |g| <= this (torch's default)
   double tolerance_change = 1e-9;  ///< L-BFGS: stop when the loss or the step moves by less (torch's default)
   std::uint64_t seed = 1;        ///< pts, pts_sctl: initial network weights
@@ -72,20 +77,6 @@ struct train_options {
   double weight_decay = -1;      ///< Adam's L2 term (-1: 0.002 for pts, 0 for pts_sctl)
   std::string pts_init;          ///< JSON file with the initial network ({"layers": [...]}); empty: seeded
 };
-
-/// Sets the option named `key` (a sweep-spec key: lr, schedule, ls_alpha, fl_gamma,
-/// focal_gradient, lsplus_weight, lsplus_perfect, sctl_norm, sctl_solver, sctl_grid, seed,
-/// pts_init, pts_top_k, pts_layers, pts_nodes, weight_decay, tolerance_grad, tolerance_change) from its text; false for other keys.
-/// Throws input_error naming the key for a bad value.
-bool set_train_option(train_options& o, std::string_view key, const std::string& value);
-/// The keys set_train_option knows.
-const std::vector<std::string>& train_option_keys();
-
-/// Throws input_error when the training option `key` (a train_option_keys() entry) does not
-/// apply to `method` (e.g. sctl_norm without +sctl, pts_layers on pts_sctl, any of them on a
-/// method that is not loss-trained). `prefix` spells the key in messages: "--" for the command
-/// line (underscores become dashes), "" for spec keys and Python.
-void check_train_option_applies(const std::string& method, std::string_view key, std::string_view prefix);
 
 /// One fully connected layer, torch's layout: weight[out][in] row-major, bias[out].
 struct mlp_layer {

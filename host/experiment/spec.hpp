@@ -1,7 +1,7 @@
-// `calibench sweep SPEC.toml --out DIR`: a study described once (datasets x methods with
-// option grids x seeds), expanded into cells with stable identities, run resumably with
-// atomic writes, and summarised as CSV, JSON, HDF5 and Markdown / LaTeX tables
-// (docs/experiments.md).
+// `calibench sweep SPEC.toml`: a study described once (datasets x methods with option grids x
+// seeds), parsed with toml++ and expanded into cells with stable identities
+// (docs/experiments.md). Method options are fit options (host/calibrators/request.hpp),
+// checked when the spec is loaded.
 #pragma once
 
 #include <cstdint>
@@ -9,17 +9,18 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "host/calibrators/request.hpp"
 #include "host/metrics/conventions.hpp"
 
 namespace calibench {
 
 /// One method configuration after expanding option lists.
 struct method_config {
-  std::string label;                          ///< column name in tables
-  std::string method;                         ///< a fit method, or "uncalibrated"
-  std::map<std::string, std::string> options; ///< fit options (objective, grid, ...)
+  std::string label;                           ///< column name in tables
+  std::string method;                          ///< a fit method, or "uncalibrated"
+  std::map<std::string, std::string> options;  ///< fit options (objective, grid, ...) as text
+  /// The options as an option_list (key order), for parse_fit_request.
+  option_list option_pairs() const { return {options.begin(), options.end()}; }
 };
 
 /// One dataset of a spec: a dump file, or a synthetic dump generated into DIR/data.
@@ -46,9 +47,12 @@ struct experiment_spec {
   /// "classification", or "segmentation" (docs/segmentation.md): methods are seg-eval methods,
   /// one cell per dataset and method, tables with methods as rows and domain groups as columns.
   std::string task = "classification";
-  std::string roi = "dilate";        ///< segmentation: ROI rule
-  std::int32_t roi_dilation = 10;    ///< segmentation: r of the square dilation
-  std::int32_t background = 0;       ///< segmentation: the class outside the foreground
+  std::string roi = "dilate";      ///< segmentation: ROI rule
+  std::int32_t roi_dilation = 10;  ///< segmentation: r of the square dilation
+  std::int32_t background = 0;     ///< segmentation: the class outside the foreground
+
+  /// The metric options of the spec's bins and conventions.
+  metric_options metrics() const { return resolve_conventions(conventions, bins); }
 };
 
 /// One unit of work.
@@ -66,27 +70,7 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir);
 /// The Cartesian product datasets x methods x seeds with stable identities.
 std::vector<cell> expand_cells(const experiment_spec& spec);
 
-struct sweep_run_options {
-  bool verbose = false;   ///< one line per finished cell on stderr
-  bool progress = false;  ///< a live progress line on stderr (when it is a terminal)
-  std::int32_t rank = 0;  ///< this process's share of the cells (cell i runs on rank i mod ranks)
-  std::int32_t ranks = 1;
-};
-
-struct sweep_summary {
-  std::int64_t cells = 0, skipped = 0, ran = 0, failed = 0;
-  double seconds = 0;
-};
-
-/// Runs the cells (skipping finished ones) and writes DIR/cells/<id>.json atomically.
-sweep_summary run_cells(const experiment_spec& spec, const std::vector<cell>& cells, const std::string& out_dir,
-                        const sweep_run_options& options);
-
-/// Reads every cell result and writes results.csv, results.json, results.h5, table.md and
-/// table.tex in DIR (atomically). Returns the Markdown table.
-std::string write_reports(const experiment_spec& spec, const std::vector<cell>& cells, const std::string& out_dir);
-
-/// Writes `content` to `path` via a temporary file in the same folder, fsync and rename.
-void write_file_atomic(const std::string& path, const std::string& content);
+/// The fit request of a classification cell's method configuration (not "uncalibrated").
+fit_request cell_request(const experiment_spec& spec, const method_config& method);
 
 }  // namespace calibench

@@ -1,0 +1,304 @@
+// The fit request parser (host/calibrators/request.hpp): the option table, one parser per
+// option, applicability from the method's registry row, and the report of the options.
+#include "host/calibrators/request.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <initializer_list>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "common/error.hpp"
+#include "host/calibrators/registry.hpp"
+#include "host/io/grid.hpp"
+#include "host/metrics/conventions.hpp"
+
+namespace calibench {
+namespace {
+
+constexpr std::string_view k_loss_trained = "the loss-trained methods (BASE+LOSS, ets_sctl, pts, pts_sctl)";
+
+// The table. `applies_to` completes "--key applies to ..., not METHOD".
+constexpr fit_option k_options[] = {
+    {"objective", "ts: nll | ece | adaece; ets: nll | mse (the weights)", "ts and ets"},
+    {"grid",
+     "Candidates: start:stop:step (inclusive) or v1,v2,... (method default; ms_odir, dir_odir: lambda = mu)",
+     "ts --objective ece | adaece, ws, cts_conf, cts_greedy, ms_odir and dir_odir"},
+    {"calib_bins", "cws, cts_conf, bts: calibration bins B or auto (2..50); hist: bins M",
+     "cws, cts_conf, bts and hist"},
+    {"iterations",
+     "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); vs, ms, cts_nll, ms_odir, dir_odir: L-BFGS "
+     "iterations at most per fit (1000); loss-trained methods: L-BFGS max_iter or Adam steps of one stage (1000)",
+     "cts_greedy, vs, ms, cts_nll, ms_odir, dir_odir and the loss-trained methods"},
+    {"accuracy_constraint", "cts_greedy: on | off (off = U-CTS)", "cts_greedy"},
+    {"cts_search", "cts_greedy: grid (the paper) | nudge (the authors' code)", "cts_greedy"},
+    {"odir_lambda", "ms_odir, dir_odir: off-diagonal weight lambda (with --odir-mu; default: 5-fold CV)",
+     "ms_odir and dir_odir"},
+    {"odir_mu", "ms_odir, dir_odir: bias weight mu (with --odir-lambda)", "ms_odir and dir_odir"},
+    {"lr", "Learning rate of one stage (default 0.02; ls, fl: the schedule 0.005/200, 0.003/400, 0.001/400)",
+     k_loss_trained, {}, true},
+    {"schedule", "auto (on for ls, fl) | on | off", k_loss_trained, {}, true},
+    {"tolerance_grad", "L-BFGS: stop when max |gradient| <= this (torch's 1e-7)", "the L-BFGS methods",
+     " (Adam runs every step)", true},
+    {"tolerance_change", "L-BFGS: stop when the loss or the step changes by less (torch's 1e-9; 0: run every iteration)",
+     "the L-BFGS methods", " (Adam runs every step)", true},
+    {"ls_alpha", "+ls: label-smoothing weight (0.05)", "+ls methods", {}, true},
+    {"fl_gamma", "+fl: focal gamma (3)", "+fl methods", {}, true},
+    {"focal_gradient", "+fl: full (the focal loss's gradient) | detached ((1-p)^gamma held constant, the SCTL code)",
+     "+fl methods", {}, true},
+    {"lsplus_weight", "+lsplus: a in (1 - a) CE + a KL (0.5)", "+lsplus methods", {}, true},
+    {"lsplus_perfect", "+lsplus: prior of classes with accuracy 1: uniform | half | keep", "+lsplus methods", {},
+     true},
+    {"sctl_norm", "+sctl: class-loss normalisation nd | mm | cm", "+sctl methods", {}, true},
+    {"sctl_solver", "+sctl: (alpha, beta) from grid (calibench) | slsqp (NLopt, the authors' solver)",
+     "+sctl methods", {}, true},
+    {"sctl_grid", "+sctl: grid candidates per axis (256)", "+sctl methods", {}, true},
+    {"seed", "pts, pts_sctl: seed of the initial network weights (1)", "pts and pts_sctl", {}, true},
+    {"pts_init", "pts, pts_sctl: JSON file with the initial network ({\"layers\": [{\"weight\", \"bias\"}]})",
+     "pts and pts_sctl", {}, true},
+    {"pts_top_k", "pts, pts_sctl: sorted logits fed to the network (10; min(10, K))", "pts and pts_sctl", {}, true},
+    {"pts_layers", "pts: hidden layers (2)", "pts", " (pts_sctl's network is fixed)", true},
+    {"pts_nodes", "pts: units per hidden layer (5)", "pts", " (pts_sctl's network is fixed)", true},
+    {"weight_decay", "pts, pts_sctl: Adam weight decay (pts 0.002, pts_sctl 0)", "pts and pts_sctl", {}, true},
+};
+
+// ---- value parsers: one wording, the option spelled as its CLI flag ------------------------------
+
+/// The value as a double; input_error "--key must be WHAT (got 'x')" when it is not one.
+double number(std::string_view key, const std::string& value, std::string_view what = "a number") {
+  double v = 0;
+  const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || ptr != value.data() + value.size() || value.empty())
+    throw input_error(fmt::format("{} must be {} (got '{}')", option_flag(key), what, value));
+  return v;
+}
+
+double positive(std::string_view key, const std::string& value) {
+  constexpr std::string_view what = "a number > 0";
+  const double v = number(key, value, what);
+  if (!(v > 0) || !std::isfinite(v))
+    throw input_error(fmt::format("{} must be {} (got '{}')", option_flag(key), what, value));
+  return v;
+}
+
+double non_negative(std::string_view key, const std::string& value) {
+  constexpr std::string_view what = "a finite number >= 0";
+  const double v = number(key, value, what);
+  if (!(v >= 0) || !std::isfinite(v))
+    throw input_error(fmt::format("{} must be {} (got '{}')", option_flag(key), what, value));
+  return v;
+}
+
+/// An integer in [lo, hi] (no sign, no fraction, no trailing text).
+std::uint64_t integer(std::string_view key, const std::string& value, std::uint64_t lo, std::uint64_t hi,
+                      std::string_view range) {
+  std::uint64_t v = 0;
+  const auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), v);
+  if (ec != std::errc() || ptr != value.data() + value.size() || value.empty() || v < lo || v > hi)
+    throw input_error(fmt::format("{} must be an integer in {} (got '{}')", option_flag(key), range, value));
+  return v;
+}
+
+/// The index of `value` among `names`; input_error "--key must be a, b or c (got 'x')".
+std::size_t choice(std::string_view key, const std::string& value, std::initializer_list<std::string_view> names) {
+  std::size_t i = 0;
+  for (const auto name : names) {
+    if (value == name) return i;
+    ++i;
+  }
+  std::vector<std::string_view> all(names);
+  const std::string listed = all.size() == 2 ? fmt::format("{} or {}", all[0], all[1])
+                                             : fmt::format("{} or {}", fmt::join(all.begin(), all.end() - 1, ", "),
+                                                           all.back());
+  throw input_error(fmt::format("{} must be {} (got '{}')", option_flag(key), listed, value));
+}
+
+calib_bins_option parse_calib_bins(const std::string& value) {
+  calib_bins_option o;
+  o.text = value;
+  if (value == "auto") {
+    o.automatic = true;
+    return o;
+  }
+  const auto values = parse_grid(value, "--calib-bins");
+  if (values.size() != 1 || values[0] < 1 || values[0] != std::floor(values[0]) || values[0] > 1e6)
+    throw input_error(
+        fmt::format("--calib-bins must be a positive integer or 'auto' (cws, cts_conf, bts) (got '{}')", value));
+  o.count = static_cast<std::int64_t>(values[0]);
+  return o;
+}
+
+/// Sets option `key` of `r` from its text (the key is known and applies to r.method).
+void set_option(fit_request& r, std::string_view key, const std::string& v) {
+  train_options& t = r.train;
+  if (key == "objective") {
+    r.objective = static_cast<fit_objective>(choice(key, v, {"nll", "ece", "adaece", "mse"}));
+  } else if (key == "grid") {
+    r.grid = v;
+  } else if (key == "calib_bins") {
+    r.calib_bins = parse_calib_bins(v);
+  } else if (key == "iterations") {
+    r.iterations = static_cast<std::int64_t>(integer(key, v, 0, 1000000, "[0, 1000000]"));
+  } else if (key == "accuracy_constraint") {
+    r.accuracy_constraint = choice(key, v, {"on", "off"}) == 0;
+  } else if (key == "cts_search") {
+    r.search = static_cast<class_search>(choice(key, v, {"grid", "nudge"}));
+  } else if (key == "odir_lambda") {
+    r.odir = odir_penalty{non_negative(key, v), r.odir ? r.odir->mu : -1.0};
+  } else if (key == "odir_mu") {
+    r.odir = odir_penalty{r.odir ? r.odir->lambda : -1.0, non_negative(key, v)};
+  } else if (key == "lr") {
+    t.lr = positive(key, v);
+  } else if (key == "schedule") {
+    t.schedule = static_cast<train_schedule>(choice(key, v, {"auto", "on", "off"}));
+  } else if (key == "tolerance_grad") {
+    t.tolerance_grad = non_negative(key, v);
+  } else if (key == "tolerance_change") {
+    t.tolerance_change = non_negative(key, v);
+  } else if (key == "ls_alpha") {
+    t.ls_alpha = number(key, v);
+  } else if (key == "fl_gamma") {
+    t.fl_gamma = number(key, v);
+  } else if (key == "focal_gradient") {
+    t.focal_detached = choice(key, v, {"full", "detached"}) == 1;
+  } else if (key == "lsplus_weight") {
+    t.lsplus_weight = number(key, v);
+  } else if (key == "lsplus_perfect") {
+    t.lsplus_rule = static_cast<lsplus_perfect>(choice(key, v, {"uniform", "half", "keep"}));
+  } else if (key == "sctl_norm") {
+    t.sctl.norm = static_cast<sctl_norm>(choice(key, v, {"nd", "mm", "cm"}));
+  } else if (key == "sctl_solver") {
+    t.sctl.solver = static_cast<sctl_solver>(choice(key, v, {"grid", "slsqp"}));
+  } else if (key == "sctl_grid") {
+    t.sctl.grid = static_cast<std::int64_t>(integer(key, v, 2, 4096, "[2, 4096]"));
+  } else if (key == "seed") {
+    t.seed = integer(key, v, 0, UINT64_MAX, "[0, 2^64)");
+  } else if (key == "pts_init") {
+    t.pts_init = v;
+  } else if (key == "pts_top_k") {
+    t.pts_top_k = static_cast<std::int64_t>(integer(key, v, 1, 1000000, "[1, 1000000]"));
+  } else if (key == "pts_layers") {
+    t.pts_layers = static_cast<std::int64_t>(integer(key, v, 1, 1000, "[1, 1000]"));
+  } else if (key == "pts_nodes") {
+    t.pts_nodes = static_cast<std::int64_t>(integer(key, v, 1, 1000000, "[1, 1000000]"));
+  } else if (key == "weight_decay") {
+    t.weight_decay = non_negative(key, v);
+  }
+}
+
+const fit_option* find_option(std::string_view key) {
+  for (const auto& o : k_options) {
+    if (o.key == key) return &o;
+  }
+  return nullptr;
+}
+
+/// input_error for an option that `row` does not read.
+[[noreturn]] void refuse(const fit_option& o, const method_info& row) {
+  const bool trained = row.loss_trained;
+  const std::string_view applies = o.training && !trained ? k_loss_trained : o.applies_to;
+  throw input_error(fmt::format("{} applies to {}, not {}{}", option_flag(o.key), applies, row.name,
+                                o.training && !trained ? std::string_view() : o.refusal_note));
+}
+
+/// Checks that involve several options or the method (after every option was set).
+void check_request(const fit_request& r, const method_info& row) {
+  if (std::find(row.objectives.begin(), row.objectives.end(), r.objective) == row.objectives.end())
+    throw input_error(fmt::format("--objective {} does not apply to {} ({})", objective_name(r.objective), row.name,
+                                  row.objective_note));
+  if (r.objective == fit_objective::adaece && r.metrics.adaptive != adaptive_rule::split)
+    throw input_error(fmt::format("--objective adaece sweeps the equal-mass groups of --adaptive split "
+                                  "(docs/metrics.md); --adaptive {} applies to the reported metrics only: drop one "
+                                  "of the two",
+                                  adaptive_name(r.metrics.adaptive)));
+  if (r.odir && (r.odir->lambda < 0 || r.odir->mu < 0))
+    throw input_error("--odir-lambda and --odir-mu go together (or neither: cross-validation)");
+  if (row.check != nullptr) row.check(r);
+}
+
+}  // namespace
+
+bool fit_request::was_given(std::string_view key) const {
+  return std::find(given.begin(), given.end(), key) != given.end();
+}
+
+const char* objective_name(fit_objective objective) {
+  switch (objective) {
+    case fit_objective::nll: return "nll";
+    case fit_objective::ece: return "ece";
+    case fit_objective::adaece: return "adaece";
+    case fit_objective::mse: return "mse";
+  }
+  return "?";
+}
+
+std::span<const fit_option> fit_option_table() { return k_options; }
+
+std::string option_flag(std::string_view key) {
+  std::string flag = "--" + std::string(key);
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
+fit_request parse_fit_request(const std::string& method, const option_list& options, const metric_options& metrics,
+                              backend_choice backend) {
+  const method_info& row = method_named(method);
+  fit_request r;
+  r.method = row.name;
+  r.metrics = metrics;
+  r.backend = backend;
+  for (const auto& [key, value] : options) {
+    const fit_option* o = find_option(key);
+    if (o == nullptr) {
+      std::vector<std::string_view> keys;
+      for (const auto& known : k_options) keys.push_back(known.key);
+      throw input_error(fmt::format("unknown option '{}' ({})", key, fmt::join(keys, ", ")));
+    }
+    if (r.was_given(key)) throw input_error(fmt::format("{} is given twice", option_flag(key)));
+    if (key != "objective" && !row.takes(key)) refuse(*o, row);
+    set_option(r, key, value);
+    r.given.push_back(key);
+  }
+  if (r.iterations) r.train.iterations = *r.iterations;
+  check_request(r, row);
+  return r;
+}
+
+nlohmann::json request_json(const fit_request& r) {
+  const auto optional_number = [](double v) { return v >= 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  nlohmann::json j{{"objective", objective_name(r.objective)},
+                   {"grid", r.grid},
+                   {"calib_bins", r.calib_bins.text},
+                   {"iterations", r.iterations.value_or(-1)},
+                   {"accuracy_constraint", r.accuracy_constraint ? "on" : "off"},
+                   {"cts_search", r.search == class_search::nudge ? "nudge" : "grid"},
+                   {"odir_lambda", r.odir ? nlohmann::json(r.odir->lambda) : nlohmann::json(nullptr)},
+                   {"odir_mu", r.odir ? nlohmann::json(r.odir->mu) : nlohmann::json(nullptr)},
+                   {"bins", r.metrics.num_bins},
+                   {"conventions", conventions_json(r.metrics)}};
+  if (!method_named(r.method).loss_trained) return j;
+  const train_options& t = r.train;
+  j["train"] = {{"lr", optional_number(t.lr)},
+                {"schedule", train_schedule_name(t.schedule)},
+                {"tolerance_grad", t.tolerance_grad},
+                {"tolerance_change", t.tolerance_change},
+                {"ls_alpha", t.ls_alpha},
+                {"fl_gamma", t.fl_gamma},
+                {"focal_gradient", t.focal_detached ? "detached" : "full"},
+                {"lsplus_weight", t.lsplus_weight},
+                {"lsplus_perfect", lsplus_perfect_name(t.lsplus_rule)},
+                {"sctl_norm", sctl_norm_name(t.sctl.norm)},
+                {"sctl_solver", t.sctl.solver == sctl_solver::slsqp ? "slsqp" : "grid"},
+                {"sctl_grid", t.sctl.grid},
+                {"seed", t.seed},
+                {"pts_init", t.pts_init},
+                {"pts_top_k", t.pts_top_k},
+                {"pts_layers", t.pts_layers},
+                {"pts_nodes", t.pts_nodes},
+                {"weight_decay", optional_number(t.weight_decay)}};
+  return j;
+}
+
+}  // namespace calibench

@@ -1,0 +1,39 @@
+// Options and outputs that several subcommands share: validators that refuse NaN and
+// out-of-range text, the metric conventions options, the description of a split's scores.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "host/io/dump.hpp"
+#include "host/metrics/conventions.hpp"
+
+namespace calibench::cli {
+
+/// Exit statuses: usage and input errors, runtime errors, a sweep with failed cells.
+inline constexpr int k_exit_input = 2;
+inline constexpr int k_exit_runtime = 1;
+inline constexpr int k_exit_failed_cells = 3;
+
+/// Prints "calibench: error: WHAT" as one line on stderr (after flushing stdout); returns `code`.
+int report_error(const std::string& what, int code);
+
+/// A seed: an integer in [0, 2^64).
+extern const CLI::Validator k_seed_text;
+
+/// A finite number in (lo or [lo, hi) or hi]; `what` says which in the message.
+CLI::Validator finite_number(double lo, double hi, bool open_lo, bool open_hi, const std::string& what);
+
+/// The conventions options (docs/metrics.md); `all` false: only --binning (sweeps bin the
+/// top-label confidence and nothing else).
+void add_convention_options(CLI::App& cmd, convention_names& c, bool all);
+
+/// "logits float32" or "probs float64".
+std::string scores_text(const split_data& s);
+
+/// The non-empty items of "a,b,c".
+std::vector<std::string> split_list(const std::string& text);
+
+}  // namespace calibench::cli

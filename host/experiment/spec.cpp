@@ -1,0 +1,467 @@
+// Spec parsing and cell expansion of `calibench sweep` (host/experiment/spec.hpp).
+#include "host/experiment/spec.hpp"
+
+#include <glob.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <toml++/toml.h>
+
+#include "common/error.hpp"
+#include "host/calibrators/registry.hpp"
+#include "host/io/dump.hpp"
+#include "host/io/synth.hpp"
+#include "host/io/seg_dump.hpp"
+#include "host/io/seg_synth.hpp"
+
+namespace calibench {
+namespace {
+
+namespace fs = std::filesystem;
+
+/// The method name of the uncalibrated baseline in specs.
+constexpr std::string_view k_uncalibrated = "uncalibrated";
+
+[[noreturn]] void spec_fail(const std::string& file, const std::string& what) {
+  throw input_error(fmt::format("{}: {}", file, what));
+}
+
+/// 64-bit FNV-1a, finished with the SplitMix64 mixer: stable across runs and machines.
+struct hasher {
+  std::uint64_t h = 0xcbf29ce484222325ULL;
+  void add(const void* data, std::size_t n) {
+    const auto* p = static_cast<const unsigned char*>(data);
+    for (std::size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ULL;
+  }
+  void add(const std::string& s) { add(s.data(), s.size()); }
+  std::uint64_t value() const {
+    std::uint64_t x = h + 0x9E3779B97F4A7C15ULL;
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EBULL;
+    return x ^ (x >> 31);
+  }
+};
+
+std::string file_hash(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw input_error(fmt::format("{}: cannot read the file", path));
+  hasher h;
+  std::vector<char> buffer(1 << 20);
+  while (in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    h.add(buffer.data(), static_cast<std::size_t>(in.gcount()));
+  }
+  return fmt::format("{:016x}", h.value());
+}
+
+/// A TOML scalar as the text a fit option takes.
+std::string scalar_text(const toml::node& node, const std::string& file, const std::string& key) {
+  if (auto s = node.value<std::string>()) return *s;
+  if (node.is_boolean()) return *node.value<bool>() ? "on" : "off";
+  if (node.is_integer()) return std::to_string(*node.value<std::int64_t>());
+  if (node.is_floating_point()) return fmt::format("{}", *node.value<double>());
+  spec_fail(file, fmt::format("{}: expected a string, number or boolean", key));
+}
+
+std::int64_t integer_at(const toml::table& t, const std::string& key, std::int64_t fallback, const std::string& file,
+                        std::int64_t min_value) {
+  const auto* node = t.get(key);
+  if (node == nullptr) return fallback;
+  const auto v = node->value<std::int64_t>();
+  if (!v || !node->is_integer()) spec_fail(file, fmt::format("{}: expected an integer", key));
+  if (*v < min_value) spec_fail(file, fmt::format("{} = {}: must be at least {}", key, *v, min_value));
+  return *v;
+}
+
+std::string string_at(const toml::table& t, const std::string& key, const std::string& fallback,
+                      const std::string& file, const std::vector<std::string>& allowed = {}) {
+  const auto* node = t.get(key);
+  if (node == nullptr) return fallback;
+  const auto v = node->value<std::string>();
+  if (!v || !node->is_string()) spec_fail(file, fmt::format("{}: expected a string", key));
+  if (!allowed.empty() && std::find(allowed.begin(), allowed.end(), *v) == allowed.end())
+    spec_fail(file, fmt::format("{} = '{}': expected one of {}", key, *v, fmt::join(allowed, ", ")));
+  return *v;
+}
+
+/// `synth = { segmentation = true, ... }`: a segmentation dump generated into DIR/data.
+std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std::string& file,
+                                             const std::string& out_dir, std::size_t index) {
+  seg_synth_options o;
+  const std::string where = fmt::format("datasets[{}].synth", index);
+  for (const auto& [key, node] : synth) {
+    const std::string k(key.str());
+    static const std::set<std::string> known{"segmentation", "classes", "images", "height", "width", "seed",
+                                             "temperature", "augmentations", "name"};
+    if (!known.contains(k)) spec_fail(file, fmt::format("{}: unknown key '{}'", where, k));
+  }
+  o.classes = integer_at(synth, "classes", o.classes, file, 2);
+  o.images = integer_at(synth, "images", o.images, file, 1);
+  o.height = integer_at(synth, "height", o.height, file, 4);
+  o.width = integer_at(synth, "width", o.width, file, 4);
+  o.augmentations = integer_at(synth, "augmentations", o.augmentations, file, 0);
+  o.seed = static_cast<std::uint64_t>(integer_at(synth, "seed", 0, file, 0));
+  if (const auto* node = synth.get("temperature")) {
+    const auto v = node->value<double>();
+    if (!v || !(*v > 0)) spec_fail(file, fmt::format("{}.temperature: expected a number > 0", where));
+    o.temperature = *v;
+  }
+  hasher h;
+  h.add(fmt::format("seg {} {} {} {} {} {} {}", o.classes, o.images, o.height, o.width, o.seed, o.temperature,
+                    o.augmentations));
+  const std::string name = string_at(synth, "name", fmt::format("seg-k{}-s{}", o.classes, o.seed), file);
+  const fs::path dir = fs::path(out_dir) / "data";
+  fs::create_directories(dir);
+  const fs::path path = dir / fmt::format("{}-{:016x}.h5", name, h.value());
+  if (!fs::exists(path)) write_seg_synth_dump(path.string(), o);  // atomic
+  return {{path.string(), name, ""}};
+}
+
+std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::string& file, const std::string& out_dir,
+                                         std::size_t index) {
+  if (synth.get("segmentation") != nullptr) {
+    if (!synth.get("segmentation")->value<bool>().value_or(false))
+      spec_fail(file, fmt::format("datasets[{}].synth.segmentation: expected true (or leave it out)", index));
+    return seg_synth_dataset(synth, file, out_dir, index);
+  }
+  synth_options o;
+  const std::string where = fmt::format("datasets[{}].synth", index);
+  for (const auto& [key, node] : synth) {
+    const std::string k(key.str());
+    static const std::set<std::string> known{"classes", "n_val", "n_test", "seed", "logit_scale", "temperature",
+                                             "class_distortion", "class_bias", "name"};
+    if (!known.contains(k)) spec_fail(file, fmt::format("{}: unknown key '{}'", where, k));
+  }
+  o.num_classes = integer_at(synth, "classes", o.num_classes, file, 2);
+  o.n_val = integer_at(synth, "n_val", o.n_val, file, 1);
+  o.n_test = integer_at(synth, "n_test", o.n_test, file, 1);
+  o.seed = static_cast<std::uint64_t>(integer_at(synth, "seed", 0, file, 0));
+  auto number = [&](const char* key, double fallback) {
+    const auto* node = synth.get(key);
+    if (node == nullptr) return fallback;
+    const auto v = node->value<double>();
+    if (!v) spec_fail(file, fmt::format("{}.{}: expected a number", where, key));
+    return *v;
+  };
+  o.logit_scale = number("logit_scale", o.logit_scale);
+  o.temperature = number("temperature", o.temperature);
+  o.class_distortion = number("class_distortion", o.class_distortion);
+  o.class_bias = number("class_bias", o.class_bias);
+  hasher h;
+  h.add(fmt::format("{} {} {} {} {} {} {} {}", o.num_classes, o.n_val, o.n_test, o.seed, o.logit_scale,
+                    o.temperature, o.class_distortion, o.class_bias));
+  const std::string name =
+      string_at(synth, "name", fmt::format("synth-k{}-s{}", o.num_classes, o.seed), file);
+  const fs::path dir = fs::path(out_dir) / "data";
+  fs::create_directories(dir);
+  const fs::path path = dir / fmt::format("{}-{:016x}.h5", name, h.value());
+  if (!fs::exists(path)) write_synth_dump(path.string(), o);  // atomic: a partial file never appears
+  return {{path.string(), name, ""}};
+}
+
+std::vector<dataset_entry> path_datasets(const toml::table& t, const std::string& file, std::size_t index,
+                                         std::vector<std::string>& notes) {
+  const std::string pattern = string_at(t, "path", "", file);
+  const bool optional = t.get("optional") != nullptr && t.get("optional")->value<bool>().value_or(false);
+  const fs::path spec_dir = fs::path(file).parent_path();
+  const fs::path full = fs::path(pattern).is_absolute() ? fs::path(pattern) : spec_dir / pattern;
+  glob_t g{};
+  const int rc = ::glob(full.c_str(), 0, nullptr, &g);
+  std::vector<dataset_entry> out;
+  if (rc == 0) {
+    for (std::size_t i = 0; i < g.gl_pathc; ++i) {
+      const fs::path p(g.gl_pathv[i]);
+      out.push_back({p.string(), p.stem().string(), ""});
+    }
+  }
+  ::globfree(&g);
+  if (out.empty()) {
+    if (!optional)
+      spec_fail(file, fmt::format("datasets[{}].path = '{}': no file matches {}", index, pattern, full.string()));
+    notes.push_back(fmt::format("datasets[{}]: no file matches {} (optional, skipped)", index, full.string()));
+  }
+  if (const auto* name = t.get("name"); name != nullptr && out.size() == 1) {
+    out[0].name = name->value<std::string>().value_or(out[0].name);
+  }
+  return out;
+}
+
+bool is_fit_option(const std::string& key) {
+  const auto table = fit_option_table();
+  return std::any_of(table.begin(), table.end(), [&](const fit_option& o) { return o.key == key; });
+}
+
+std::vector<method_config> expand_method(const toml::table& t, const std::string& file, std::size_t index) {
+  const std::string where = fmt::format("methods[{}]", index);
+  const std::string method = string_at(t, "method", "", file);
+  if (method.empty()) spec_fail(file, fmt::format("{}: 'method' is required", where));
+  if (method != k_uncalibrated && find_method(method) == nullptr) {
+    try {
+      method_named(method);
+    } catch (const input_error& e) {
+      spec_fail(file, fmt::format("{}: {}", where, e.what()));
+    }
+  }
+  std::vector<std::pair<std::string, std::vector<std::string>>> axes;
+  for (const auto& [key, node] : t) {
+    const std::string k(key.str());
+    if (k == "method" || k == "label") continue;
+    if (!is_fit_option(k)) spec_fail(file, fmt::format("{}: unknown option '{}'", where, k));
+    std::vector<std::string> values;
+    if (const auto* arr = node.as_array()) {
+      for (const auto& v : *arr) values.push_back(scalar_text(v, file, where + "." + k));
+      if (values.empty()) spec_fail(file, fmt::format("{}.{}: empty list", where, k));
+    } else {
+      values.push_back(scalar_text(node, file, where + "." + k));
+    }
+    axes.emplace_back(k, values);
+  }
+  const std::string label_template = string_at(t, "label", "", file);
+  std::vector<method_config> out{{"", method, {}}};
+  for (const auto& [key, values] : axes) {
+    std::vector<method_config> next;
+    for (const auto& m : out) {
+      for (const auto& v : values) {
+        auto copy = m;
+        copy.options[key] = v;
+        next.push_back(std::move(copy));
+      }
+    }
+    out = std::move(next);
+  }
+  for (auto& m : out) {
+    if (!label_template.empty()) {
+      m.label = label_template;
+      for (const auto& [key, value] : m.options) {
+        const std::string placeholder = "{" + key + "}";
+        for (auto pos = m.label.find(placeholder); pos != std::string::npos; pos = m.label.find(placeholder))
+          m.label.replace(pos, placeholder.size(), value);
+      }
+    } else {
+      m.label = method == k_uncalibrated ? "uncal" : method;
+      for (const auto& [key, values] : axes) {
+        if (values.size() > 1) m.label += fmt::format(" {}={}", key, m.options[key]);
+      }
+    }
+  }
+  return out;
+}
+
+const std::vector<std::string>& seg_method_names() {
+  static const std::vector<std::string> names{"uncalibrated", "ts", "temperature-map", "augmented-mean"};
+  return names;
+}
+
+/// The segmentation part of a spec: `methods` is a list of seg-eval method names; one dump's
+/// own groups are the domains, so there are no re-splits (seeds) and no bootstrap.
+experiment_spec load_seg_spec(const toml::table& root, const std::string& path, experiment_spec spec) {
+  if (spec.seeds != std::vector<std::uint64_t>{0}) spec_fail(path, "seeds: a segmentation study has no re-splits");
+  if (spec.bootstrap > 0) spec_fail(path, "bootstrap: not available for segmentation studies");
+  spec.roi = string_at(root, "roi", "dilate", path, {"dilate", "stored", "all"});
+  spec.roi_dilation = static_cast<std::int32_t>(integer_at(root, "roi_dilation", 10, path, 0));
+  spec.background = static_cast<std::int32_t>(integer_at(root, "background", 0, path, 0));
+  const auto* methods = root.get_as<toml::array>("methods");
+  if (methods == nullptr || methods->empty())
+    spec_fail(path, fmt::format("methods: expected a list of {}", fmt::join(seg_method_names(), ", ")));
+  for (const auto& node : *methods) {
+    const auto name = node.value<std::string>();
+    if (!name || std::find(seg_method_names().begin(), seg_method_names().end(), *name) == seg_method_names().end())
+      spec_fail(path, fmt::format("methods: expected names from {}", fmt::join(seg_method_names(), ", ")));
+    spec.methods.push_back({*name, *name, {}});
+  }
+  return spec;
+}
+
+/// The metric conventions keys of the spec root (docs/metrics.md).
+void load_conventions(const toml::table& root, const std::string& path, experiment_spec& spec) {
+  auto& c = spec.conventions;
+  c.preset = string_at(root, "conventions", "calibench", path);
+  c.binning = string_at(root, "binning", "", path);
+  c.classwise_binning = string_at(root, "classwise_binning", "", path);
+  c.adaptive = string_at(root, "adaptive", "", path);
+  c.classwise_reduction = string_at(root, "classwise_reduction", "", path);
+  c.brier = string_at(root, "brier", "", path);
+  if (const auto* node = root.get("nll_clip")) {
+    const auto v = node->value<double>();
+    if (!v) spec_fail(path, "nll_clip: expected a number");
+    c.nll_clip = *v;
+  }
+  try {
+    resolve_conventions(c, spec.bins);
+  } catch (const input_error& e) {
+    spec_fail(path, e.what());
+  }
+}
+
+void load_notes(const toml::table& root, const std::string& path, experiment_spec& spec) {
+  const auto* notes = root.get("notes");
+  if (notes == nullptr) return;
+  const auto* arr = notes->as_array();
+  if (arr == nullptr) spec_fail(path, "notes: expected a list of strings");
+  for (const auto& n : *arr) {
+    const auto text = n.value<std::string>();
+    if (!text) spec_fail(path, "notes: expected a list of strings");
+    spec.notes.push_back(*text);
+  }
+}
+
+void load_seeds(const toml::table& root, const std::string& path, experiment_spec& spec) {
+  const auto* seeds = root.get("seeds");
+  if (seeds == nullptr) return;
+  spec.seeds.clear();
+  if (const auto* arr = seeds->as_array()) {
+    for (const auto& s : *arr) {
+      const auto v = s.value<std::int64_t>();
+      if (!v || *v < 0) spec_fail(path, "seeds: expected non-negative integers");
+      spec.seeds.push_back(static_cast<std::uint64_t>(*v));
+    }
+  } else {
+    spec.seeds.push_back(static_cast<std::uint64_t>(integer_at(root, "seeds", 0, path, 0)));
+  }
+  if (spec.seeds.empty()) spec_fail(path, "seeds: empty list");
+}
+
+/// The `model` attribute of a dump ("" when absent or when the dump is bad: it then fails in
+/// its cells, with the reader's message).
+std::string model_of(const std::string& dump, const toml::table& root) {
+  try {
+    const auto* task = root.get("task");
+    const auto layout = task != nullptr && task->value<std::string>().value_or("") == "segmentation"
+                            ? dump_layout{dump, inspect_segmentation(dump).attributes, {}}
+                            : inspect_dump(dump);
+    const auto it = layout.attributes.find("model");
+    return it == layout.attributes.end() ? std::string() : it->second;
+  } catch (const input_error&) {
+    return std::string();
+  }
+}
+
+void load_datasets(const toml::table& root, const std::string& path, const std::string& out_dir,
+                   experiment_spec& spec) {
+  const auto* datasets = root.get_as<toml::array>("datasets");
+  if (datasets == nullptr || datasets->empty()) spec_fail(path, "no [[datasets]]");
+  for (std::size_t i = 0; i < datasets->size(); ++i) {
+    const auto* t = (*datasets)[i].as_table();
+    if (t == nullptr) spec_fail(path, fmt::format("datasets[{}]: expected a table", i));
+    std::vector<dataset_entry> found;
+    if (const auto* synth = t->get_as<toml::table>("synth")) {
+      found = synth_dataset(*synth, path, out_dir, i);
+    } else if (t->get("path") != nullptr) {
+      found = path_datasets(*t, path, i, spec.notes);
+    } else {
+      spec_fail(path, fmt::format("datasets[{}]: needs 'path' or 'synth'", i));
+    }
+    for (auto& d : found) d.model = model_of(d.path, root);
+    spec.datasets.insert(spec.datasets.end(), found.begin(), found.end());
+  }
+}
+
+/// The [[methods]] of a classification study, expanded, each configuration's options checked
+/// as a fit request, labels unique.
+void load_methods(const toml::table& root, const std::string& path, experiment_spec& spec) {
+  const auto* methods = root.get_as<toml::array>("methods");
+  if (methods == nullptr || methods->empty()) spec_fail(path, "no [[methods]]");
+  for (std::size_t i = 0; i < methods->size(); ++i) {
+    const auto* t = (*methods)[i].as_table();
+    if (t == nullptr) spec_fail(path, fmt::format("methods[{}]: expected a table", i));
+    for (auto& m : expand_method(*t, path, i)) {
+      if (m.method != k_uncalibrated) {
+        try {
+          cell_request(spec, m);
+        } catch (const input_error& e) {
+          spec_fail(path, fmt::format("methods[{}] ({}): {}", i, m.label, e.what()));
+        }
+      }
+      spec.methods.push_back(std::move(m));
+    }
+  }
+  std::set<std::string> labels;
+  for (const auto& m : spec.methods) {
+    if (!labels.insert(m.label).second)
+      spec_fail(path, fmt::format("two method configurations share the label '{}'; set 'label'", m.label));
+  }
+}
+
+toml::table parse_spec_file(const std::string& path) {
+  if (!fs::exists(path)) throw input_error(fmt::format("{}: no such file", path));
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    throw input_error(fmt::format("{}: line {}: {}", path, e.source().begin.line, e.description()));
+  }
+  static const std::set<std::string> known{
+      "name",     "description", "bins",     "binning",        "conventions",  "classwise_binning", "adaptive",
+      "classwise_reduction",     "brier",    "nll_clip",       "backend",      "seeds",             "bootstrap",
+      "bootstrap_seed",          "datasets", "methods",        "notes",        "table_metric",      "task",
+      "roi",      "roi_dilation", "background"};
+  for (const auto& [key, node] : root) {
+    if (!known.contains(std::string(key.str()))) spec_fail(path, fmt::format("unknown key '{}'", key.str()));
+  }
+  return root;
+}
+
+}  // namespace
+
+experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
+  const toml::table root = parse_spec_file(path);
+  experiment_spec spec;
+  spec.file = path;
+  spec.name = string_at(root, "name", fs::path(path).stem().string(), path);
+  spec.bins = static_cast<std::int32_t>(integer_at(root, "bins", 15, path, 1));
+  load_conventions(root, path, spec);
+  spec.backend = string_at(root, "backend", "auto", path, {"cpu", "cuda", "auto"});
+  spec.bootstrap = integer_at(root, "bootstrap", 0, path, 0);
+  spec.bootstrap_seed = static_cast<std::uint64_t>(integer_at(root, "bootstrap_seed", 0, path, 0));
+  std::vector<std::string> metrics;
+  for (const auto& f : metric_fields()) metrics.emplace_back(f.name);
+  spec.table_metric = string_at(root, "table_metric", "ece", path, metrics);
+  load_notes(root, path, spec);
+  load_seeds(root, path, spec);
+  load_datasets(root, path, out_dir, spec);
+  spec.task = string_at(root, "task", "classification", path, {"classification", "segmentation"});
+  if (spec.task == "segmentation") return load_seg_spec(root, path, std::move(spec));
+  load_methods(root, path, spec);
+  return spec;
+}
+
+fit_request cell_request(const experiment_spec& spec, const method_config& method) {
+  return parse_fit_request(method.method, method.option_pairs(), spec.metrics(), parse_backend_choice(spec.backend));
+}
+
+std::vector<cell> expand_cells(const experiment_spec& spec) {
+  std::vector<cell> cells;
+  const metric_options mo = resolve_conventions(spec.conventions, spec.bins);
+  // The default conventions keep the identities cells had before conventions existed.
+  nlohmann::json conventions = conventions_json(mo);
+  const bool default_conventions = conventions == conventions_json(resolve_conventions({}, spec.bins)) ||
+                                   (mo.preset == "calibench" && spec.conventions.classwise_binning.empty() &&
+                                    spec.conventions.adaptive.empty() && spec.conventions.classwise_reduction.empty() &&
+                                    spec.conventions.brier.empty() && !spec.conventions.nll_clip);
+  for (const auto& d : spec.datasets) {
+    const std::string content = file_hash(d.path);
+    for (const auto& m : spec.methods) {
+      for (const auto seed : spec.seeds) {
+        const nlohmann::json identity{{"data", content},       {"method", m.method},          {"options", m.options},
+                                      {"seed", seed},          {"bins", spec.bins},           {"binning", binning_name(mo.bin_rule)},
+                                      {"bootstrap", spec.bootstrap}, {"bootstrap_seed", spec.bootstrap_seed},
+                                      {"engine", CALIBENCH_VERSION}};
+        hasher h;
+        h.add(default_conventions ? identity.dump() : identity.dump() + conventions.dump());
+        if (spec.task == "segmentation")
+          h.add(nlohmann::json{{"task", spec.task}, {"roi", spec.roi}, {"roi_dilation", spec.roi_dilation},
+                               {"background", spec.background}}
+                    .dump());
+        cells.push_back({fmt::format("{:016x}", h.value()), &d, &m, seed});
+      }
+    }
+  }
+  return cells;
+}
+
+}  // namespace calibench
