@@ -1,14 +1,18 @@
 // The registry rows of the loss-trained calibrators (host/calibrators/trained/trained_fit.hpp):
 // one row per name of trained_method_names() (BASE+LOSS, ets_sctl, pts, pts_sctl and their
 // aliases), each taking --iterations and the training options that apply to its base and loss.
+#include <initializer_list>
 #include <memory>
 
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/scoring.hpp"
+#include "host/calibrators/trained/mlp.hpp"
 #include "host/calibrators/trained/trained_fit.hpp"
 
 namespace calibench {
 namespace {
+
+using detail::is_network;
 
 class trained_map final : public calibration_map {
  public:
@@ -25,22 +29,23 @@ class trained_map final : public calibration_map {
   trained_model model_;
 };
 
-bool is_network(trained_base b) { return b == trained_base::pts || b == trained_base::pts_sctl; }
-
 /// The training options that apply to `m` (docs/calibrators.md, "Loss-trained calibrators").
 std::vector<std::string_view> trained_options(const trained_method& m) {
   std::vector<std::string_view> o{"iterations", "lr", "schedule"};
-  if (!is_network(m.base)) o.insert(o.end(), {"tolerance_grad", "tolerance_change"});
+  const auto add = [&o](std::initializer_list<std::string_view> keys) {
+    for (const auto key : keys) o.push_back(key);
+  };
+  if (!is_network(m.base)) add({"tolerance_grad", "tolerance_change"});
   switch (m.loss) {
-    case trained_loss::ls: o.push_back("ls_alpha"); break;
-    case trained_loss::fl: o.insert(o.end(), {"fl_gamma", "focal_gradient"}); break;
-    case trained_loss::lsplus: o.insert(o.end(), {"lsplus_weight", "lsplus_perfect"}); break;
-    case trained_loss::sctl: o.insert(o.end(), {"sctl_norm", "sctl_solver", "sctl_grid"}); break;
+    case trained_loss::ls: add({"ls_alpha"}); break;
+    case trained_loss::fl: add({"fl_gamma", "focal_gradient"}); break;
+    case trained_loss::lsplus: add({"lsplus_weight", "lsplus_perfect"}); break;
+    case trained_loss::sctl: add({"sctl_norm", "sctl_solver", "sctl_grid"}); break;
     case trained_loss::ce:
     case trained_loss::mse: break;
   }
-  if (is_network(m.base)) o.insert(o.end(), {"seed", "pts_init", "pts_top_k", "weight_decay"});
-  if (m.base == trained_base::pts) o.insert(o.end(), {"pts_layers", "pts_nodes"});
+  if (is_network(m.base)) add({"seed", "pts_init", "pts_top_k", "weight_decay"});
+  if (m.base == trained_base::pts) add({"pts_layers", "pts_nodes"});
   return o;
 }
 

@@ -1,0 +1,37 @@
+// The metric families of the suite (host/metrics/metrics.hpp), one file each:
+// top_label.cpp (accuracy, NLL, Brier and the equal-width and equal-mass top-label ECEs),
+// classwise.cpp (SCE, ACE, one-vs-rest AUROC), ranking.cpp (retention, order inversions,
+// macro precision / recall / F1), smooth_estimators.cpp (smECE, KDE ECE). compute_metrics
+// (metrics.cpp) runs them in turn. Internal to host/metrics/.
+#pragma once
+
+#include <cstdint>
+#include <limits>
+#include <span>
+#include <vector>
+
+#include "host/metrics/metrics.hpp"
+
+namespace calibench::detail {
+
+inline constexpr double k_nan = std::numeric_limits<double>::quiet_NaN();
+
+/// Correctness of each sample's prediction (1 or 0), and accuracy, NLL and Brier into `m`.
+std::vector<double> proper_scores(const scored_split& s, const metric_options& options, metric_set& m);
+
+/// ECE, MCE, RMSCE and its debiased form, unweighted ACE from the equal-width slots.
+void binned_top_label(const scored_split& s, const metric_options& options, metric_set& m);
+
+/// SCE with its under/over split, ACE and the macro one-vs-rest AUROC.
+void classwise_metrics(const scored_split& s, const metric_options& options, metric_set& m);
+
+/// The area under the retention curve (docs/metrics.md, r_auc).
+double retention_auc(const scored_split& s, std::span<const double> correct);
+
+/// Macro precision, recall and F1 over the labels present in y or in the predictions.
+void macro_prf(const scored_split& s, metric_set& m);
+
+/// Indices ordered by `key` descending, ties by index ascending.
+std::vector<std::int64_t> descending_order(std::span<const double> key);
+
+}  // namespace calibench::detail
