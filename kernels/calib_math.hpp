@@ -11,7 +11,7 @@
 namespace calibench {
 
 /// exp(x) for x <= 0 (larger x is not supported), branch-free so that loops over it
-/// vectorise on the host; within 2 ulp of std::exp (tests/unit/test_math.cpp). Results below
+/// vectorise on the host; within 2 ulp of std::exp (tests/unit/test_calib_math.cpp). Results below
 /// exp(-700) ~ 1e-304 are flushed to that value's neighbourhood instead of 0, which no sum
 /// of softmax terms can notice. On the device it is the native exp.
 CALIBENCH_HD double exp_nonpositive(double x) {
@@ -49,7 +49,7 @@ CALIBENCH_HD double exp_nonpositive(double x) {
 }
 
 /// log(x) for finite x > 0, branch-free for host vectorisation; within 2 ulp of std::log
-/// (tests/unit/test_math.cpp). Native log on the device.
+/// (tests/unit/test_calib_math.cpp). Native log on the device.
 CALIBENCH_HD double log_positive(double x) {
 #if defined(__CUDA_ARCH__)
   return log(x);
@@ -214,7 +214,7 @@ CALIBENCH_HD slot_bounds bin_slot_bounds(binning rule, std::int32_t slot, std::i
 /// bin_index without loops, for vectorised loops (the rule fixed at compile time): the guess
 /// floor(v M) is within one bin of the answer (v M is within a few ulps of an integer only
 /// next to an edge), so one step down and one step up, each checked against the true edge,
-/// reach it. Equal to bin_index for every v in [0, 1] (tests/unit/test_math.cpp), except
+/// reach it. Equal to bin_index for every v in [0, 1] (tests/unit/test_calib_math.cpp), except
 /// that guo_strict is not offered: callers with top-label confidences (always > 0) use
 /// right_closed, which then agrees with it.
 template <binning Rule>

@@ -47,7 +47,7 @@ timeout 60 "${RUN[@]}" "$B2/calibench_bench" --benchmark_min_time=0.05 --benchma
   --benchmark_out="$OUT/bench_sweep_cpu_same_machine.json" --benchmark_out_format=json > "$OUT/bench_cpu.log" 2>&1
 echo "cpu bench rc=$?"
 cut -c1-160 "$OUT/bench_cpu.log" | tail -8
-timeout 45 python3 bench/torch_sweep.py > "$OUT/torch_sweep.json" 2> "$OUT/torch_sweep.log"
+timeout 45 python3 bench/python/torch_sweep.py > "$OUT/torch_sweep.json" 2> "$OUT/torch_sweep.log"
 echo "torch rc=$?"
 tail -15 "$OUT/torch_sweep.log"
 # Memory errors and races in the kernels, on the small and edge-case tests (Firecracker machines).

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarise one scripts/gpu_check.sh run (a results/gpu/<run>/ folder) as Markdown tables:
 the GPU sweep per family, shape and candidate count beside PyTorch's batched float32 sweep
-(bench/torch_sweep.py) and the CPU backend on the same machine's cores, all from that one run.
+(bench/python/torch_sweep.py) and the CPU backend on the same machine's cores, all from that one run.
 Usage: python3 scripts/gpu_summary.py results/gpu/<run>  (prints Markdown)."""
 import json
 import re

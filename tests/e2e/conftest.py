@@ -1,18 +1,12 @@
 # Shared pytest fixtures for the end-to-end CLI tests: where the calibench binary is and how to run it.
-import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-
-
-def calibench_bin() -> str:
-    path = os.environ.get("CALIBENCH_BIN", str(REPO / "build" / "calibench"))
-    if not os.path.exists(path):
-        raise RuntimeError(f"calibench binary not found at {path}; build first or set CALIBENCH_BIN")
-    return path
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "support"))
+from paths import REPO, calibench_bin  # noqa: E402,F401  (tests import REPO from here)
 
 
 @pytest.fixture(scope="session")

@@ -1,14 +1,14 @@
 # Fixtures of the Python package tests: the installed `calibench` module, the CLI binary it is
 # compared with, synthetic dumps made by `calibench synth`, and the real dumps when present.
 import json
-import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
-REAL_DUMPS = REPO.parent / "shared" / "data" / "real" / "h5"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "support"))
+from paths import REAL_DUMPS, REPO, calibench_bin  # noqa: E402,F401
 
 try:
     import calibench  # noqa: F401  (the installed package, not a source folder)
@@ -17,13 +17,6 @@ except ImportError as e:  # a collection error names the fix instead of a bare I
         f"the calibench Python package is not installed ({e}); build it with `python3 -m pip install "
         "--no-build-isolation .` in the repository (scripts/setup.sh does)"
     ) from e
-
-
-def calibench_bin() -> str:
-    path = os.environ.get("CALIBENCH_BIN", str(REPO / "build" / "calibench"))
-    if not os.path.exists(path):
-        raise RuntimeError(f"calibench binary not found at {path}; build first or set CALIBENCH_BIN")
-    return path
 
 
 @pytest.fixture(scope="session")

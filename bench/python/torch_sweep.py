@@ -10,7 +10,7 @@ prints one JSON document. The logits are the benchmark's own synthetic logits (S
 streams and Box-Muller normals of common/rng.hpp, scale 3), so ece_best is comparable.
 
 Exits 0 with a message (and {"skipped": reason} on stdout) when torch or a CUDA device is
-missing. Usage: python3 bench/torch_sweep.py [--dtype float32|float64] [--candidates 1,100,...]
+missing. Usage: python3 bench/python/torch_sweep.py [--dtype float32|float64] [--candidates 1,100,...]
 """
 import argparse
 import json

@@ -11,6 +11,7 @@
 #include "common/rng.hpp"
 #include "common/error.hpp"
 #include "host/sweep/backend.hpp"
+#include "tests/support/datasets.hpp"
 
 namespace calibench {
 namespace {
@@ -20,31 +21,11 @@ namespace {
 /// per-sample terms, summed over N <= 3000 samples.
 constexpr double k_sweep_tolerance = 1e-9;
 
-struct dataset {
-  std::int64_t n, k;
-  std::vector<float> logits;
-  std::vector<std::int32_t> labels;
-  logit_set view() const { return {logits, labels, n, k}; }
-};
+using test_support::dataset;
 
+/// The shared seeded sets (tests/support/datasets.hpp); `ties`: the adversarial rows.
 dataset random_dataset(std::int64_t n, std::int64_t k, std::uint64_t seed, bool ties) {
-  auto rng = make_stream(seed, 0);
-  dataset d{n, k, std::vector<float>(static_cast<std::size_t>(n * k)), std::vector<std::int32_t>(static_cast<std::size_t>(n))};
-  for (auto& v : d.logits) v = static_cast<float>(3.0 * rng.normal());
-  for (auto& y : d.labels) y = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(k)));
-  if (ties) {
-    // Rows with +-100 entries (scaled by 1/T = 10 they are 2000 apart: sums relative to the
-    // wrong maximum underflow), tied top logits, all-equal rows and duplicated rows.
-    for (std::int64_t i = 3; i < n; i += 4)
-      for (std::int64_t j = 0; j < k; ++j)
-        if (rng.uniform() < 0.2) d.logits[i * k + j] = rng.uniform() < 0.5 ? 100.0f : -100.0f;
-    for (std::int64_t i = 0; i < n; i += 3) d.logits[i * k + (k - 1)] = d.logits[i * k];
-    for (std::int64_t i = 1; i < n; i += 7)
-      for (std::int64_t j = 0; j < k; ++j) d.logits[i * k + j] = 0.5f;
-    for (std::int64_t i = 2; i + 1 < n; i += 5)
-      for (std::int64_t j = 0; j < k; ++j) d.logits[(i + 1) * k + j] = d.logits[i * k + j];
-  }
-  return d;
+  return test_support::make_dataset(n, k, seed, ties);
 }
 
 /// The candidate's scored split from per-row scaled logits u (N x K, double).

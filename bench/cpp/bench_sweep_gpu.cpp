@@ -19,7 +19,7 @@
 #include "host/sweep/backend.hpp"
 #include "kernels/cuda_check.hpp"
 
-#include "git_commit.hpp"  // CALIBENCH_GIT_COMMIT, written at build time (bench/git_commit.cmake)
+#include "git_commit.hpp"  // CALIBENCH_GIT_COMMIT, written at build time (bench/cpp/git_commit.cmake)
 
 namespace {
 

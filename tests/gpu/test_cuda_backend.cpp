@@ -17,6 +17,8 @@
 #include "common/error.hpp"
 #include "common/rng.hpp"
 #include "host/sweep/backend.hpp"
+#include "tests/support/datasets.hpp"
+#include "tests/support/gpu.hpp"
 #if defined(CALIBENCH_HAVE_CUDA)
 #include "host/sweep/cuda_testing.hpp"
 #endif
@@ -34,50 +36,9 @@ constexpr double k_term_tolerance = 1e-12;
 /// the per-sample disagreement above (the recurrence and sums of many tiny exps reach ~1e-13).
 constexpr double k_edge_window = 1e-12;
 
-std::string gpu_skip_reason() {
-  const device_report dev = discover_devices();
-  if (!dev.cuda_built) return "CUDA backend not built (configure with -DCALIBENCH_CUDA=ON and nvcc)";
-  if (dev.device_count == 0) return "no CUDA device: " + dev.reason;
-  return {};
-}
-
-#define CALIBENCH_REQUIRE_GPU()                     \
-  do {                                              \
-    const std::string why_ = gpu_skip_reason();     \
-    if (!why_.empty()) GTEST_SKIP() << why_;        \
-  } while (0)
-
-std::uint64_t base_seed() {
-  if (const char* s = std::getenv("CALIBENCH_TEST_SEED")) return std::strtoull(s, nullptr, 10);
-  return 20240611;
-}
-
-struct dataset {
-  std::int64_t n, k;
-  std::vector<float> logits;
-  std::vector<std::int32_t> labels;
-  logit_set view() const { return {logits, labels, n, k}; }
-};
-
-/// Normal logits of scale 3; `mixed` adds rows with tied top logits, all-equal rows,
-/// duplicated rows and rows with +-100 entries.
-dataset make_dataset(std::int64_t n, std::int64_t k, std::uint64_t seed, bool mixed) {
-  auto rng = make_stream(seed, 0);
-  dataset d{n, k, std::vector<float>(static_cast<std::size_t>(n * k)), std::vector<std::int32_t>(static_cast<std::size_t>(n))};
-  for (auto& v : d.logits) v = static_cast<float>(3.0 * rng.normal());
-  for (auto& y : d.labels) y = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(k)));
-  if (mixed) {
-    for (std::int64_t i = 3; i < n; i += 4)
-      for (std::int64_t j = 0; j < k; ++j)
-        if (rng.uniform() < 0.2) d.logits[i * k + j] = rng.uniform() < 0.5 ? 100.0f : -100.0f;
-    for (std::int64_t i = 0; i < n; i += 3) d.logits[i * k + (k - 1)] = d.logits[i * k];
-    for (std::int64_t i = 1; i < n; i += 7)
-      for (std::int64_t j = 0; j < k; ++j) d.logits[i * k + j] = 0.5f;
-    for (std::int64_t i = 2; i + 1 < n; i += 5)
-      for (std::int64_t j = 0; j < k; ++j) d.logits[(i + 1) * k + j] = d.logits[i * k + j];
-  }
-  return d;
-}
+using test_support::base_seed;
+using test_support::dataset;
+using test_support::make_dataset;
 
 /// Reference confidence of one row with per-class inverse temperatures.
 template <class InvOf>

@@ -5,7 +5,7 @@ Writes a dump (default /tmp/calibench-seg-1e8.h5, about 2 GB: /val 16 images and
 images of 256 x 256, K = 4, float32 logits from `calibench synth --segmentation`-like blobs,
 tiled) once, then times `seg-eval --groups test` for each method set, best of --repeats runs,
 and prints pixels per second. Usage:
-  python3 bench/seg_throughput.py [--bin build/calibench] [--file PATH] [--repeats 3] [--out results/bench/...md]
+  python3 bench/python/seg_throughput.py [--bin build/calibench] [--file PATH] [--repeats 3] [--out results/bench/...md]
 """
 import argparse
 import datetime
@@ -19,7 +19,7 @@ import time
 import h5py
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def make_dump(bin_path, path, images, size):
@@ -75,7 +75,7 @@ def main():
         commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
                                 text=True).stdout.strip()
         lines = [f"# seg-eval throughput, {datetime.date.today().isoformat()}", "",
-                 f"`python3 bench/seg_throughput.py --out {args.out}`; commit `{commit}`; {cpu}, "
+                 f"`python3 bench/python/seg_throughput.py --out {args.out}`; commit `{commit}`; {cpu}, "
                  f"{os.cpu_count()} vCPUs ({platform.machine()}); test group of {args.images} images of "
                  f"{args.size} x {args.size}, K = 4, float32 logits; whole process, best of {args.repeats}.", "",
                  "| methods | ROI | pixels | seconds | pixel-evaluations / s |", "|---|---|---|---|---|"]

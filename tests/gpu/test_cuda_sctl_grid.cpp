@@ -10,6 +10,7 @@
 #include "host/calibrators/trained/sctl.hpp"
 #include "host/sweep/backend.hpp"
 #include "host/sweep/device.hpp"
+#include "tests/support/gpu.hpp"
 
 namespace calibench {
 namespace {
@@ -18,9 +19,7 @@ namespace {
 constexpr double k_device_rtol = 1e-13;
 
 TEST(GpuSctl, GridMatchesCpu) {
-  const device_report dev = discover_devices();
-  if (!dev.cuda_built) GTEST_SKIP() << "CUDA backend not built";
-  if (dev.device_count == 0) GTEST_SKIP() << "no CUDA device: " << dev.reason;
+  CALIBENCH_REQUIRE_GPU();
   const auto cpu_backend = make_cpu_backend();
   const auto cuda_backend = make_cuda_backend();
   for (const std::int64_t k : {2, 10, 100, 1000}) {

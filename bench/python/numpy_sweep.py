@@ -6,7 +6,7 @@ For each shape it writes a `calibench synth` dump, then times
   (b) the way most researchers sweep a temperature: for each T, softmax(logits / T) in float64,
       confidence, accuracy, 15 equal-width bins, ECE (numpy, vectorised over samples),
 and prints both times, the ratio and the best-ECE candidate of each (they must agree).
-Usage: python3 bench/numpy_sweep.py [--bin build/calibench] [--shapes 10000x100] [--grid 0.5:5.495:0.005]
+Usage: python3 bench/python/numpy_sweep.py [--bin build/calibench] [--shapes 10000x100] [--grid 0.5:5.495:0.005]
                                     [--out results/bench/numpy-vs-calibench-DATE.json]
 """
 import argparse
@@ -21,7 +21,7 @@ import time
 import h5py
 import numpy as np
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def numpy_temperature_sweep(logits, labels, temps, bins=15):
@@ -105,7 +105,7 @@ def main():
     commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     report = {"date": datetime.date.today().isoformat(), "commit": commit, "machine": platform.node(),
               "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "numpy": np.__version__,
-              "command": "python3 bench/numpy_sweep.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
+              "command": "python3 bench/python/numpy_sweep.py " + " ".join(f"--{k} {v}" for k, v in vars(args).items()
                                                                     if k in ("shapes", "grid", "inverse_grid")),
               "rows": rows}
     out_path = args.out or os.path.join(REPO, "results", "bench", f"numpy-vs-calibench-{report['date']}.json")

@@ -9,6 +9,7 @@
 
 #include "host/calibrators/registry.hpp"
 #include "host/sweep/device.hpp"
+#include "tests/support/gpu.hpp"
 #include "common/rng.hpp"
 #include "host/sweep/backend.hpp"
 
@@ -62,9 +63,7 @@ void expect_same(const calibrator& a, const calibrator& b, const std::string& wh
 }
 
 TEST(GpuFit, EveryMethodMatchesTheCpuBackend) {
-  const device_report dev = discover_devices();
-  if (!dev.cuda_built) GTEST_SKIP() << "CUDA backend not built";
-  if (dev.device_count == 0) GTEST_SKIP() << "no CUDA device: " << dev.reason;
+  CALIBENCH_REQUIRE_GPU();
   auto cpu = make_cpu_backend();
   auto cuda = make_cuda_backend();
   // The fits that run on the sweep backend (ts by NLL, cws and bts are host fits).

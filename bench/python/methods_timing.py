@@ -5,7 +5,7 @@ Writes a dump with 100 classes, 5,000 validation and 10,000 test samples (the CI
 of the class-based TS paper), runs each method configuration of experiments/reference/methods.py
 `--repeat` times as whole processes, and writes the best wall time, the engine's own `seconds`
 and the test ECE to results/bench/methods-timing-<date>.json and .md.
-Usage: python3 bench/methods_timing.py [--bin build/calibench] [--backend cpu] [--repeat 3]
+Usage: python3 bench/python/methods_timing.py [--bin build/calibench] [--backend cpu] [--repeat 3]
 """
 import argparse
 import datetime
@@ -17,7 +17,7 @@ import sys
 import tempfile
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(REPO, "experiments", "reference"))
 from methods import METHODS  # noqa: E402
 
@@ -53,7 +53,7 @@ def main():
     date = datetime.date.today().isoformat()
     meta = {"date": date, "commit": commit, "machine": platform.node(), "cpu": platform.processor() or platform.machine(),
             "cores": os.cpu_count(), "backend": args.backend, "dump": "calibench synth --classes 100 --n-val 5000 "
-            "--n-test 10000 --seed 0", "command": "python3 bench/methods_timing.py " + " ".join(sys.argv[1:])}
+            "--n-test 10000 --seed 0", "command": "python3 bench/python/methods_timing.py " + " ".join(sys.argv[1:])}
     out_base = os.path.join(REPO, "results", "bench", f"methods-timing-{date}")
     with open(out_base + ".json", "w") as f:
         json.dump({**meta, "rows": rows}, f, indent=1)

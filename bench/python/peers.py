@@ -11,7 +11,7 @@ table). Writes results/bench/peers-<date>.md (and .json). Peers that do not impo
 as "not installed": run it with the interpreter that has them (scripts/setup_peers.sh makes
 .venv-peers, which also sees the base interpreter's calibench).
 
-Usage: .venv-peers/bin/python bench/peers.py [--bin build/calibench] [--shapes 10000x10,10000x100,25000x1000]
+Usage: .venv-peers/bin/python bench/python/peers.py [--bin build/calibench] [--shapes 10000x10,10000x100,25000x1000]
                                              [--real first-per-k|all|none] [--repeat 5] [--threads 1] [--out FILE.md]
 """
 import argparse
@@ -48,7 +48,7 @@ import numpy as np  # noqa: E402
 
 import calibench  # noqa: E402
 
-REPO = pathlib.Path(__file__).resolve().parents[1]
+REPO = pathlib.Path(__file__).resolve().parents[2]
 REAL_DUMPS = REPO.parent / "shared" / "data" / "real" / "h5"
 BINS = 15
 CANDIDATES = 1000
@@ -344,7 +344,7 @@ def main():
                            capture_output=True, text=True).stdout.strip()
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     report.update({
-        "command": " ".join([interpreter_name(), "bench/peers.py", *sys.argv[1:]]),
+        "command": " ".join([interpreter_name(), "bench/python/peers.py", *sys.argv[1:]]),
         "cpu_model": model, "cpus": cpus, "memory": f"{memory:.0f} GiB memory",
         "calibench": calibench.__version__, "commit": commit + (" with local changes" if dirty else ""),
         "backend": calibench.sweep_temperatures(np.zeros((2, 2), np.float32), [0, 1], temperatures=[1.0])["backend"],
