@@ -31,7 +31,7 @@ namespace detail {
 }  // namespace calibench
 
 /// Precondition check for library code: throws calibench::error (never aborts).
-#define CALIBENCH_EXPECTS(cond, what)                                                \
-  do {                                                                               \
+#define CALIBENCH_EXPECTS(cond, what)                                                   \
+  do {                                                                                  \
     if (!(cond)) ::calibench::detail::throw_expects(#cond, __FILE__, __LINE__, (what)); \
   } while (0)

@@ -101,8 +101,8 @@ struct top_label_stats {
 /// Softmax top-label statistics of `row[0..num_classes)` with inverse temperature `inv_t`
 /// (1 for the raw logits). Accumulates in `Real`; `In` is the storage type of the logits.
 template <class Real, class In>
-CALIBENCH_HD top_label_stats<Real> softmax_top_label(const In* row, std::int64_t num_classes,
-                                                      std::int32_t label, Real inv_t = Real(1)) {
+CALIBENCH_HD top_label_stats<Real> softmax_top_label(const In* row, std::int64_t num_classes, std::int32_t label,
+                                                     Real inv_t = Real(1)) {
   using std::exp;
   using std::log;
   Real m = Real(row[0]) * inv_t;
@@ -180,10 +180,8 @@ CALIBENCH_HD std::int32_t bin_index(binning rule, double v, std::int32_t num_bin
     case binning::guo_strict:
       if (!(v > 0.0)) return -1;
       return detail::count_edges_below(v, num_bins, true, uniform);
-    case binning::left_closed:
-      return detail::count_edges_below(v, num_bins, false, uniform);
-    case binning::torchmetrics:
-      return v >= 1.0 ? num_bins : detail::count_edges_below(v, num_bins, false, uniform);
+    case binning::left_closed: return detail::count_edges_below(v, num_bins, false, uniform);
+    case binning::torchmetrics: return v >= 1.0 ? num_bins : detail::count_edges_below(v, num_bins, false, uniform);
     case binning::digitize_linspace: {
       if (num_bins == 1) return 0;
       if (v >= 1.0) return num_bins - 1;
@@ -192,8 +190,7 @@ CALIBENCH_HD std::int32_t bin_index(binning rule, double v, std::int32_t num_bin
                                        [num_bins](std::int32_t i) { return linspace_edge(i, num_bins); });
     }
     case binning::right_closed:
-    default:
-      return detail::count_edges_below(v, num_bins, true, uniform);
+    default: return detail::count_edges_below(v, num_bins, true, uniform);
   }
 }
 
@@ -270,8 +267,7 @@ struct candidate_terms {
 /// e_y = exp(s_y). conf = 1/S (the maximum contributes exp(0) = 1), log p_y = s_y - log S,
 /// Brier = Q/S^2 - 2 p_y + 1.
 template <class Real>
-CALIBENCH_HD candidate_terms<Real> terms_from_sums(Real sum_exp, Real sum_exp_sq, Real scaled_label,
-                                                   Real exp_label) {
+CALIBENCH_HD candidate_terms<Real> terms_from_sums(Real sum_exp, Real sum_exp_sq, Real scaled_label, Real exp_label) {
   candidate_terms<Real> t;
   const Real inv = Real(1) / sum_exp;
   const Real p_label = exp_label * inv;
@@ -304,13 +300,13 @@ CALIBENCH_HD candidate_terms<Real> weight_terms(Real a, Real num_classes, Real c
 /// (absolute, with its class, lowest index on ties), and the label's scaled logit.
 template <class Real>
 struct class_step_state {
-  Real row_max;         ///< m
-  Real rest_sum;        ///< S_r
-  Real rest_sum_sq;     ///< Q_r
-  Real rest_max;        ///< u_r = max_{j != i} u_j (absolute: ties are decided on it)
-  Real rest_max_exp;    ///< exp(u_r - m)
-  Real label_scaled;    ///< u_y - m (meaningful when y != i)
-  Real label_exp;       ///< exp(u_y - m)
+  Real row_max;       ///< m
+  Real rest_sum;      ///< S_r
+  Real rest_sum_sq;   ///< Q_r
+  Real rest_max;      ///< u_r = max_{j != i} u_j (absolute: ties are decided on it)
+  Real rest_max_exp;  ///< exp(u_r - m)
+  Real label_scaled;  ///< u_y - m (meaningful when y != i)
+  Real label_exp;     ///< exp(u_y - m)
   std::int32_t rest_argmax;
 };
 
@@ -344,7 +340,6 @@ CALIBENCH_HD candidate_terms<Real> class_step_terms(const class_step_state<Real>
   return t;
 }
 
-
 /// Terms of one row of stored probabilities `p` (K entries) with label y, and its
 /// prediction (argmax, lowest index on ties).
 template <class In>
@@ -374,8 +369,7 @@ struct class_row_state {
 
 /// Recomputes a row's state from its logits `z` and the per-class inverse temperatures: O(K).
 template <class In>
-CALIBENCH_HD void refresh_class_row(const In* z, std::int64_t num_classes, const double* inverse,
-                                    class_row_state& r) {
+CALIBENCH_HD void refresh_class_row(const In* z, std::int64_t num_classes, const double* inverse, class_row_state& r) {
   using std::exp;
   r.top1 = 0;
   double best = static_cast<double>(z[0]) * inverse[0];
@@ -432,8 +426,7 @@ CALIBENCH_HD void commit_class_row(const In* z, std::int64_t num_classes, const 
 /// all the mass for every candidate.
 template <class In>
 CALIBENCH_HD class_step_state<double> class_rest_state(const In* z, std::int64_t num_classes, const double* inverse,
-                                                       const class_row_state& r, std::int32_t cls,
-                                                       std::int32_t label) {
+                                                       const class_row_state& r, std::int32_t cls, std::int32_t label) {
   using std::exp;
   class_step_state<double> s;
   double base = r.max;

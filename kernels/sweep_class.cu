@@ -24,9 +24,8 @@ __global__ void class_refresh_kernel(const float* __restrict__ logits, std::int6
 }
 
 __global__ void class_commit_kernel(const float* __restrict__ logits, std::int64_t num_samples,
-                                    std::int64_t num_classes, const double* __restrict__ inverse,
-                                    std::int32_t cls, double old_inv, double new_inv,
-                                    class_row_state* __restrict__ rows) {
+                                    std::int64_t num_classes, const double* __restrict__ inverse, std::int32_t cls,
+                                    double old_inv, double new_inv, class_row_state* __restrict__ rows) {
   for (std::int64_t i = global_thread(); i < num_samples; i += grid_threads()) {
     class_row_state r = rows[i];
     commit_class_row(logits + i * num_classes, num_classes, inverse, cls, old_inv, new_inv, r);
@@ -36,9 +35,8 @@ __global__ void class_commit_kernel(const float* __restrict__ logits, std::int64
 
 __global__ void class_rest_state_kernel(const float* __restrict__ logits, const std::int32_t* __restrict__ labels,
                                         std::int64_t num_samples, std::int64_t num_classes,
-                                        const double* __restrict__ inverse,
-                                        const class_row_state* __restrict__ rows, std::int32_t cls,
-                                        class_step_state<double>* __restrict__ state,
+                                        const double* __restrict__ inverse, const class_row_state* __restrict__ rows,
+                                        std::int32_t cls, class_step_state<double>* __restrict__ state,
                                         double* __restrict__ class_logit) {
   for (std::int64_t i = global_thread(); i < num_samples; i += grid_threads()) {
     const float* z = logits + i * num_classes;
@@ -50,8 +48,7 @@ __global__ void class_rest_state_kernel(const float* __restrict__ logits, const 
 __global__ void class_candidate_kernel(const std::int32_t* __restrict__ labels, std::int64_t num_samples,
                                        const class_step_state<double>* __restrict__ state,
                                        const double* __restrict__ class_logit, std::int32_t cls,
-                                       const double* __restrict__ inv, std::int64_t num_candidates,
-                                       terms_view out) {
+                                       const double* __restrict__ inv, std::int64_t num_candidates, terms_view out) {
   const std::int64_t total = num_candidates * num_samples;
   for (std::int64_t t = global_thread(); t < total; t += grid_threads()) {
     const std::int64_t g = t / num_samples, i = t % num_samples;
@@ -79,9 +76,8 @@ void launch_class_commit(const float* d_logits, std::int64_t num_samples, std::i
                          class_row_state* d_rows) {
   CALIBENCH_EXPECTS(num_samples >= 0 && num_classes >= 2 && cls >= 0 && cls < num_classes, "bad class");
   if (num_samples == 0) return;
-  class_commit_kernel<<<detail::grid_for(num_samples), detail::k_block>>>(d_logits, num_samples, num_classes,
-                                                                          d_inverse, cls, old_inv, new_inv,
-                                                                          d_rows);
+  class_commit_kernel<<<detail::grid_for(num_samples), detail::k_block>>>(d_logits, num_samples, num_classes, d_inverse,
+                                                                          cls, old_inv, new_inv, d_rows);
   CALIBENCH_CUDA_TRY(cudaGetLastError());
 }
 
@@ -96,9 +92,9 @@ void launch_class_rest_state(const float* d_logits, const std::int32_t* d_labels
 }
 
 void launch_class_candidate_terms(const std::int32_t* d_labels, std::int64_t num_samples,
-                                  const class_step_state<double>* d_state,
-                                  const double* d_class_logit, std::int32_t cls, const double* d_inv_temperature,
-                                  std::int64_t num_candidates, terms_view out) {
+                                  const class_step_state<double>* d_state, const double* d_class_logit,
+                                  std::int32_t cls, const double* d_inv_temperature, std::int64_t num_candidates,
+                                  terms_view out) {
   CALIBENCH_EXPECTS(num_samples == out.num_samples && num_candidates >= 0, "bad shape");
   if (num_samples == 0 || num_candidates == 0) return;
   class_candidate_kernel<<<detail::grid_for(num_candidates * num_samples), detail::k_block>>>(

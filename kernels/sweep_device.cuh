@@ -65,8 +65,8 @@ __device__ __forceinline__ void row_sums(const float* __restrict__ z, std::int64
 }
 
 /// The same sums for a warp: lanes stride over the classes, then a warp sum (all lanes agree).
-__device__ __forceinline__ void warp_row_sums(const float* __restrict__ z, std::int64_t num_classes,
-                                              double max_logit, double b, int lane, double& s, double& q) {
+__device__ __forceinline__ void warp_row_sums(const float* __restrict__ z, std::int64_t num_classes, double max_logit,
+                                              double b, int lane, double& s, double& q) {
   double ls = 0, lq = 0;
   for (std::int64_t j = lane; j < num_classes; j += k_warp) {
     const double e = exp((static_cast<double>(z[j]) - max_logit) * b);

@@ -26,8 +26,8 @@ __global__ void segment_setup_kernel(std::int32_t* __restrict__ index, std::int6
 
 __global__ void __launch_bounds__(k_group_block)
     group_sums_kernel(const double* __restrict__ sorted_confidence, const std::int32_t* __restrict__ index,
-                      const std::uint8_t* __restrict__ correct, std::int64_t num_samples,
-                      std::int64_t num_candidates, std::int32_t num_groups, double* __restrict__ group_confidence,
+                      const std::uint8_t* __restrict__ correct, std::int64_t num_samples, std::int64_t num_candidates,
+                      std::int32_t num_groups, double* __restrict__ group_confidence,
                       double* __restrict__ group_correct) {
   __shared__ double s_conf[k_group_block];
   __shared__ long long s_correct[k_group_block];

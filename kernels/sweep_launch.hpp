@@ -22,12 +22,11 @@ struct terms_view {
   std::int64_t num_samples;
 };
 
-
 // ---- per-row preparation and per-sample terms (sweep_rows.cu) -------------------------------
 
 /// Row maximum (as double) and argmax (lowest index on ties) of each logit row.
-void launch_row_argmax(const float* d_logits, std::int64_t num_samples, std::int64_t num_classes,
-                       double* d_max_logit, std::int32_t* d_prediction);
+void launch_row_argmax(const float* d_logits, std::int64_t num_samples, std::int64_t num_classes, double* d_max_logit,
+                       std::int32_t* d_prediction);
 
 /// Terms of every sample at its own inverse temperature (`d_inv_per_sample`, or `inv` for all
 /// samples when it is null), written as candidate 0 of `out`.
@@ -81,14 +80,15 @@ void launch_class_commit(const float* d_logits, std::int64_t num_samples, std::i
 
 /// Each row's state with class `cls` removed (class_step_state) and its logit z_cls.
 void launch_class_rest_state(const float* d_logits, const std::int32_t* d_labels, std::int64_t num_samples,
-                             std::int64_t num_classes, const double* d_inverse, const ::calibench::class_row_state* d_rows,
-                             std::int32_t cls, class_step_state<double>* d_state, double* d_class_logit);
+                             std::int64_t num_classes, const double* d_inverse,
+                             const ::calibench::class_row_state* d_rows, std::int32_t cls,
+                             class_step_state<double>* d_state, double* d_class_logit);
 
 /// Terms of candidates d_inv_temperature[0..num_candidates) for class `cls` (class_step_terms).
 void launch_class_candidate_terms(const std::int32_t* d_labels, std::int64_t num_samples,
-                                  const class_step_state<double>* d_state,
-                                  const double* d_class_logit, std::int32_t cls, const double* d_inv_temperature,
-                                  std::int64_t num_candidates, terms_view out);
+                                  const class_step_state<double>* d_state, const double* d_class_logit,
+                                  std::int32_t cls, const double* d_inv_temperature, std::int64_t num_candidates,
+                                  terms_view out);
 
 // ---- arbitrary probability sets (sweep_probs.cu) ---------------------------------------------
 

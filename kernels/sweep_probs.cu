@@ -26,8 +26,8 @@ __global__ void probability_thread_kernel(const float* __restrict__ probs, const
 }
 
 __global__ void probability_warp_kernel(const float* __restrict__ probs, const std::int32_t* __restrict__ labels,
-                                        std::int64_t num_samples, std::int64_t num_classes,
-                                        std::int64_t num_candidates, terms_view out) {
+                                        std::int64_t num_samples, std::int64_t num_classes, std::int64_t num_candidates,
+                                        terms_view out) {
   const int lane = detail::lane_id();
   const std::int64_t total = num_candidates * num_samples;
   for (std::int64_t w = detail::global_warp(); w < total; w += detail::grid_warps()) {
@@ -51,7 +51,8 @@ __global__ void probability_warp_kernel(const float* __restrict__ probs, const s
     for (int offset = detail::k_warp / 2; offset > 0; offset /= 2) {
       const float other = __shfl_xor_sync(detail::k_full_mask, best, offset);
       const std::int32_t other_j = __shfl_xor_sync(detail::k_full_mask, best_j, offset);
-      const bool take = other_j < num_classes && (best_j == num_classes || other > best || (other == best && other_j < best_j));
+      const bool take =
+          other_j < num_classes && (best_j == num_classes || other > best || (other == best && other_j < best_j));
       if (take) {
         best = other;
         best_j = other_j;
@@ -73,8 +74,8 @@ void launch_probability_terms(const float* d_probs, const std::int32_t* d_labels
   if (num_samples == 0 || num_candidates == 0) return;
   const std::int64_t items = num_candidates * num_samples;
   if (num_classes <= detail::k_thread_per_row_classes) {
-    probability_thread_kernel<<<detail::grid_for(items), detail::k_block>>>(d_probs, d_labels, num_samples,
-                                                                             num_classes, num_candidates, out);
+    probability_thread_kernel<<<detail::grid_for(items), detail::k_block>>>(d_probs, d_labels, num_samples, num_classes,
+                                                                            num_candidates, out);
   } else {
     probability_warp_kernel<<<detail::grid_for(items * detail::k_warp), detail::k_block>>>(
         d_probs, d_labels, num_samples, num_classes, num_candidates, out);

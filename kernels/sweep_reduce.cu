@@ -26,13 +26,13 @@ std::size_t shared_bytes(int warps, std::int32_t num_bins) {
          2 * static_cast<std::size_t>(num_bins) * sizeof(std::int32_t);
 }
 
-__global__ void bin_partials_kernel(terms_view in, std::int64_t num_candidates, std::int32_t num_bins,
-                                    binning rule, bin_partials out) {
+__global__ void bin_partials_kernel(terms_view in, std::int64_t num_candidates, std::int32_t num_bins, binning rule,
+                                    bin_partials out) {
   extern __shared__ double shared[];
   const int warps = static_cast<int>(blockDim.x) / detail::k_warp;
   const int warp = static_cast<int>(threadIdx.x) / detail::k_warp;
   const int lane = detail::lane_id();
-  double* conf_w = shared;                 // warps x M, warp-private rows
+  double* conf_w = shared;  // warps x M, warp-private rows
   double* nll_w = conf_w + warps * num_bins;
   double* brier_w = nll_w + warps;
   auto* count = reinterpret_cast<std::int32_t*>(brier_w + warps);

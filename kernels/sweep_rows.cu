@@ -11,9 +11,8 @@ namespace {
 using detail::global_thread;
 using detail::grid_threads;
 
-__global__ void row_argmax_kernel(const float* __restrict__ logits, std::int64_t num_samples,
-                                  std::int64_t num_classes, double* __restrict__ max_logit,
-                                  std::int32_t* __restrict__ prediction) {
+__global__ void row_argmax_kernel(const float* __restrict__ logits, std::int64_t num_samples, std::int64_t num_classes,
+                                  double* __restrict__ max_logit, std::int32_t* __restrict__ prediction) {
   for (std::int64_t i = global_thread(); i < num_samples; i += grid_threads()) {
     const float* row = logits + i * num_classes;
     std::int32_t best = 0;
@@ -52,12 +51,12 @@ __global__ void broadcast_terms_kernel(terms_view src, std::int64_t num_candidat
 
 }  // namespace
 
-void launch_row_argmax(const float* d_logits, std::int64_t num_samples, std::int64_t num_classes,
-                       double* d_max_logit, std::int32_t* d_prediction) {
+void launch_row_argmax(const float* d_logits, std::int64_t num_samples, std::int64_t num_classes, double* d_max_logit,
+                       std::int32_t* d_prediction) {
   CALIBENCH_EXPECTS(num_samples >= 0 && num_classes >= 1, "bad shape");
   if (num_samples == 0) return;
-  row_argmax_kernel<<<detail::grid_for(num_samples), detail::k_block>>>(d_logits, num_samples, num_classes,
-                                                                         d_max_logit, d_prediction);
+  row_argmax_kernel<<<detail::grid_for(num_samples), detail::k_block>>>(d_logits, num_samples, num_classes, d_max_logit,
+                                                                        d_prediction);
   CALIBENCH_CUDA_TRY(cudaGetLastError());
 }
 
@@ -74,8 +73,8 @@ void launch_sample_terms(const float* d_logits, const std::int32_t* d_labels, co
 void launch_broadcast_terms(terms_view src, std::int64_t num_candidates, terms_view dst) {
   CALIBENCH_EXPECTS(src.num_samples == dst.num_samples && num_candidates >= 0, "bad shape");
   if (num_candidates == 0 || dst.num_samples == 0) return;
-  broadcast_terms_kernel<<<detail::grid_for(num_candidates * dst.num_samples), detail::k_block>>>(
-      src, num_candidates, dst);
+  broadcast_terms_kernel<<<detail::grid_for(num_candidates * dst.num_samples), detail::k_block>>>(src, num_candidates,
+                                                                                                  dst);
   CALIBENCH_CUDA_TRY(cudaGetLastError());
 }
 

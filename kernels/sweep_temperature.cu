@@ -18,8 +18,7 @@ __global__ void temperature_thread_kernel(const float* __restrict__ logits, cons
                                           const double* __restrict__ max_logit,
                                           const std::int32_t* __restrict__ prediction, std::int64_t num_classes,
                                           const std::int64_t* __restrict__ rows, std::int64_t num_rows,
-                                          const double* __restrict__ inv, std::int64_t num_candidates,
-                                          terms_view out) {
+                                          const double* __restrict__ inv, std::int64_t num_candidates, terms_view out) {
   const std::int64_t total = num_candidates * num_rows;
   for (std::int64_t t = global_thread(); t < total; t += grid_threads()) {
     const std::int64_t g = t / num_rows, r = t % num_rows;
@@ -79,14 +78,14 @@ void launch_temperature_terms(const float* d_logits, const std::int32_t* d_label
   if (num_rows == 0 || num_candidates == 0) return;
   const std::int64_t items = num_candidates * num_rows;
   if (num_classes <= detail::k_thread_per_row_classes) {
-    temperature_thread_kernel<<<detail::grid_for(items), detail::k_block>>>(
-        d_logits, d_labels, d_max_logit, d_prediction, num_classes, d_rows, num_rows, d_inv_temperature,
-        num_candidates, out);
+    temperature_thread_kernel<<<detail::grid_for(items), detail::k_block>>>(d_logits, d_labels, d_max_logit,
+                                                                            d_prediction, num_classes, d_rows, num_rows,
+                                                                            d_inv_temperature, num_candidates, out);
   } else {
     const std::int64_t warps = (num_candidates + detail::k_warp - 1) / detail::k_warp * num_rows;
     temperature_warp_kernel<<<detail::grid_for(warps * detail::k_warp), detail::k_block>>>(
-        d_logits, d_labels, d_max_logit, d_prediction, num_classes, d_rows, num_rows, d_inv_temperature,
-        num_candidates, out);
+        d_logits, d_labels, d_max_logit, d_prediction, num_classes, d_rows, num_rows, d_inv_temperature, num_candidates,
+        out);
   }
   CALIBENCH_CUDA_TRY(cudaGetLastError());
 }

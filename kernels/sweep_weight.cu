@@ -21,8 +21,7 @@ __global__ void weight_base_kernel(terms_view base, double* __restrict__ p_label
 
 __global__ void weight_terms_kernel(terms_view base, const double* __restrict__ p_label,
                                     const double* __restrict__ p_sq, double num_classes,
-                                    const double* __restrict__ weights, std::int64_t num_candidates,
-                                    terms_view out) {
+                                    const double* __restrict__ weights, std::int64_t num_candidates, terms_view out) {
   const std::int64_t n = base.num_samples;
   const std::int64_t total = num_candidates * n;
   for (std::int64_t t = global_thread(); t < total; t += grid_threads()) {

@@ -66,25 +66,13 @@ std::string dtype_name(nb::dlpack::dtype t) {
   using code = nb::dlpack::dtype_code;
   const char* base = "unknown";
   switch (static_cast<code>(t.code)) {
-    case code::Int:
-      base = "int";
-      break;
-    case code::UInt:
-      base = "uint";
-      break;
-    case code::Float:
-      base = "float";
-      break;
-    case code::Bfloat:
-      base = "bfloat";
-      break;
-    case code::Complex:
-      base = "complex";
-      break;
-    case code::Bool:
-      return "bool";
-    default:
-      return fmt::format("dlpack type code {} ({} bits)", t.code, t.bits);
+    case code::Int: base = "int"; break;
+    case code::UInt: base = "uint"; break;
+    case code::Float: base = "float"; break;
+    case code::Bfloat: base = "bfloat"; break;
+    case code::Complex: base = "complex"; break;
+    case code::Bool: return "bool";
+    default: return fmt::format("dlpack type code {} ({} bits)", t.code, t.bits);
   }
   return t.lanes > 1 ? fmt::format("{}{}x{}", base, t.bits, t.lanes) : fmt::format("{}{}", base, t.bits);
 }

@@ -116,13 +116,16 @@ void BM_cts_pass_session(benchmark::State& state) {
   auto resident = backend->prepare(d.view());
   double final_ece = 0;
   for (auto _ : state) {
-    auto session = backend->class_temperature(*resident, std::vector<double>(k_k, 2.0), {k_bins, binning::right_closed, false});
-    double current = backend->temperature(*resident, std::vector<double>{2.0}, {k_bins, binning::right_closed, false}).ece[0];
+    auto session =
+        backend->class_temperature(*resident, std::vector<double>(k_k, 2.0), {k_bins, binning::right_closed, false});
+    double current =
+        backend->temperature(*resident, std::vector<double>{2.0}, {k_bins, binning::right_closed, false}).ece[0];
     for (std::int32_t cls = 0; cls < k_k; ++cls) {
       const auto r = session->sweep(cls, g);
       std::int64_t best = -1;
       for (std::size_t i = 0; i < g.size(); ++i) {
-        if (r.ece[i] < (best < 0 ? current : r.ece[static_cast<std::size_t>(best)])) best = static_cast<std::int64_t>(i);
+        if (r.ece[i] < (best < 0 ? current : r.ece[static_cast<std::size_t>(best)]))
+          best = static_cast<std::int64_t>(i);
       }
       if (best >= 0) {
         session->set(cls, g[static_cast<std::size_t>(best)]);

@@ -4,8 +4,8 @@
 
 #include <vector>
 
-#include "host/metrics/metrics.hpp"
 #include "common/rng.hpp"
+#include "host/metrics/metrics.hpp"
 
 namespace {
 
@@ -33,7 +33,11 @@ void BM_metrics_all(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * state.range(0) * state.range(1));
   state.counters["ece"] = m.ece;
 }
-BENCHMARK(BM_metrics_all)->ArgNames({"n", "k"})->Args({10000, 10})->Args({10000, 100})->Args({25000, 1000})
+BENCHMARK(BM_metrics_all)
+    ->ArgNames({"n", "k"})
+    ->Args({10000, 10})
+    ->Args({10000, 100})
+    ->Args({25000, 1000})
     ->Unit(benchmark::kMillisecond);
 
 void BM_metrics_score(benchmark::State& state) {
@@ -50,7 +54,11 @@ void BM_metrics_score(benchmark::State& state) {
   }
   state.SetItemsProcessed(state.iterations() * state.range(0) * state.range(1));
 }
-BENCHMARK(BM_metrics_score)->ArgNames({"n", "k"})->Args({10000, 100})->Args({25000, 1000})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_metrics_score)
+    ->ArgNames({"n", "k"})
+    ->Args({10000, 100})
+    ->Args({25000, 1000})
+    ->Unit(benchmark::kMillisecond);
 
 }  // namespace
 

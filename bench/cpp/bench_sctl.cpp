@@ -51,11 +51,17 @@ void BM_sctl_grid_cuda(benchmark::State& state) {
   for (auto _ : state) benchmark::DoNotOptimize(backend->sctl_grid(l.l0, l.l1, l.n1, lattice));
   state.SetItemsProcessed(state.iterations() * grid * grid * k);
 }
-BENCHMARK(BM_sctl_grid_cuda)->ArgNames({"grid", "k"})->ArgsProduct({{256, 1024, 4096}, {10, 100, 1000}})
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_sctl_grid_cuda)
+    ->ArgNames({"grid", "k"})
+    ->ArgsProduct({{256, 1024, 4096}, {10, 100, 1000}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 #endif
 
 }  // namespace
 
-BENCHMARK(BM_sctl_grid_cpu)->ArgNames({"grid", "k"})->ArgsProduct({{256, 1024}, {10, 100, 1000}})
-    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_sctl_grid_cpu)
+    ->ArgNames({"grid", "k"})
+    ->ArgsProduct({{256, 1024}, {10, 100, 1000}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();

@@ -59,15 +59,13 @@ enum class family { temperature, inverse_temperature, weight, class_temperature,
 sweep_result run(family f, sweep_backend& backend, resident_logits& data, const sweep_input& in, std::int64_t g,
                  const sweep_options& options) {
   switch (f) {
-    case family::temperature:
-      return backend.temperature(data, linear(0.5, 5.0, g), options);
+    case family::temperature: return backend.temperature(data, linear(0.5, 5.0, g), options);
     case family::inverse_temperature:
       return backend.inverse_temperature(data, {0.2, g > 1 ? 2.0 / static_cast<double>(g) : 0.0, g}, options);
-    case family::weight:
-      return backend.weight(data, linear(0.0, 1.0, g), options);
+    case family::weight: return backend.weight(data, linear(0.0, 1.0, g), options);
     case family::class_temperature: {
-      auto session = backend.class_temperature(data, std::vector<double>(static_cast<std::size_t>(in.num_classes), 1.5),
-                                               options);
+      auto session =
+          backend.class_temperature(data, std::vector<double>(static_cast<std::size_t>(in.num_classes), 1.5), options);
       return session->sweep(0, linear(0.1, 10.0, g));
     }
     case family::bin_temperature: {
@@ -76,8 +74,7 @@ sweep_result run(family f, sweep_backend& backend, resident_logits& data, const 
       const std::vector<double> temps(15, 1.5);
       return backend.bin_temperature(data, {bins, temps, 3}, linear(0.5, 5.0, g), options);
     }
-    case family::probability_sets:
-      break;
+    case family::probability_sets: break;
   }
   return {};
 }
@@ -130,7 +127,9 @@ void shapes_and_counts(benchmark::internal::Benchmark* b) {
   b->Unit(benchmark::kMillisecond)->UseRealTime()->MinTime(0.05);
 }
 
-BENCHMARK(BM_sweep_cpu<family::inverse_temperature>)->Name("BM_sweep_cpu_inverse_temperature")->Apply(shapes_and_counts);
+BENCHMARK(BM_sweep_cpu<family::inverse_temperature>)
+    ->Name("BM_sweep_cpu_inverse_temperature")
+    ->Apply(shapes_and_counts);
 BENCHMARK(BM_sweep_cpu<family::temperature>)->Name("BM_sweep_cpu_temperature")->Apply(shapes_and_counts);
 BENCHMARK(BM_sweep_cpu<family::weight>)->Name("BM_sweep_cpu_weight")->Apply(shapes_and_counts);
 BENCHMARK(BM_sweep_cpu<family::class_temperature>)->Name("BM_sweep_cpu_class_temperature")->Apply(shapes_and_counts);

@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "host/sweep/device.hpp"
 #include "common/rng.hpp"
 #include "host/sweep/backend.hpp"
+#include "host/sweep/device.hpp"
 #include "kernels/cuda_check.hpp"
 
 #include "git_commit.hpp"  // CALIBENCH_GIT_COMMIT, written at build time (bench/cpp/git_commit.cmake)
@@ -29,7 +29,8 @@ struct shape_def {
   const char* name;
   std::int64_t n, k;
 };
-constexpr std::array<shape_def, 3> k_shapes{{{"cifar10", 10000, 10}, {"cifar100", 10000, 100}, {"imagenet", 25000, 1000}}};
+constexpr std::array<shape_def, 3> k_shapes{
+    {{"cifar10", 10000, 10}, {"cifar100", 10000, 100}, {"imagenet", 25000, 1000}}};
 
 struct shape_data {
   std::vector<float> logits;
@@ -225,11 +226,11 @@ void BM_sweep_gpu_probability_sets(benchmark::State& state) {
 }
 
 // shape: 0 = CIFAR-10, 1 = CIFAR-100, 2 = ImageNet; g: candidates; adaece: equal-mass bins on/off.
-#define CALIBENCH_SWEEP_AXES(name, gs)                                                          \
-  BENCHMARK(name)                                                                               \
-      ->ArgNames({"shape", "g", "adaece"})                                                      \
-      ->ArgsProduct({{0, 1, 2}, gs, {1}})                                                       \
-      ->UseManualTime()                                                                         \
+#define CALIBENCH_SWEEP_AXES(name, gs)     \
+  BENCHMARK(name)                          \
+      ->ArgNames({"shape", "g", "adaece"}) \
+      ->ArgsProduct({{0, 1, 2}, gs, {1}})  \
+      ->UseManualTime()                    \
       ->Unit(benchmark::kMillisecond)
 
 const std::vector<std::int64_t> k_candidate_counts{1, 100, 1000, 10000};

@@ -127,7 +127,8 @@ fitted fit_cts_greedy(const fit_input& in) {
   while (run < cycles) {
     ++run;
     bool changed = false;
-    for (std::int32_t i = 0; i < k; ++i) changed = (nudge ? nudge_class(state, i) : grid_step_class(state, i, grid)) || changed;
+    for (std::int32_t i = 0; i < k; ++i)
+      changed = (nudge ? nudge_class(state, i) : grid_step_class(state, i, grid)) || changed;
     if (!changed) break;
   }
   return {std::make_shared<class_temperature_map>(session->temperatures(), run, initial), {"ece", grid, init.ece}};

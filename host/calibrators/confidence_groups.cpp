@@ -138,7 +138,8 @@ std::shared_ptr<const group_map> fit_groups(group_map::kind kind, const scored_s
                                             const group_rule& rule) {
   const auto groups = equal_mass_groups(base.confidence, count);
   std::vector<double> values;
-  for (std::size_t gi = 0; gi < groups.rows.size(); ++gi) values.push_back(rule(groups, gi, stats_of(base, groups.rows[gi])));
+  for (std::size_t gi = 0; gi < groups.rows.size(); ++gi)
+    values.push_back(rule(groups, gi, stats_of(base, groups.rows[gi])));
   return std::make_shared<group_map>(kind, count, groups.edges, std::move(values));
 }
 
@@ -189,9 +190,8 @@ fitted fit_bts(const fit_input& in) {
   const group_rule temperature = [&](const calibration_groups& groups, std::size_t gi, const group_stats&) {
     return fit_temperature_nll(z, in.val.labels, in.val.num_classes, groups.rows[gi], in.val.file + ": /val/probs");
   };
-  return fit_grouping(in, [&](std::int64_t count) {
-    return fit_groups(group_map::kind::temperature, base, count, temperature);
-  });
+  return fit_grouping(
+      in, [&](std::int64_t count) { return fit_groups(group_map::kind::temperature, base, count, temperature); });
 }
 
 // ---- cts_conf ----------------------------------------------------------------------------------------
@@ -299,9 +299,8 @@ fitted fit_cts_conf(const fit_input& in) {
     }
     return grid[static_cast<std::size_t>(first_min(gap))];
   };
-  return fit_grouping(in, [&](std::int64_t count) {
-    return fit_groups(group_map::kind::temperature, base, count, temperature);
-  });
+  return fit_grouping(
+      in, [&](std::int64_t count) { return fit_groups(group_map::kind::temperature, base, count, temperature); });
 }
 
 method_info group_method(std::string name, group_map::kind kind, std::function<fitted(const fit_input&)> fit) {

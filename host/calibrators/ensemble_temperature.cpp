@@ -61,9 +61,10 @@ fitted fit_ets(const fit_input& in) {
   for (std::int64_t r = 0; r < val.num_samples; ++r) {
     if (z[static_cast<std::size_t>(r * k + val.labels[static_cast<std::size_t>(r)])] ==
         -std::numeric_limits<double>::infinity())
-      throw input_error(fmt::format("{}: probability 0 on the label at index {}: the NLL of the temperature "
-                                    "that ets fits first is infinite for every temperature",
-                                    where, r));
+      throw input_error(
+          fmt::format("{}: probability 0 on the label at index {}: the NLL of the temperature "
+                      "that ets fits first is infinite for every temperature",
+                      where, r));
   }
   std::vector<std::int64_t> rows(static_cast<std::size_t>(val.num_samples));
   std::iota(rows.begin(), rows.end(), std::int64_t{0});

@@ -131,7 +131,7 @@ class weight_objective {
  private:
   ets_objective objective_;
   double uniform_;
-  std::vector<double> label_probs_;  // nll: (a_i, b_i) per row
+  std::vector<double> label_probs_;           // nll: (a_i, b_i) per row
   std::array<std::array<double, 3>, 3> a_{};  // mse
   std::array<double, 3> b_{};
 };

@@ -50,7 +50,8 @@ class isotonic_map final : public calibration_map {
     if (x.empty() || y.size() != x.size())
       throw input_error(fmt::format("{}: iso needs x and y of one length >= 1", where));
     for (std::size_t i = 1; i < x.size(); ++i) {
-      if (!(x[i] > x[i - 1])) throw input_error(fmt::format("{}: iso x must increase strictly (position {})", where, i));
+      if (!(x[i] > x[i - 1]))
+        throw input_error(fmt::format("{}: iso x must increase strictly (position {})", where, i));
     }
     return std::make_shared<isotonic_map>(std::move(x), std::move(y));
   }

@@ -10,9 +10,9 @@
 #include <limits>
 #include <stdexcept>
 
-#include <Eigen/Core>
 #include <LBFGS.h>
 #include <fmt/format.h>
+#include <Eigen/Core>
 
 #include "common/error.hpp"
 
@@ -221,8 +221,7 @@ std::vector<double> apply_logit_map(logit_map map, const std::vector<double>& pa
 }
 
 double logit_map_nll(logit_map map, const std::vector<double>& params, const std::vector<double>& z,
-                     const std::vector<std::int32_t>& labels, std::int64_t num_classes,
-                     std::vector<double>& gradient) {
+                     const std::vector<std::int32_t>& labels, std::int64_t num_classes, std::vector<double>& gradient) {
   CALIBENCH_EXPECTS(static_cast<std::int64_t>(params.size()) == logit_map_size(map, num_classes),
                     "logit map parameters do not match K");
   CALIBENCH_EXPECTS(z.size() == labels.size() * static_cast<std::size_t>(num_classes) && !labels.empty(),
@@ -260,8 +259,10 @@ logit_map_fit fit_logit_map(logit_map map, const std::vector<double>& z, const s
                     "the ODIR penalty applies to the matrix map only");
   for (std::size_t i = 0; i < z.size(); ++i) {
     if (!std::isfinite(z[i]))
-      throw input_error(fmt::format("{}: non-finite logit (log of a probability 0?) at row {}: the logit maps need "
-                                    "finite logits", where, i / static_cast<std::size_t>(num_classes)));
+      throw input_error(
+          fmt::format("{}: non-finite logit (log of a probability 0?) at row {}: the logit maps need "
+                      "finite logits",
+                      where, i / static_cast<std::size_t>(num_classes)));
   }
   const std::vector<double> start = logit_map_identity(map, num_classes);
   Eigen::VectorXd x = Eigen::Map<const Eigen::VectorXd>(start.data(), static_cast<Eigen::Index>(start.size()));

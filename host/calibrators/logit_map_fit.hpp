@@ -28,8 +28,7 @@ std::vector<double> apply_logit_map(logit_map map, const std::vector<double>& pa
 /// Mean over the rows of -log softmax(q)_label and, in `gradient` (resized), its gradient in the
 /// parameters. Rows are summed in fixed chunks whose partial sums are added in order.
 double logit_map_nll(logit_map map, const std::vector<double>& params, const std::vector<double>& z,
-                     const std::vector<std::int32_t>& labels, std::int64_t num_classes,
-                     std::vector<double>& gradient);
+                     const std::vector<std::int32_t>& labels, std::int64_t num_classes, std::vector<double>& gradient);
 
 /// The ODIR regulariser of ms_odir and dir_odir on the matrix map (Kull 2019; dirichletcal's
 /// reg_norm = True normalisation): lambda/(K(K-1)) sum_{i != j} W_ij^2 + mu/K sum_i b_i^2.

@@ -142,9 +142,9 @@ namespace {
 /// vs, ms, cts_nll: L-BFGS from the identity on the validation logits.
 fitted fit_logit_map(const fit_input& in, const std::string& method, logit_map map) {
   const split_data& val = in.val;
-  const auto r = fit_logit_map(map, logit_map_input(val, false), val.labels, val.num_classes,
-                               in.request.iterations.value_or(k_default_lbfgs_iterations),
-                               val.file + ": " + val.values_path());
+  const auto r =
+      fit_logit_map(map, logit_map_input(val, false), val.labels, val.num_classes,
+                    in.request.iterations.value_or(k_default_lbfgs_iterations), val.file + ": " + val.values_path());
   auto m = std::make_shared<affine_logit_map>(method, map, false);
   m->set_fit(r, val.num_classes, r.nll);
   return {m, {}};

@@ -29,7 +29,7 @@ inline constexpr std::uint64_t k_odir_fold_seed = 15;
 /// ODIR's record of a fit: the penalty used and, when it was cross-validated, every candidate.
 struct odir_record {
   odir_penalty penalty;
-  double objective = 0;  ///< mean NLL plus penalty at the parameters
+  double objective = 0;                            ///< mean NLL plus penalty at the parameters
   std::vector<double> cv_lambdas, cv_mus, cv_nll;  ///< empty when lambda and mu were given
 };
 

@@ -79,9 +79,10 @@ odir_penalty cross_validate(const fit_input& in, const std::vector<double>& z, s
   const std::string& method = in.request.method;
   const std::int64_t k = in.val.num_classes, n = in.val.num_samples;
   if (n < k_odir_folds)
-    throw input_error(fmt::format("{}: {} needs at least {} validation samples for its cross-validation "
-                                  "(or give --odir-lambda and --odir-mu)",
-                                  where, method, k_odir_folds));
+    throw input_error(
+        fmt::format("{}: {} needs at least {} validation samples for its cross-validation "
+                    "(or give --odir-lambda and --odir-mu)",
+                    where, method, k_odir_folds));
   const std::vector<double> grid =
       parse_grid(in.request.grid.empty() ? default_odir_grid(k) : in.request.grid, "--grid");
   for (double c : grid) {

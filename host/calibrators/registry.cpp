@@ -66,10 +66,11 @@ void check_fit_backend(const fit_request& request) {
   // A method that fits on the backend under other options (ts) names the option that decides.
   const std::string which =
       row.on_backend != nullptr ? fmt::format(" --objective {}", objective_name(request.objective)) : "";
-  throw input_error(fmt::format("--backend cuda: {}{} is fitted on the host (only the grid searches of ts --objective "
-                                "ece|adaece, ws, cts_conf, cts_greedy run on the sweep backend); use --backend cpu "
-                                "or auto",
-                                row.name, which));
+  throw input_error(
+      fmt::format("--backend cuda: {}{} is fitted on the host (only the grid searches of ts --objective "
+                  "ece|adaece, ws, cts_conf, cts_greedy run on the sweep backend); use --backend cpu "
+                  "or auto",
+                  row.name, which));
 }
 
 std::string fit_site_name(const fit_request& request, const sweep_backend* backend) {

@@ -22,46 +22,95 @@ constexpr std::string_view k_loss_trained = "the loss-trained methods (BASE+LOSS
 
 // The table. `applies_to` completes "--key applies to ..., not METHOD".
 constexpr fit_option k_options[] = {
-    {"objective", "ts: nll | ece | adaece; ets: nll | mse (the weights)", "ts and ets"},
-    {"grid",
-     "Candidates: start:stop:step (inclusive) or v1,v2,... (method default; ms_odir, dir_odir: lambda = mu)",
-     "ts --objective ece | adaece, ws, cts_conf, cts_greedy, ms_odir and dir_odir"},
-    {"calib_bins", "cws, cts_conf, bts: calibration bins B or auto (2..50); hist: bins M",
-     "cws, cts_conf, bts and hist"},
-    {"iterations",
-     "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); vs, ms, cts_nll, ms_odir, dir_odir: L-BFGS "
-     "iterations at most per fit (1000); loss-trained methods: L-BFGS max_iter or Adam steps of one stage (1000)",
-     "cts_greedy, vs, ms, cts_nll, ms_odir, dir_odir and the loss-trained methods"},
-    {"accuracy_constraint", "cts_greedy: on | off (off = U-CTS)", "cts_greedy"},
-    {"cts_search", "cts_greedy: grid (the paper) | nudge (the authors' code)", "cts_greedy"},
-    {"odir_lambda", "ms_odir, dir_odir: off-diagonal weight lambda (with --odir-mu; default: 5-fold CV)",
-     "ms_odir and dir_odir"},
-    {"odir_mu", "ms_odir, dir_odir: bias weight mu (with --odir-lambda)", "ms_odir and dir_odir"},
-    {"lr", "Learning rate of one stage (default 0.02; ls, fl: the schedule 0.005/200, 0.003/400, 0.001/400)",
-     k_loss_trained, {}, true},
-    {"schedule", "auto (on for ls, fl) | on | off", k_loss_trained, {}, true},
-    {"tolerance_grad", "L-BFGS: stop when max |gradient| <= this (torch's 1e-7)", "the L-BFGS methods",
-     " (Adam runs every step)", true},
-    {"tolerance_change", "L-BFGS: stop when the loss or the step changes by less (torch's 1e-9; 0: run every iteration)",
-     "the L-BFGS methods", " (Adam runs every step)", true},
-    {"ls_alpha", "+ls: label-smoothing weight (0.05)", "+ls methods", {}, true},
-    {"fl_gamma", "+fl: focal gamma (3)", "+fl methods", {}, true},
-    {"focal_gradient", "+fl: full (the focal loss's gradient) | detached ((1-p)^gamma held constant, the SCTL code)",
-     "+fl methods", {}, true},
-    {"lsplus_weight", "+lsplus: a in (1 - a) CE + a KL (0.5)", "+lsplus methods", {}, true},
-    {"lsplus_perfect", "+lsplus: prior of classes with accuracy 1: uniform | half | keep", "+lsplus methods", {},
-     true},
-    {"sctl_norm", "+sctl: class-loss normalisation nd | mm | cm", "+sctl methods", {}, true},
-    {"sctl_solver", "+sctl: (alpha, beta) from grid (calibench) | slsqp (NLopt, the authors' solver)",
-     "+sctl methods", {}, true},
-    {"sctl_grid", "+sctl: grid candidates per axis (256)", "+sctl methods", {}, true},
-    {"seed", "pts, pts_sctl: seed of the initial network weights (1)", "pts and pts_sctl", {}, true},
-    {"pts_init", "pts, pts_sctl: JSON file with the initial network ({\"layers\": [{\"weight\", \"bias\"}]})",
-     "pts and pts_sctl", {}, true},
-    {"pts_top_k", "pts, pts_sctl: sorted logits fed to the network (10; min(10, K))", "pts and pts_sctl", {}, true},
-    {"pts_layers", "pts: hidden layers (2)", "pts", " (pts_sctl's network is fixed)", true},
-    {"pts_nodes", "pts: units per hidden layer (5)", "pts", " (pts_sctl's network is fixed)", true},
-    {"weight_decay", "pts, pts_sctl: Adam weight decay (pts 0.002, pts_sctl 0)", "pts and pts_sctl", {}, true},
+    {.key = "objective", .help = "ts: nll | ece | adaece; ets: nll | mse (the weights)", .applies_to = "ts and ets"},
+    {.key = "grid",
+     .help = "Candidates: start:stop:step (inclusive) or v1,v2,... (method default; ms_odir, dir_odir: lambda = mu)",
+     .applies_to = "ts --objective ece | adaece, ws, cts_conf, cts_greedy, ms_odir and dir_odir"},
+    {.key = "calib_bins",
+     .help = "cws, cts_conf, bts: calibration bins B or auto (2..50); hist: bins M",
+     .applies_to = "cws, cts_conf, bts and hist"},
+    {.key = "iterations",
+     .help =
+         "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); vs, ms, cts_nll, ms_odir, dir_odir: L-BFGS "
+         "iterations at most per fit (1000); loss-trained methods: L-BFGS max_iter or Adam steps of one stage (1000)",
+     .applies_to = "cts_greedy, vs, ms, cts_nll, ms_odir, dir_odir and the loss-trained methods"},
+    {.key = "accuracy_constraint", .help = "cts_greedy: on | off (off = U-CTS)", .applies_to = "cts_greedy"},
+    {.key = "cts_search",
+     .help = "cts_greedy: grid (the paper) | nudge (the authors' code)",
+     .applies_to = "cts_greedy"},
+    {.key = "odir_lambda",
+     .help = "ms_odir, dir_odir: off-diagonal weight lambda (with --odir-mu; default: 5-fold CV)",
+     .applies_to = "ms_odir and dir_odir"},
+    {.key = "odir_mu",
+     .help = "ms_odir, dir_odir: bias weight mu (with --odir-lambda)",
+     .applies_to = "ms_odir and dir_odir"},
+    {.key = "lr",
+     .help = "Learning rate of one stage (default 0.02; ls, fl: the schedule 0.005/200, 0.003/400, 0.001/400)",
+     .applies_to = k_loss_trained,
+     .training = true},
+    {.key = "schedule", .help = "auto (on for ls, fl) | on | off", .applies_to = k_loss_trained, .training = true},
+    {.key = "tolerance_grad",
+     .help = "L-BFGS: stop when max |gradient| <= this (torch's 1e-7)",
+     .applies_to = "the L-BFGS methods",
+     .refusal_note = " (Adam runs every step)",
+     .training = true},
+    {.key = "tolerance_change",
+     .help = "L-BFGS: stop when the loss or the step changes by less (torch's 1e-9; 0: run every iteration)",
+     .applies_to = "the L-BFGS methods",
+     .refusal_note = " (Adam runs every step)",
+     .training = true},
+    {.key = "ls_alpha", .help = "+ls: label-smoothing weight (0.05)", .applies_to = "+ls methods", .training = true},
+    {.key = "fl_gamma", .help = "+fl: focal gamma (3)", .applies_to = "+fl methods", .training = true},
+    {.key = "focal_gradient",
+     .help = "+fl: full (the focal loss's gradient) | detached ((1-p)^gamma held constant, the SCTL code)",
+     .applies_to = "+fl methods",
+     .training = true},
+    {.key = "lsplus_weight",
+     .help = "+lsplus: a in (1 - a) CE + a KL (0.5)",
+     .applies_to = "+lsplus methods",
+     .training = true},
+    {.key = "lsplus_perfect",
+     .help = "+lsplus: prior of classes with accuracy 1: uniform | half | keep",
+     .applies_to = "+lsplus methods",
+     .training = true},
+    {.key = "sctl_norm",
+     .help = "+sctl: class-loss normalisation nd | mm | cm",
+     .applies_to = "+sctl methods",
+     .training = true},
+    {.key = "sctl_solver",
+     .help = "+sctl: (alpha, beta) from grid (calibench) | slsqp (NLopt, the authors' solver)",
+     .applies_to = "+sctl methods",
+     .training = true},
+    {.key = "sctl_grid",
+     .help = "+sctl: grid candidates per axis (256)",
+     .applies_to = "+sctl methods",
+     .training = true},
+    {.key = "seed",
+     .help = "pts, pts_sctl: seed of the initial network weights (1)",
+     .applies_to = "pts and pts_sctl",
+     .training = true},
+    {.key = "pts_init",
+     .help = "pts, pts_sctl: JSON file with the initial network ({\"layers\": [{\"weight\", \"bias\"}]})",
+     .applies_to = "pts and pts_sctl",
+     .training = true},
+    {.key = "pts_top_k",
+     .help = "pts, pts_sctl: sorted logits fed to the network (10; min(10, K))",
+     .applies_to = "pts and pts_sctl",
+     .training = true},
+    {.key = "pts_layers",
+     .help = "pts: hidden layers (2)",
+     .applies_to = "pts",
+     .refusal_note = " (pts_sctl's network is fixed)",
+     .training = true},
+    {.key = "pts_nodes",
+     .help = "pts: units per hidden layer (5)",
+     .applies_to = "pts",
+     .refusal_note = " (pts_sctl's network is fixed)",
+     .training = true},
+    {.key = "weight_decay",
+     .help = "pts, pts_sctl: Adam weight decay (pts 0.002, pts_sctl 0)",
+     .applies_to = "pts and pts_sctl",
+     .training = true},
 };
 
 // ---- value parsers: one wording, the option spelled as its CLI flag ------------------------------
@@ -109,9 +158,9 @@ std::size_t choice(std::string_view key, const std::string& value, std::initiali
     ++i;
   }
   std::vector<std::string_view> all(names);
-  const std::string listed = all.size() == 2 ? fmt::format("{} or {}", all[0], all[1])
-                                             : fmt::format("{} or {}", fmt::join(all.begin(), all.end() - 1, ", "),
-                                                           all.back());
+  const std::string listed = all.size() == 2
+                                 ? fmt::format("{} or {}", all[0], all[1])
+                                 : fmt::format("{} or {}", fmt::join(all.begin(), all.end() - 1, ", "), all.back());
   throw input_error(fmt::format("{} must be {} (got '{}')", option_flag(key), listed, value));
 }
 
@@ -209,10 +258,11 @@ void check_request(const fit_request& r, const method_info& row) {
     throw input_error(fmt::format("--objective {} does not apply to {} ({})", objective_name(r.objective), row.name,
                                   row.objective_note));
   if (r.objective == fit_objective::adaece && r.metrics.adaptive != adaptive_rule::split)
-    throw input_error(fmt::format("--objective adaece sweeps the equal-mass groups of --adaptive split "
-                                  "(docs/metrics.md); --adaptive {} applies to the reported metrics only: drop one "
-                                  "of the two",
-                                  adaptive_name(r.metrics.adaptive)));
+    throw input_error(
+        fmt::format("--objective adaece sweeps the equal-mass groups of --adaptive split "
+                    "(docs/metrics.md); --adaptive {} applies to the reported metrics only: drop one "
+                    "of the two",
+                    adaptive_name(r.metrics.adaptive)));
   if (r.odir && (r.odir->lambda < 0 || r.odir->mu < 0))
     throw input_error("--odir-lambda and --odir-mu go together (or neither: cross-validation)");
   if (row.check != nullptr) row.check(r);

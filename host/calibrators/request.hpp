@@ -38,18 +38,18 @@ struct calib_bins_option {
 };
 
 struct fit_request {
-  std::string method;                     ///< a registry name (host/calibrators/registry.hpp)
-  metric_options metrics;                 ///< evaluation bins and conventions (the objective's bins too)
+  std::string method;      ///< a registry name (host/calibrators/registry.hpp)
+  metric_options metrics;  ///< evaluation bins and conventions (the objective's bins too)
   backend_choice backend = backend_choice::automatic;
   fit_objective objective = fit_objective::nll;
-  std::string grid;                       ///< candidates as given; empty: the method's default
+  std::string grid;  ///< candidates as given; empty: the method's default
   calib_bins_option calib_bins;
   std::optional<std::int64_t> iterations;  ///< none: the method's default
-  bool accuracy_constraint = true;        ///< cts_greedy
+  bool accuracy_constraint = true;         ///< cts_greedy
   class_search search = class_search::grid;
-  std::optional<odir_penalty> odir;       ///< ms_odir, dir_odir: fixed (lambda, mu); none: cross-validated
-  train_options train;                    ///< loss-trained methods; `iterations` sets train.iterations
-  std::vector<std::string> given;         ///< the keys that were given, in table order
+  std::optional<odir_penalty> odir;  ///< ms_odir, dir_odir: fixed (lambda, mu); none: cross-validated
+  train_options train;               ///< loss-trained methods; `iterations` sets train.iterations
+  std::vector<std::string> given;    ///< the keys that were given, in table order
   bool was_given(std::string_view key) const;
 };
 

@@ -19,10 +19,10 @@ std::vector<double> logits_of(const split_data& s) {
 std::vector<double> finite_logits(std::vector<double> z, const split_data& split, const std::string& method) {
   for (std::size_t i = 0; i < z.size(); ++i) {
     if (!std::isfinite(z[i]))
-      throw input_error(fmt::format("{}: {}: non-finite logit (log of a probability 0?) at row {}: {} needs "
-                                    "finite logits",
-                                    split.file, split.values_path(), i / static_cast<std::size_t>(split.num_classes),
-                                    method));
+      throw input_error(
+          fmt::format("{}: {}: non-finite logit (log of a probability 0?) at row {}: {} needs "
+                      "finite logits",
+                      split.file, split.values_path(), i / static_cast<std::size_t>(split.num_classes), method));
   }
   return z;
 }

@@ -75,9 +75,8 @@ fitted fit_ts(const fit_input& in) {
   if (r.objective == fit_objective::nll) {
     std::vector<std::int64_t> rows(static_cast<std::size_t>(in.val.num_samples));
     std::iota(rows.begin(), rows.end(), std::int64_t{0});
-    return {std::make_shared<temperature_map>(fit_temperature_nll(logits_of(in.val), in.val.labels,
-                                                                  in.val.num_classes, rows,
-                                                                  in.val.file + ": /val/probs")),
+    return {std::make_shared<temperature_map>(fit_temperature_nll(logits_of(in.val), in.val.labels, in.val.num_classes,
+                                                                  rows, in.val.file + ": /val/probs")),
             {}};
   }
   const resident_split split(in.val, *in.backend);
@@ -96,9 +95,10 @@ double fit_temperature_nll(const std::vector<double>& z, const std::vector<std::
   if (rows.empty()) return 1.0;
   for (std::int64_t r : rows) {
     if (z[r * k + labels[r]] == -k_inf)
-      throw input_error(fmt::format("{}: probability 0 on the label at index {}: the NLL is infinite for every "
-                                    "temperature (use --objective ece or adaece)",
-                                    where, r));
+      throw input_error(
+          fmt::format("{}: probability 0 on the label at index {}: the NLL is infinite for every "
+                      "temperature (use --objective ece or adaece)",
+                      where, r));
   }
   double lo = k_min_inverse, hi = k_max_inverse;
   if (nll_at(z, labels, k, rows, lo).first >= 0) return 1.0 / lo;

@@ -25,7 +25,8 @@ fitted fit_ws(const fit_input& in) {
   const resident_split split(in.val, *in.backend);
   const auto grid = grid_or(in.request, "0:1:0.001");
   const auto s = in.backend->weight(*split.data, grid, sweep_options_of(in.request, true));
-  return {std::make_shared<weight_map>(grid[static_cast<std::size_t>(first_min(s.adaece))]), {"adaece", grid, s.adaece}};
+  return {std::make_shared<weight_map>(grid[static_cast<std::size_t>(first_min(s.adaece))]),
+          {"adaece", grid, s.adaece}};
 }
 
 }  // namespace

@@ -71,15 +71,15 @@ split_outcome evaluate_calibrated(const calibrator& cal, const split_data& split
 void save_calibrated(const std::string& path, const calibrator& cal, const std::string& source,
                      const split_outcome& val, const split_outcome& test) {
   const std::int64_t k = val.scores.num_classes;
-  write_dump(path,
-             {{"calibrator", cal.to_json().dump()},
-              {"dataset", "calibrated"},
-              {"model", fmt::format("{} calibrated by calibench {}", source, cal.method())},
-              {"source", fmt::format("calibench fit/apply --method {} on {}", cal.method(), source)}},
-             {}, k,
-             {{"val", val.scores.num_samples, k, nullptr, val.scores.labels.data(), nullptr, val.scores.probs.data()},
-              {"test", test.scores.num_samples, k, nullptr, test.scores.labels.data(), nullptr,
-               test.scores.probs.data()}});
+  write_dump(
+      path,
+      {{"calibrator", cal.to_json().dump()},
+       {"dataset", "calibrated"},
+       {"model", fmt::format("{} calibrated by calibench {}", source, cal.method())},
+       {"source", fmt::format("calibench fit/apply --method {} on {}", cal.method(), source)}},
+      {}, k,
+      {{"val", val.scores.num_samples, k, nullptr, val.scores.labels.data(), nullptr, val.scores.probs.data()},
+       {"test", test.scores.num_samples, k, nullptr, test.scores.labels.data(), nullptr, test.scores.probs.data()}});
 }
 
 /// What fit and apply print: the parameters and both splits' metrics.
@@ -109,8 +109,7 @@ std::string outcome_table(const fit_outcome& o, const std::string& file) {
     out += fmt::format("{:<12}{:>10}{:>10}\n", f.percent ? fmt::format("{} %", f.name) : std::string(f.name),
                        text(o.val.metrics.*(f.member)), text(o.test.metrics.*(f.member)));
   }
-  out += fmt::format("{:<12}{:>10.2f}{:>10.2f}\n", "inversions %", 100.0 * o.val.inversions,
-                     100.0 * o.test.inversions);
+  out += fmt::format("{:<12}{:>10.2f}{:>10.2f}\n", "inversions %", 100.0 * o.val.inversions, 100.0 * o.test.inversions);
   return out;
 }
 
@@ -191,9 +190,10 @@ std::string method_help() {
   for (const auto& row : method_table()) {
     if (!row.loss_trained) plain.push_back(row.name);
   }
-  return fmt::format("{}; loss-trained: ets_sctl | pts | pts_sctl | BASE+LOSS with BASE in ts, ets, ets_sctl, "
-                     "cts_nll, pts, pts_sctl and LOSS in ce, ls, fl, lsplus, sctl (e.g. ts+sctl); docs/calibrators.md",
-                     fmt::join(plain, " | "));
+  return fmt::format(
+      "{}; loss-trained: ets_sctl | pts | pts_sctl | BASE+LOSS with BASE in ts, ets, ets_sctl, "
+      "cts_nll, pts, pts_sctl and LOSS in ce, ls, fl, lsplus, sctl (e.g. ts+sctl); docs/calibrators.md",
+      fmt::join(plain, " | "));
 }
 
 /// One --flag per row of the fit option table; the training options in their own help group.

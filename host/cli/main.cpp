@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include "common/error.hpp"
 #include "host/cli/commands.hpp"
@@ -26,8 +26,7 @@ const subcommand k_commands[] = {
     {"eval", "Every calibration and accuracy metric of one split of a dump", setup_eval},
     {"info", "Splits, shapes, classes, accuracy and mean confidence of a dump", setup_info},
     {"synth", "Write a synthetic dump with known ground truth (docs/synth.md)", setup_synth},
-    {"seg-eval",
-     "Segmentation calibration over ROI pixels: ECE, SCE, Dice per domain group (docs/segmentation.md)",
+    {"seg-eval", "Segmentation calibration over ROI pixels: ECE, SCE, Dice per domain group (docs/segmentation.md)",
      setup_seg_eval},
     {"version", "Version, CUDA backend and devices", setup_version},
     {"fit", "Fit a calibration method on /val; metrics on /val and /test (docs/calibrators.md)", setup_fit},
@@ -35,8 +34,7 @@ const subcommand k_commands[] = {
     {"sweep-candidates",
      "Evaluate a grid of candidates of one family on one split (the sweep engine, for debugging and timing)",
      setup_sweep_candidates},
-    {"sctl-weights",
-     "Fit the class-wise loss scaling (alpha, beta) on two class-loss vectors; print the weights",
+    {"sctl-weights", "Fit the class-wise loss scaling (alpha, beta) on two class-loss vectors; print the weights",
      setup_sctl_weights},
     {"lsplus-priors", "Write the LS+ class priors from the per-class validation accuracy of a dump (CSV)",
      setup_lsplus_priors},

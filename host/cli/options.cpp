@@ -58,9 +58,11 @@ void add_convention_options(CLI::App& cmd, convention_names& c, bool all) {
       ->check(named);
   cmd.add_option("--classwise-binning", c.classwise_binning, "Bins of the classwise metrics (default: --binning)")
       ->check(named);
-  cmd.add_option("--adaptive", c.adaptive, "Equal-mass bins of adaECE: split | interp | quantile | midpoint | floor-count")
+  cmd.add_option("--adaptive", c.adaptive,
+                 "Equal-mass bins of adaECE: split | interp | quantile | midpoint | floor-count")
       ->check(named);
-  cmd.add_option("--classwise-reduction", c.classwise_reduction, "Classwise ECE over classes: mean | sum")->check(named);
+  cmd.add_option("--classwise-reduction", c.classwise_reduction, "Classwise ECE over classes: mean | sum")
+      ->check(named);
   cmd.add_option("--brier", c.brier, "Brier score: sum | per-class-mean | top-label")->check(named);
   cmd.add_option_function<double>(
          "--nll-clip", [&c](const double& eps) { c.nll_clip = eps; },
@@ -68,7 +70,9 @@ void add_convention_options(CLI::App& cmd, convention_names& c, bool all) {
       ->check(finite_number(0.0, 0.5, true, true, "a number in (0, 0.5)"));
 }
 
-std::string scores_text(const split_data& s) { return fmt::format("{} {}", s.is_probs ? "probs" : "logits", s.value_type); }
+std::string scores_text(const split_data& s) {
+  return fmt::format("{} {}", s.is_probs ? "probs" : "logits", s.value_type);
+}
 
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;

@@ -34,7 +34,7 @@ struct sctl_weights_args {
 
 struct lsplus_priors_args {
   std::string file;
-  std::string out;                  ///< per-class CSV
+  std::string out;  ///< per-class CSV
   std::string split = "val";
   std::string perfect = "uniform";  ///< uniform | half | keep (classes with accuracy 1)
   std::string matrix;               ///< optional K x K CSV of the prior vectors v^k
@@ -125,8 +125,8 @@ nlohmann::json weights_json(const sctl_fit_result& r, const std::vector<double>&
 std::string weights_table(const sctl_fit_result& r, const std::vector<double>& at, double weighted, double seconds) {
   std::string out = fmt::format("sctl-weights: K = {} classes, normalisation {} of L1: {}\n", r.num_classes,
                                 sctl_norm_name(r.norm), norm_text(r.norm));
-  out += fmt::format("box: alpha in [{:.10g}, {:.10g}], beta in [{:.10g}, {:.10g}]\n\n", r.box.alpha_lo,
-                     r.box.alpha_hi, r.box.beta_lo, r.box.beta_hi);
+  out += fmt::format("box: alpha in [{:.10g}, {:.10g}], beta in [{:.10g}, {:.10g}]\n\n", r.box.alpha_lo, r.box.alpha_hi,
+                     r.box.beta_lo, r.box.beta_hi);
   out += fmt::format("{:<44}{:>14}{:>14}{:>20}\n", "fit", "alpha", "beta", "objective");
   const auto row = [&](const std::string& name, double alpha, double beta, double f) {
     out += fmt::format("{:<44}{:>14.8f}{:>14.8f}{:>20.12e}\n", name, alpha, beta, f);
@@ -141,8 +141,8 @@ std::string weights_table(const sctl_fit_result& r, const std::vector<double>& a
   if (!at.empty()) row("--at", at[0], at[1], sctl_objective(r.l0, r.l1, r.normalised, at[0], at[1]));
   const double gap = r.slsqp_objective - r.objective;
   out += fmt::format("calibench objective {} SLSQP's by {:.3e}\n\n", gap >= 0 ? "below" : "ABOVE", std::abs(gap));
-  out += fmt::format("{:>6}{:>16}{:>16}{:>16}{:>14}{:>12}\n", "class", "L0", "L1", "normalised L1", "weight w",
-                     "1 + w");
+  out +=
+      fmt::format("{:>6}{:>16}{:>16}{:>16}{:>14}{:>12}\n", "class", "L0", "L1", "normalised L1", "weight w", "1 + w");
   for (std::size_t i = 0; i < r.l0.size(); ++i) {
     out += fmt::format("{:>6}{:>16.8g}{:>16.8g}{:>16.8g}{:>14.8f}{:>12.8f}\n", i, r.l0[i], r.l1[i], r.normalised[i],
                        r.weights[i], 1.0 + r.weights[i]);
@@ -159,8 +159,8 @@ int run_sctl_weights(const sctl_weights_args& a) {
   check_class_losses(l0, "--l0");
   check_class_losses(l1, "--l1");
   if (l0.size() != l1.size())
-    throw input_error(fmt::format("--l0 has {} values but --l1 has {}; give one loss per class in both", l0.size(),
-                                  l1.size()));
+    throw input_error(
+        fmt::format("--l0 has {} values but --l1 has {}; give one loss per class in both", l0.size(), l1.size()));
   std::vector<double> at;
   if (!a.at.empty()) {
     at = parse_numbers(a.at, "--at");
@@ -209,11 +209,11 @@ int run_lsplus_priors(const lsplus_priors_args& a) {
   const char* replacement = rule == lsplus_perfect::uniform ? "replaced by 1/K"
                             : rule == lsplus_perfect::half  ? "replaced by 0.5"
                                                             : "kept at 1";
-  std::cout << fmt::format("wrote {}{}: K = {} classes from {} samples of {} ({} of {}); {} with accuracy 1 ({}), "
-                           "{} absent (prior 1/K)\n",
-                           a.out, a.matrix.empty() ? "" : fmt::format(" and {}", a.matrix), p.num_classes,
-                           p.num_samples, split.values_path(), split.is_probs ? "probabilities" : "logits", a.file,
-                           p.perfect, replacement, p.absent);
+  std::cout << fmt::format(
+      "wrote {}{}: K = {} classes from {} samples of {} ({} of {}); {} with accuracy 1 ({}), "
+      "{} absent (prior 1/K)\n",
+      a.out, a.matrix.empty() ? "" : fmt::format(" and {}", a.matrix), p.num_classes, p.num_samples,
+      split.values_path(), split.is_probs ? "probabilities" : "logits", a.file, p.perfect, replacement, p.absent);
   return 0;
 }
 

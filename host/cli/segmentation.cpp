@@ -51,11 +51,16 @@ nlohmann::json reliability_json(const seg_metrics& m, const metric_options& mo) 
 nlohmann::json seg_json(const seg_eval_args& a, const seg_eval_options& o, const seg_report& r, double rate) {
   nlohmann::json j;
   j["file"] = a.file;
-  j["options"] = {{"bins", a.bins},           {"conventions", conventions_json(o.metrics)},
-                  {"roi", o.roi},             {"roi_dilation", o.roi_dilation},
-                  {"background", o.background}, {"methods", o.methods}};
+  j["options"] = {{"bins", a.bins},
+                  {"conventions", conventions_json(o.metrics)},
+                  {"roi", o.roi},
+                  {"roi_dilation", o.roi_dilation},
+                  {"background", o.background},
+                  {"methods", o.methods}};
   if (r.temperature > 0)
-    j["ts"] = {{"temperature", r.temperature}, {"fit_group", o.fit_group}, {"fit_pixels", r.fit_pixels},
+    j["ts"] = {{"temperature", r.temperature},
+               {"fit_group", o.fit_group},
+               {"fit_pixels", r.fit_pixels},
                {"backend", r.backend}};
   j["results"] = nlohmann::json::array();
   for (const auto& x : r.results) {
@@ -96,10 +101,10 @@ std::string seg_table(const seg_eval_args& a, const seg_eval_options& o, const s
     }
     throw error("missing result");
   };
-  std::string out = fmt::format(
-      "{}  (ROI: {}{}; {} bins {}; metrics x100)\n", a.file, o.roi,
-      o.roi == "dilate" ? fmt::format(", r = {} px around labels != {}", o.roi_dilation, o.background) : "", a.bins,
-      binning_name(o.metrics.bin_rule));
+  std::string out =
+      fmt::format("{}  (ROI: {}{}; {} bins {}; metrics x100)\n", a.file, o.roi,
+                  o.roi == "dilate" ? fmt::format(", r = {} px around labels != {}", o.roi_dilation, o.background) : "",
+                  a.bins, binning_name(o.metrics.bin_rule));
   if (r.temperature > 0)
     out += fmt::format("ts: T = {:.4f} fitted by NLL on {} ROI pixels of /{} ({})\n", r.temperature, r.fit_pixels,
                        o.fit_group, r.backend);

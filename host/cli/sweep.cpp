@@ -95,7 +95,8 @@ const std::vector<std::pair<std::string, family_run>>& families() {
          for (std::int64_t i = 0; i < grid.count; ++i) c.push_back(grid.at(i));
          return in.backend.inverse_temperature(in.data, grid, in.options);
        }},
-      {"weight", [](const family_input& in, std::vector<double>& c) { return in.backend.weight(in.data, c, in.options); }},
+      {"weight",
+       [](const family_input& in, std::vector<double>& c) { return in.backend.weight(in.data, c, in.options); }},
       {"class-temperature", sweep_class_temperature},
       {"bin-temperature", sweep_bin_temperature},
   };
@@ -220,10 +221,10 @@ int run_sweep(const sweep_args& a, const sweep_ranks& ranks) {
   const std::string table = write_reports(spec, cells, a.out);
   std::cout << table;
   if (a.plots) std::cout << "\n" << make_plots(a.out);
-  std::cout << fmt::format("\n{} cells: {} run, {} already done, {} failed; {:.2f} s ({:.1f} cells/s){}. Output in {}\n",
-                           s.cells, s.ran, s.skipped, s.failed, s.seconds,
-                           static_cast<double>(s.ran) / std::max(s.seconds, 1e-9),
-                           ranks.size > 1 ? fmt::format(", {} ranks", ranks.size) : "", a.out);
+  std::cout << fmt::format(
+      "\n{} cells: {} run, {} already done, {} failed; {:.2f} s ({:.1f} cells/s){}. Output in {}\n", s.cells, s.ran,
+      s.skipped, s.failed, s.seconds, static_cast<double>(s.ran) / std::max(s.seconds, 1e-9),
+      ranks.size > 1 ? fmt::format(", {} ranks", ranks.size) : "", a.out);
   return s.failed > 0 ? k_exit_failed_cells : 0;
 }
 
@@ -262,8 +263,9 @@ int run_sweep_maybe_mpi(const sweep_args& a) {
   MPI_Finalize();
   return status;
 #else
-  throw input_error("this calibench was built without MPI: rebuild with libopenmpi-dev installed "
-                    "(CALIBENCH_MPI=AUTO|ON) to shard a sweep over mpirun ranks");
+  throw input_error(
+      "this calibench was built without MPI: rebuild with libopenmpi-dev installed "
+      "(CALIBENCH_MPI=AUTO|ON) to shard a sweep over mpirun ranks");
 #endif
 }
 
@@ -273,7 +275,8 @@ command_runner setup_sweep_candidates(CLI::App& cmd) {
   auto a = std::make_shared<sweep_candidates_args>();
   cmd.add_option("file", a->file, "HDF5 logit dump")->required();
   cmd.add_option("--split", a->split, "Split")->check(CLI::IsMember({"val", "test", "train"}));
-  cmd.add_option("--family", a->family, "temperature | inverse-temperature | weight | class-temperature | bin-temperature")
+  cmd.add_option("--family", a->family,
+                 "temperature | inverse-temperature | weight | class-temperature | bin-temperature")
       ->check(CLI::IsMember({"temperature", "inverse-temperature", "weight", "class-temperature", "bin-temperature"}));
   cmd.add_option("--grid", a->grid, "Candidates: start:stop:step (inclusive) or v1,v2,...");
   cmd.add_option("--bins", a->bins, "Number of bins M")->check(CLI::Range(1, 1000000));

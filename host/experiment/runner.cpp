@@ -81,10 +81,16 @@ nlohmann::json run_seg_cell(const experiment_spec& spec, const cell& c) {
     const auto& m = x.metrics;
     nlohmann::json dice = nlohmann::json::array();
     for (double d : m.dice) dice.push_back(json_number(d));
-    groups[x.group] = {{"roi_pixels", m.roi_pixels},       {"pixels", m.pixels},        {"accuracy", json_number(m.accuracy)},
-                       {"ece", json_number(m.ece)},        {"mce", json_number(m.mce)}, {"sce", json_number(m.sce)},
-                       {"nll", json_number(m.nll)},        {"brier", json_number(m.brier)},
-                       {"dice", dice},                     {"mean_dice", json_number(m.mean_dice)}};
+    groups[x.group] = {{"roi_pixels", m.roi_pixels},
+                       {"pixels", m.pixels},
+                       {"accuracy", json_number(m.accuracy)},
+                       {"ece", json_number(m.ece)},
+                       {"mce", json_number(m.mce)},
+                       {"sce", json_number(m.sce)},
+                       {"nll", json_number(m.nll)},
+                       {"brier", json_number(m.brier)},
+                       {"dice", dice},
+                       {"mean_dice", json_number(m.mean_dice)}};
   }
   nlohmann::json out{{"groups", groups}, {"seconds", r.seconds}};
   out["params"] = r.temperature > 0 ? nlohmann::json{{"temperature", r.temperature}, {"fit_pixels", r.fit_pixels}}
@@ -192,8 +198,7 @@ nlohmann::json run_cell(const experiment_spec& spec, const cell& c, sweep_backen
 void report_progress(const sweep_run_options& options, const cell& c, const nlohmann::json& result,
                      const sweep_summary& s, std::int64_t done, double elapsed) {
   if (options.verbose) {
-    std::cerr << fmt::format("[{}/{}] {} | {} | seed {}: {}\n", done, s.cells, c.dataset->name, c.method->label,
-                             c.seed,
+    std::cerr << fmt::format("[{}/{}] {} | {} | seed {}: {}\n", done, s.cells, c.dataset->name, c.method->label, c.seed,
                              result.contains("error")   ? "FAILED: " + result["error"].get<std::string>()
                              : !result.contains("test") ? fmt::format("{:.2f} s", result["seconds"].get<double>())
                                                         : fmt::format("test ECE {:.2f} %, {:.2f} s",
@@ -231,7 +236,8 @@ sweep_summary run_cells(const experiment_spec& spec, const std::vector<cell>& ce
   const auto started = std::chrono::steady_clock::now();
   std::vector<const cell*> mine;
   for (std::size_t i = 0; i < cells.size(); ++i) {
-    if (static_cast<std::int32_t>(i % static_cast<std::size_t>(options.ranks)) == options.rank) mine.push_back(&cells[i]);
+    if (static_cast<std::int32_t>(i % static_cast<std::size_t>(options.ranks)) == options.rank)
+      mine.push_back(&cells[i]);
   }
   s.cells = static_cast<std::int64_t>(mine.size());
   std::int64_t done = 0;
@@ -243,10 +249,14 @@ sweep_summary run_cells(const experiment_spec& spec, const std::vector<cell>& ce
       ++done;
       continue;
     }
-    nlohmann::json result{{"id", c->id},         {"dataset", c->dataset->name}, {"model", c->dataset->model},
+    nlohmann::json result{{"id", c->id},
+                          {"dataset", c->dataset->name},
+                          {"model", c->dataset->model},
                           {"file", c->dataset->path},
-                          {"method", c->method->method}, {"label", c->method->label},
-                          {"options", c->method->options}, {"seed", c->seed}};
+                          {"method", c->method->method},
+                          {"label", c->method->label},
+                          {"options", c->method->options},
+                          {"seed", c->seed}};
     const auto cell_started = std::chrono::steady_clock::now();
     try {
       result.update(run_cell(spec, *c, *backend));

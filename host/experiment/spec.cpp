@@ -15,9 +15,9 @@
 #include "common/error.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/io/dump.hpp"
-#include "host/io/synth.hpp"
 #include "host/io/seg_dump.hpp"
 #include "host/io/seg_synth.hpp"
+#include "host/io/synth.hpp"
 
 namespace calibench {
 namespace {
@@ -96,8 +96,8 @@ std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std
   const std::string where = fmt::format("datasets[{}].synth", index);
   for (const auto& [key, node] : synth) {
     const std::string k(key.str());
-    static const std::set<std::string> known{"segmentation", "classes", "images", "height", "width", "seed",
-                                             "temperature", "augmentations", "name"};
+    static const std::set<std::string> known{"segmentation", "classes",     "images",        "height", "width",
+                                             "seed",         "temperature", "augmentations", "name"};
     if (!known.contains(k)) spec_fail(file, fmt::format("{}: unknown key '{}'", where, k));
   }
   o.classes = integer_at(synth, "classes", o.classes, file, 2);
@@ -133,8 +133,8 @@ std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::st
   const std::string where = fmt::format("datasets[{}].synth", index);
   for (const auto& [key, node] : synth) {
     const std::string k(key.str());
-    static const std::set<std::string> known{"classes", "n_val", "n_test", "seed", "logit_scale", "temperature",
-                                             "class_distortion", "class_bias", "name"};
+    static const std::set<std::string> known{
+        "classes", "n_val", "n_test", "seed", "logit_scale", "temperature", "class_distortion", "class_bias", "name"};
     if (!known.contains(k)) spec_fail(file, fmt::format("{}: unknown key '{}'", where, k));
   }
   o.num_classes = integer_at(synth, "classes", o.num_classes, file, 2);
@@ -153,10 +153,9 @@ std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::st
   o.class_distortion = number("class_distortion", o.class_distortion);
   o.class_bias = number("class_bias", o.class_bias);
   hasher h;
-  h.add(fmt::format("{} {} {} {} {} {} {} {}", o.num_classes, o.n_val, o.n_test, o.seed, o.logit_scale,
-                    o.temperature, o.class_distortion, o.class_bias));
-  const std::string name =
-      string_at(synth, "name", fmt::format("synth-k{}-s{}", o.num_classes, o.seed), file);
+  h.add(fmt::format("{} {} {} {} {} {} {} {}", o.num_classes, o.n_val, o.n_test, o.seed, o.logit_scale, o.temperature,
+                    o.class_distortion, o.class_bias));
+  const std::string name = string_at(synth, "name", fmt::format("synth-k{}-s{}", o.num_classes, o.seed), file);
   const fs::path dir = fs::path(out_dir) / "data";
   fs::create_directories(dir);
   const fs::path path = dir / fmt::format("{}-{:016x}.h5", name, h.value());
@@ -395,11 +394,12 @@ toml::table parse_spec_file(const std::string& path) {
   } catch (const toml::parse_error& e) {
     throw input_error(fmt::format("{}: line {}: {}", path, e.source().begin.line, e.description()));
   }
-  static const std::set<std::string> known{
-      "name",     "description", "bins",     "binning",        "conventions",  "classwise_binning", "adaptive",
-      "classwise_reduction",     "brier",    "nll_clip",       "backend",      "seeds",             "bootstrap",
-      "bootstrap_seed",          "datasets", "methods",        "notes",        "table_metric",      "task",
-      "roi",      "roi_dilation", "background"};
+  static const std::set<std::string> known{"name",         "description",       "bins",     "binning",
+                                           "conventions",  "classwise_binning", "adaptive", "classwise_reduction",
+                                           "brier",        "nll_clip",          "backend",  "seeds",
+                                           "bootstrap",    "bootstrap_seed",    "datasets", "methods",
+                                           "notes",        "table_metric",      "task",     "roi",
+                                           "roi_dilation", "background"};
   for (const auto& [key, node] : root) {
     if (!known.contains(std::string(key.str()))) spec_fail(path, fmt::format("unknown key '{}'", key.str()));
   }
@@ -439,22 +439,29 @@ std::vector<cell> expand_cells(const experiment_spec& spec) {
   const metric_options mo = resolve_conventions(spec.conventions, spec.bins);
   // The default conventions keep the identities cells had before conventions existed.
   nlohmann::json conventions = conventions_json(mo);
-  const bool default_conventions = conventions == conventions_json(resolve_conventions({}, spec.bins)) ||
-                                   (mo.preset == "calibench" && spec.conventions.classwise_binning.empty() &&
-                                    spec.conventions.adaptive.empty() && spec.conventions.classwise_reduction.empty() &&
-                                    spec.conventions.brier.empty() && !spec.conventions.nll_clip);
+  const bool default_conventions =
+      conventions == conventions_json(resolve_conventions({}, spec.bins)) ||
+      (mo.preset == "calibench" && spec.conventions.classwise_binning.empty() && spec.conventions.adaptive.empty() &&
+       spec.conventions.classwise_reduction.empty() && spec.conventions.brier.empty() && !spec.conventions.nll_clip);
   for (const auto& d : spec.datasets) {
     const std::string content = file_hash(d.path);
     for (const auto& m : spec.methods) {
       for (const auto seed : spec.seeds) {
-        const nlohmann::json identity{{"data", content},       {"method", m.method},          {"options", m.options},
-                                      {"seed", seed},          {"bins", spec.bins},           {"binning", binning_name(mo.bin_rule)},
-                                      {"bootstrap", spec.bootstrap}, {"bootstrap_seed", spec.bootstrap_seed},
+        const nlohmann::json identity{{"data", content},
+                                      {"method", m.method},
+                                      {"options", m.options},
+                                      {"seed", seed},
+                                      {"bins", spec.bins},
+                                      {"binning", binning_name(mo.bin_rule)},
+                                      {"bootstrap", spec.bootstrap},
+                                      {"bootstrap_seed", spec.bootstrap_seed},
                                       {"engine", CALIBENCH_VERSION}};
         hasher h;
         h.add(default_conventions ? identity.dump() : identity.dump() + conventions.dump());
         if (spec.task == "segmentation")
-          h.add(nlohmann::json{{"task", spec.task}, {"roi", spec.roi}, {"roi_dilation", spec.roi_dilation},
+          h.add(nlohmann::json{{"task", spec.task},
+                               {"roi", spec.roi},
+                               {"roi_dilation", spec.roi_dilation},
                                {"background", spec.background}}
                     .dump());
         cells.push_back({fmt::format("{:016x}", h.value()), &d, &m, seed});

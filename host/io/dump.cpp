@@ -38,10 +38,12 @@ split_shape inspect_split(const std::string& file_path, hid_t file, const std::s
   const std::string values_path = group + "/" + *scores;
   const dataset_view values = open_dataset(file_path, file, values_path);
   if (values.type_class != H5T_FLOAT)
-    fail(file_path, fmt::format("{}: expected floating-point values, found {}", values_path, type_text(values.type.get())));
+    fail(file_path,
+         fmt::format("{}: expected floating-point values, found {}", values_path, type_text(values.type.get())));
   if (values.dims.size() == 4)
     fail(file_path, fmt::format("{}: rank 4 {} is a segmentation dump [B, K, H, W]; evaluate it with calibench "
-                                "seg-eval (docs/segmentation.md)", values_path, shape_text(values.dims)));
+                                "seg-eval (docs/segmentation.md)",
+                                values_path, shape_text(values.dims)));
   if (values.dims.size() != 2)
     fail(file_path, fmt::format("{}: expected rank 2 [N, K], found rank {} shape {}", values_path, values.dims.size(),
                                 shape_text(values.dims)));
@@ -51,8 +53,8 @@ split_shape inspect_split(const std::string& file_path, hid_t file, const std::s
   if (shape.num_samples == 0)
     fail(file_path, fmt::format("{}: N = 0 samples (shape {})", values_path, shape_text(values.dims)));
   if (shape.num_classes < 2)
-    fail(file_path, fmt::format("{}: K = {} class (shape {}); need at least 2 classes", values_path,
-                                shape.num_classes, shape_text(values.dims)));
+    fail(file_path, fmt::format("{}: K = {} class (shape {}); need at least 2 classes", values_path, shape.num_classes,
+                                shape_text(values.dims)));
   if (shape.num_classes > std::numeric_limits<std::int32_t>::max())
     fail(file_path, fmt::format("{}: K = {} classes is more than calibench supports", values_path, shape.num_classes));
 
@@ -137,9 +139,10 @@ dump_layout inspect_dump(const std::string& path) {
 split_data read_split(const std::string& path, const std::string& split) {
   id file = open_file(path);
   const dump_layout layout = inspect_open(path, file.get());
-  const auto shape = std::find_if(layout.splits.begin(), layout.splits.end(),
-                                  [&](const split_shape& s) { return s.name == split; });
-  if (shape == layout.splits.end()) fail(path, fmt::format("/{}: group not found or holds no classification split", split));
+  const auto shape =
+      std::find_if(layout.splits.begin(), layout.splits.end(), [&](const split_shape& s) { return s.name == split; });
+  if (shape == layout.splits.end())
+    fail(path, fmt::format("/{}: group not found or holds no classification split", split));
 
   split_data out;
   out.file = path;

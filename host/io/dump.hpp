@@ -72,10 +72,10 @@ struct split_to_write {
   std::string name;
   std::int64_t num_samples = 0;
   std::int64_t num_classes = 0;
-  const float* logits = nullptr;             ///< N x K, stored as float32 /<name>/logits
-  const std::int32_t* labels = nullptr;      ///< N, stored as int32 /<name>/labels
-  const float* true_probs = nullptr;         ///< optional N x K, stored as /<name>/true_probs
-  const double* probs = nullptr;             ///< instead of logits: N x K float64 /<name>/probs
+  const float* logits = nullptr;         ///< N x K, stored as float32 /<name>/logits
+  const std::int32_t* labels = nullptr;  ///< N, stored as int32 /<name>/labels
+  const float* true_probs = nullptr;     ///< optional N x K, stored as /<name>/true_probs
+  const double* probs = nullptr;         ///< instead of logits: N x K float64 /<name>/probs
 };
 
 /// An extra float64 vector dataset at an absolute path (e.g. "/truth/class_scale").

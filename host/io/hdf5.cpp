@@ -71,8 +71,7 @@ std::optional<std::string> attribute_text(hid_t attr) {
       for (double v : raw) parts.push_back(fmt::format("{}", v));
       break;
     }
-    default:
-      return std::nullopt;
+    default: return std::nullopt;
   }
   return fmt::format("{}", fmt::join(parts, ", "));
 }
@@ -109,9 +108,7 @@ void silence() {
   std::call_once(once, [] { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); });
 }
 
-void fail(const std::string& file, const std::string& what) {
-  throw input_error(fmt::format("{}: {}", file, what));
-}
+void fail(const std::string& file, const std::string& what) { throw input_error(fmt::format("{}: {}", file, what)); }
 
 std::string shape_text(const std::vector<hsize_t>& dims) { return fmt::format("[{}]", fmt::join(dims, ", ")); }
 
@@ -140,18 +137,12 @@ std::string type_text(hid_t type) {
   const H5T_class_t cls = H5Tget_class(type);
   const std::size_t bits = 8 * H5Tget_size(type);
   switch (cls) {
-    case H5T_FLOAT:
-      return fmt::format("float{}", bits);
-    case H5T_INTEGER:
-      return fmt::format("{}int{}", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
-    case H5T_STRING:
-      return "string";
-    case H5T_COMPOUND:
-      return "compound";
-    case H5T_ENUM:
-      return "enum";
-    default:
-      return "non-numeric";
+    case H5T_FLOAT: return fmt::format("float{}", bits);
+    case H5T_INTEGER: return fmt::format("{}int{}", H5Tget_sign(type) == H5T_SGN_NONE ? "u" : "", bits);
+    case H5T_STRING: return "string";
+    case H5T_COMPOUND: return "compound";
+    case H5T_ENUM: return "enum";
+    default: return "non-numeric";
   }
 }
 
@@ -283,8 +274,7 @@ void write_dataset(hid_t file, const std::string& path, std::vector<hsize_t> dim
   id space(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), H5Sclose);
   id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   H5Pset_obj_track_times(dcpl.get(), 0);
-  id dataset(H5Dcreate2(file, path.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                H5Dclose);
+  id dataset(H5Dcreate2(file, path.c_str(), file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
   if (!dataset.valid() || H5Dwrite(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
     throw error(fmt::format("cannot write dataset {}", path));
 }

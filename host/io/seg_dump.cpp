@@ -27,7 +27,8 @@ std::optional<seg_group> inspect_seg_group(const std::string& path, hid_t file, 
   const dataset_view values = open_dataset(path, file, g.values_path());
   if (values.dims.size() != 4) return std::nullopt;
   if (values.type_class != H5T_FLOAT)
-    fail(path, fmt::format("{}: expected floating-point values, found {}", g.values_path(), type_text(values.type.get())));
+    fail(path,
+         fmt::format("{}: expected floating-point values, found {}", g.values_path(), type_text(values.type.get())));
   g.images = static_cast<std::int64_t>(values.dims[0]);
   g.classes = static_cast<std::int64_t>(values.dims[1]);
   g.height = static_cast<std::int64_t>(values.dims[2]);
@@ -60,8 +61,8 @@ std::optional<seg_group> inspect_seg_group(const std::string& path, hid_t file, 
       fail(path, fmt::format("{}: expected floating-point values, found {}", tpath, type_text(t.type.get())));
     if (t.dims.size() != 4 || t.dims[0] != values.dims[0] || (t.dims[1] != 1 && t.dims[1] != values.dims[1]) ||
         t.dims[2] != values.dims[2] || t.dims[3] != values.dims[3])
-      fail(path, fmt::format("{}: shape {} is not [B, 1|K, H, W] for {} {}", tpath, shape_text(t.dims),
-                             g.values_path(), shape_text(values.dims)));
+      fail(path, fmt::format("{}: shape {} is not [B, 1|K, H, W] for {} {}", tpath, shape_text(t.dims), g.values_path(),
+                             shape_text(values.dims)));
     g.temperature_channels = static_cast<std::int64_t>(t.dims[1]);
   }
   const std::string apath = "/" + name + "/augmented_logits";
@@ -140,7 +141,9 @@ void seg_reader::read(const seg_group& g, std::int64_t image, seg_image& out, bo
   const std::int64_t k = g.classes, h = g.height, w = g.width, hw = h * w;
   const auto b = static_cast<hsize_t>(image);
   const auto hk = static_cast<hsize_t>(k), hh = static_cast<hsize_t>(h), hwid = static_cast<hsize_t>(w);
-  const auto where = [&](std::int64_t c, std::int64_t p) { return fmt::format("[{}, {}, {}, {}]", image, c, p / w, p % w); };
+  const auto where = [&](std::int64_t c, std::int64_t p) {
+    return fmt::format("[{}, {}, {}, {}]", image, c, p / w, p % w);
+  };
 
   out.values.resize(static_cast<std::size_t>(k * hw));
   {
@@ -150,7 +153,8 @@ void seg_reader::read(const seg_group& g, std::int64_t image, seg_image& out, bo
     for (std::int64_t c = 0; c < k; ++c) {
       for (std::int64_t p = 0; p < hw; ++p) {
         const double x = out.values[c * hw + p];
-        if (!std::isfinite(x)) fail(path, fmt::format("{}: non-finite value {} at index {}", g.values_path(), x, where(c, p)));
+        if (!std::isfinite(x))
+          fail(path, fmt::format("{}: non-finite value {} at index {}", g.values_path(), x, where(c, p)));
         if (g.is_probs && x < 0.0)
           fail(path, fmt::format("{}: negative probability {} at index {}", g.values_path(), x, where(c, p)));
       }
@@ -174,7 +178,8 @@ void seg_reader::read(const seg_group& g, std::int64_t image, seg_image& out, bo
     out.labels.resize(static_cast<std::size_t>(hw));
     for (std::int64_t p = 0; p < hw; ++p) {
       if (raw[p] < 0 || raw[p] >= k)
-        fail(path, fmt::format("{}: label {} at index [{}, {}, {}] outside [0, {})", lpath, raw[p], image, p / w, p % w, k));
+        fail(path,
+             fmt::format("{}: label {} at index [{}, {}, {}] outside [0, {})", lpath, raw[p], image, p / w, p % w, k));
       out.labels[p] = static_cast<std::int32_t>(raw[p]);
     }
   }
@@ -195,8 +200,8 @@ void seg_reader::read(const seg_group& g, std::int64_t image, seg_image& out, bo
     for (std::int64_t i = 0; i < g.temperature_channels * hw; ++i) {
       const double t = out.temperature[i];
       if (!std::isfinite(t) || !(t > 0))
-        fail(path, fmt::format("{}: temperature {} at index {} is not a finite number > 0", tpath, t,
-                               where(i / hw, i % hw)));
+        fail(path,
+             fmt::format("{}: temperature {} at index {} is not a finite number > 0", tpath, t, where(i / hw, i % hw)));
     }
   }
   if (augmented) {
@@ -224,7 +229,8 @@ void write_segmentation_dump(const std::string& path, const std::map<std::string
     for (const auto& [name, value] : string_attributes) write_string_attribute(file, name, value);
     const auto k = static_cast<hsize_t>(num_classes);
     for (const auto& g : groups) {
-      const auto b = static_cast<hsize_t>(g.images), h = static_cast<hsize_t>(g.height), w = static_cast<hsize_t>(g.width);
+      const auto b = static_cast<hsize_t>(g.images), h = static_cast<hsize_t>(g.height),
+                 w = static_cast<hsize_t>(g.width);
       write_dataset(file, "/" + g.name + "/logits", {b, k, h, w}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, g.logits);
       write_dataset(file, "/" + g.name + "/labels", {b, h, w}, H5T_STD_I32LE, H5T_NATIVE_INT32, g.labels);
       if (g.temperature != nullptr)
@@ -233,7 +239,8 @@ void write_segmentation_dump(const std::string& path, const std::map<std::string
       if (g.augmented != nullptr)
         write_dataset(file, "/" + g.name + "/augmented_logits", {b, static_cast<hsize_t>(g.augmentations), k, h, w},
                       H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, g.augmented);
-      if (g.roi != nullptr) write_dataset(file, "/" + g.name + "/roi", {b, h, w}, H5T_STD_U8LE, H5T_NATIVE_UINT8, g.roi);
+      if (g.roi != nullptr)
+        write_dataset(file, "/" + g.name + "/roi", {b, h, w}, H5T_STD_U8LE, H5T_NATIVE_UINT8, g.roi);
     }
   });
 }

@@ -36,7 +36,7 @@ struct seg_layout {
 /// One image of a group, validated, in float64: values[k][i][j], labels[i][j], and the
 /// optional datasets when asked for.
 struct seg_image {
-  std::vector<double> values;       ///< K x H x W
+  std::vector<double> values;        ///< K x H x W
   std::vector<std::int32_t> labels;  ///< H x W
   std::vector<std::uint8_t> roi;     ///< H x W (when read)
   std::vector<double> temperature;   ///< C x H x W, C = 1 or K (when read)
@@ -67,12 +67,12 @@ class seg_reader {
 struct seg_group_to_write {
   std::string name;
   std::int64_t images = 0, height = 0, width = 0;
-  const float* logits = nullptr;                ///< B x K x H x W
-  const std::int32_t* labels = nullptr;         ///< B x H x W
-  const float* temperature = nullptr;           ///< optional B x 1 x H x W
-  const float* augmented = nullptr;             ///< optional B x A x K x H x W
+  const float* logits = nullptr;         ///< B x K x H x W
+  const std::int32_t* labels = nullptr;  ///< B x H x W
+  const float* temperature = nullptr;    ///< optional B x 1 x H x W
+  const float* augmented = nullptr;      ///< optional B x A x K x H x W
   std::int64_t augmentations = 0;
-  const std::uint8_t* roi = nullptr;            ///< optional B x H x W
+  const std::uint8_t* roi = nullptr;  ///< optional B x H x W
 };
 
 /// Writes a segmentation dump atomically (same attributes as write_dump).

@@ -139,8 +139,8 @@ group_data domain_data(const seg_synth_options& o, std::size_t d) {
 void write_seg_synth_dump(const std::string& path, const seg_synth_options& o) {
   if (o.classes < 2) throw input_error(fmt::format("--classes {} must be at least 2", o.classes));
   if (o.images < 1 || o.height < 4 || o.width < 4)
-    throw input_error(fmt::format("--images {} --height {} --width {}: need at least 1 image of 4 x 4", o.images,
-                                  o.height, o.width));
+    throw input_error(
+        fmt::format("--images {} --height {} --width {}: need at least 1 image of 4 x 4", o.images, o.height, o.width));
   std::vector<group_data> data;
   for (std::size_t d = 0; d < std::size(k_domains); ++d) data.push_back(domain_data(o, d));
   std::vector<seg_group_to_write> groups;
@@ -159,12 +159,12 @@ void write_seg_synth_dump(const std::string& path, const seg_synth_options& o) {
     }
     groups.push_back(g);
   }
-  write_segmentation_dump(path,
-                          {{"dataset", "calibench synth --segmentation"},
-                           {"model", fmt::format("synthetic: over-confidence T = {}, boundary {} px", o.temperature,
-                                                 o.boundary)},
-                           {"source", fmt::format("calibench synth --segmentation --seed {}", o.seed)}},
-                          o.classes, groups);
+  write_segmentation_dump(
+      path,
+      {{"dataset", "calibench synth --segmentation"},
+       {"model", fmt::format("synthetic: over-confidence T = {}, boundary {} px", o.temperature, o.boundary)},
+       {"source", fmt::format("calibench synth --segmentation --seed {}", o.seed)}},
+      o.classes, groups);
 }
 
 }  // namespace calibench

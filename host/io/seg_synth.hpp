@@ -9,12 +9,12 @@ namespace calibench {
 
 /// Options of `calibench synth --segmentation` (docs/segmentation.md).
 struct seg_synth_options {
-  std::int64_t classes = 4;       ///< K: background + K-1 blob classes
-  std::int64_t images = 8;        ///< B per group
+  std::int64_t classes = 4;  ///< K: background + K-1 blob classes
+  std::int64_t images = 8;   ///< B per group
   std::int64_t height = 96, width = 96;
   std::uint64_t seed = 0;
-  double temperature = 2.5;       ///< over-confidence: observed logits = T x true logits (+ noise)
-  double boundary = 2.0;          ///< blur width of blob boundaries in pixels
+  double temperature = 2.5;        ///< over-confidence: observed logits = T x true logits (+ noise)
+  double boundary = 2.0;           ///< blur width of blob boundaries in pixels
   std::int64_t augmentations = 4;  ///< A stored augmented logits per image
 };
 

@@ -7,9 +7,9 @@
 
 #include <fmt/format.h>
 
-#include "host/io/dump.hpp"
 #include "common/error.hpp"
 #include "common/rng.hpp"
+#include "host/io/dump.hpp"
 
 namespace calibench {
 namespace {
@@ -90,16 +90,14 @@ void write_synth_dump(const std::string& path, const synth_options& o) {
   const std::map<std::string, std::string> text{
       {"dataset", fmt::format("synth-k{}", k)},
       {"model", "calibench synth (known-truth generator, docs/synth.md)"},
-      {"source", fmt::format("calibench synth --classes {} --n-val {} --n-test {} --seed {} --logit-scale {} "
-                             "--temperature {} --class-distortion {} --class-bias {}",
-                             k, o.n_val, o.n_test, o.seed, o.logit_scale, o.temperature, o.class_distortion,
-                             o.class_bias)},
+      {"source",
+       fmt::format("calibench synth --classes {} --n-val {} --n-test {} --seed {} --logit-scale {} "
+                   "--temperature {} --class-distortion {} --class-bias {}",
+                   k, o.n_val, o.n_test, o.seed, o.logit_scale, o.temperature, o.class_distortion, o.class_bias)},
   };
   const std::map<std::string, double> numbers{
-      {"synth_logit_scale", o.logit_scale},
-      {"synth_temperature", o.temperature},
-      {"synth_class_distortion", o.class_distortion},
-      {"synth_class_bias", o.class_bias},
+      {"synth_logit_scale", o.logit_scale},           {"synth_temperature", o.temperature},
+      {"synth_class_distortion", o.class_distortion}, {"synth_class_bias", o.class_bias},
       {"synth_seed", static_cast<double>(o.seed)},
   };
   write_dump(path, text, numbers, k,

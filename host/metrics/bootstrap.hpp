@@ -11,7 +11,7 @@ namespace calibench {
 struct bootstrap_options {
   std::int64_t resamples = 0;  ///< B
   std::uint64_t seed = 0;
-  double level = 0.95;         ///< central coverage of the interval, a fraction
+  double level = 0.95;  ///< central coverage of the interval, a fraction
 };
 
 struct interval {

@@ -30,9 +30,8 @@ constexpr std::array<named<adaptive_rule>, 5> k_adaptive{{{"split", adaptive_rul
                                                           {"floor-count", adaptive_rule::floor_count}}};
 constexpr std::array<named<classwise_reduction>, 2> k_reductions{
     {{"mean", classwise_reduction::mean}, {"sum", classwise_reduction::sum}}};
-constexpr std::array<named<brier_rule>, 3> k_briers{{{"sum", brier_rule::sum},
-                                                     {"per-class-mean", brier_rule::per_class_mean},
-                                                     {"top-label", brier_rule::top_label}}};
+constexpr std::array<named<brier_rule>, 3> k_briers{
+    {{"sum", brier_rule::sum}, {"per-class-mean", brier_rule::per_class_mean}, {"top-label", brier_rule::top_label}}};
 
 template <class Enum, std::size_t N>
 Enum parse(const std::array<named<Enum>, N>& table, std::string_view name, std::string_view option) {
@@ -129,9 +128,9 @@ metric_options resolve_conventions(const convention_names& names, std::int32_t n
   o.bin_rule = names.binning.empty() ? p.bin_rule : parse_binning(names.binning);
   // An explicit --binning also moves the classwise bins when the preset bins both the same
   // way (every preset but dirichlet) and they are not named themselves.
-  o.classwise_rule = !names.classwise_binning.empty()                              ? parse_binning(names.classwise_binning)
+  o.classwise_rule = !names.classwise_binning.empty()                           ? parse_binning(names.classwise_binning)
                      : !names.binning.empty() && p.classwise_rule == p.bin_rule ? o.bin_rule
-                                                                                  : p.classwise_rule;
+                                                                                : p.classwise_rule;
   o.adaptive = names.adaptive.empty() ? p.adaptive : parse_adaptive(names.adaptive);
   o.reduction = names.classwise_reduction.empty() ? p.reduction : parse_classwise_reduction(names.classwise_reduction);
   o.brier = names.brier.empty() ? p.brier : parse_brier(names.brier);

@@ -20,16 +20,26 @@ std::int64_t array_split_size(std::int64_t num_items, std::int64_t num_groups, s
 
 std::span<const metric_field> metric_fields() {
   static const metric_field fields[] = {
-      {"accuracy", &metric_set::accuracy, true}, {"ece", &metric_set::ece, true},
-      {"mce", &metric_set::mce, true},           {"adaece", &metric_set::adaece, true},
-      {"sce", &metric_set::sce, true},           {"sce_under", &metric_set::sce_under, true},
-      {"sce_over", &metric_set::sce_over, true}, {"ace", &metric_set::ace, true},
-      {"nll", &metric_set::nll, false},          {"brier", &metric_set::brier, false},
-      {"auroc", &metric_set::auroc, true},       {"precision", &metric_set::precision, true},
-      {"recall", &metric_set::recall, true},     {"f1", &metric_set::f1, true},
-      {"r_auc", &metric_set::r_auc, true},       {"rmsce", &metric_set::rmsce, true},
-      {"rmsce_debiased", &metric_set::rmsce_debiased, true}, {"ace_unweighted", &metric_set::ace_unweighted, true},
-      {"smece", &metric_set::smece, true},       {"kde_ece", &metric_set::kde_ece, true},
+      {"accuracy", &metric_set::accuracy, true},
+      {"ece", &metric_set::ece, true},
+      {"mce", &metric_set::mce, true},
+      {"adaece", &metric_set::adaece, true},
+      {"sce", &metric_set::sce, true},
+      {"sce_under", &metric_set::sce_under, true},
+      {"sce_over", &metric_set::sce_over, true},
+      {"ace", &metric_set::ace, true},
+      {"nll", &metric_set::nll, false},
+      {"brier", &metric_set::brier, false},
+      {"auroc", &metric_set::auroc, true},
+      {"precision", &metric_set::precision, true},
+      {"recall", &metric_set::recall, true},
+      {"f1", &metric_set::f1, true},
+      {"r_auc", &metric_set::r_auc, true},
+      {"rmsce", &metric_set::rmsce, true},
+      {"rmsce_debiased", &metric_set::rmsce_debiased, true},
+      {"ace_unweighted", &metric_set::ace_unweighted, true},
+      {"smece", &metric_set::smece, true},
+      {"kde_ece", &metric_set::kde_ece, true},
   };
   return fields;
 }

@@ -49,8 +49,8 @@ struct metric_options {
   adaptive_rule adaptive = adaptive_rule::split;
   classwise_reduction reduction = classwise_reduction::mean;
   brier_rule brier = brier_rule::sum;
-  double nll_clip = 0;                ///< 0: none, else p_y clipped to [eps, 1 - eps]
-  std::string preset = "calibench";   ///< the preset these came from, for reports
+  double nll_clip = 0;               ///< 0: none, else p_y clipped to [eps, 1 - eps]
+  std::string preset = "calibench";  ///< the preset these came from, for reports
 
   /// DESIGN's conventions with M bins under `rule`.
   static metric_options with_bins(std::int32_t bins, binning rule = binning::right_closed) {

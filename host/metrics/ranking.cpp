@@ -42,9 +42,8 @@ namespace detail {
 std::vector<std::int64_t> descending_order(std::span<const double> key) {
   std::vector<std::int64_t> order(key.size());
   std::iota(order.begin(), order.end(), std::int64_t{0});
-  std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
-    return key[a] > key[b] || (key[a] == key[b] && a < b);
-  });
+  std::sort(order.begin(), order.end(),
+            [&](std::int64_t a, std::int64_t b) { return key[a] > key[b] || (key[a] == key[b] && a < b); });
   return order;
 }
 

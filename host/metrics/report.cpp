@@ -69,8 +69,8 @@ std::string value_text(double v, bool percent) {
 }  // namespace
 
 std::string eval_table(const eval_report& r) {
-  std::string out = fmt::format("{}  split {}  N {}  K {}  ({})\n", r.file, r.split, r.metrics.n, r.metrics.k,
-                                r.scores);
+  std::string out =
+      fmt::format("{}  split {}  N {}  K {}  ({})\n", r.file, r.split, r.metrics.n, r.metrics.k, r.scores);
   const auto& o = r.options;
   out += fmt::format("bins {}; conventions {}: binning {}, classwise binning {}, adaptive {}, classwise {}, brier {}",
                      o.num_bins, o.preset, binning_name(o.bin_rule), binning_name(o.classwise_binning()),
@@ -106,14 +106,14 @@ std::string eval_table(const eval_report& r) {
     out += fmt::format("\norder inversions against {}: {} %\n", r.inversions_against,
                        value_text(*r.order_inversions, true));
   if (r.reliability) {
-    out += fmt::format("\nreliability diagram\n{:<17}{:>8}{:>12}{:>14}\n", "bin", "count", "accuracy %",
-                       "confidence %");
+    out +=
+        fmt::format("\nreliability diagram\n{:<17}{:>8}{:>12}{:>14}\n", "bin", "count", "accuracy %", "confidence %");
     for (std::int32_t i = 0; i < r.options.slots(); ++i) {
       const auto& b = (*r.reliability)[static_cast<std::size_t>(i)];
       const double cnt = static_cast<double>(b.count);
       const auto edge = bin_slot_bounds(r.options.bin_rule, i, r.options.num_bins);
-      out += fmt::format("{:<17}{:>8}{:>12}{:>14}\n", fmt::format("[{:.4f}, {:.4f}]", edge.lo, edge.hi),
-                         b.count, b.count ? value_text(b.sum_correct / cnt, true) : "-",
+      out += fmt::format("{:<17}{:>8}{:>12}{:>14}\n", fmt::format("[{:.4f}, {:.4f}]", edge.lo, edge.hi), b.count,
+                         b.count ? value_text(b.sum_correct / cnt, true) : "-",
                          b.count ? value_text(b.sum_confidence / cnt, true) : "-");
     }
   }

@@ -9,8 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "host/metrics/bootstrap.hpp"
 #include "host/io/dump.hpp"
+#include "host/metrics/bootstrap.hpp"
 #include "host/metrics/metrics.hpp"
 
 namespace calibench {

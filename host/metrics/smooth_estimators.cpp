@@ -158,8 +158,7 @@ std::vector<double> triweight_kde(const std::vector<double>& data, double bw, co
   const double scale = std::sqrt(1.0 / 9.0);
   const double real_bw = bw / scale;
   const double support = 1.0 / scale * bw;
-  const auto half = static_cast<std::int64_t>(
-      std::min(std::floor(support / dx), static_cast<double>(intervals + 1)));
+  const auto half = static_cast<std::int64_t>(std::min(std::floor(support / dx), static_cast<double>(intervals + 1)));
   const double start = -dx * static_cast<double>(half), stop = dx * static_cast<double>(half);
   const std::int64_t kn = 2 * half + 1;
   std::vector<double> kernel(static_cast<std::size_t>(kn));

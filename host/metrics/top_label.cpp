@@ -18,9 +18,8 @@ using detail::k_nan;
 std::vector<std::int64_t> ascending_order(std::span<const double> key) {
   std::vector<std::int64_t> order(key.size());
   std::iota(order.begin(), order.end(), std::int64_t{0});
-  std::sort(order.begin(), order.end(), [&](std::int64_t a, std::int64_t b) {
-    return key[a] < key[b] || (key[a] == key[b] && a < b);
-  });
+  std::sort(order.begin(), order.end(),
+            [&](std::int64_t a, std::int64_t b) { return key[a] < key[b] || (key[a] == key[b] && a < b); });
   return order;
 }
 
@@ -133,7 +132,8 @@ void binned_top_label(const scored_split& s, const metric_options& options, metr
 
 }  // namespace detail
 
-double adaptive_ece(std::span<const double> confidence, std::span<const double> correct, const metric_options& options) {
+double adaptive_ece(std::span<const double> confidence, std::span<const double> correct,
+                    const metric_options& options) {
   const auto n = static_cast<std::int64_t>(confidence.size());
   const std::int32_t m = options.num_bins;
   CALIBENCH_EXPECTS(n >= 1 && m >= 1 && correct.size() == confidence.size(), "bad adaptive ECE input");
@@ -160,7 +160,8 @@ double adaptive_ece(std::span<const double> confidence, std::span<const double> 
       }
       return total / static_cast<double>(groups);
     }
-    case adaptive_rule::interp: {  // focal_calibration AdaptiveECELoss: np.interp(linspace(0, N, M+1), arange(N), sort(c))
+    case adaptive_rule::interp: {  // focal_calibration AdaptiveECELoss: np.interp(linspace(0, N, M+1), arange(N),
+                                   // sort(c))
       const double step = static_cast<double>(n) / static_cast<double>(m);
       for (std::int32_t j = 0; j <= m; ++j) {
         const double x = j == m ? static_cast<double>(n) : static_cast<double>(j) * step;

@@ -10,10 +10,10 @@
 
 #include <fmt/format.h>
 
-#include "host/calibrators/registry.hpp"
-#include "host/calibrators/temperature_scaling.hpp"
 #include "common/error.hpp"
 #include "common/rng.hpp"
+#include "host/calibrators/registry.hpp"
+#include "host/calibrators/temperature_scaling.hpp"
 #include "host/sweep/backend.hpp"
 
 namespace calibench {
@@ -72,7 +72,8 @@ seg_method parse_method(const std::string& name) {
   if (name == "ts") return seg_method::ts;
   if (name == "temperature-map") return seg_method::temperature_map;
   if (name == "augmented-mean") return seg_method::augmented_mean;
-  throw input_error(fmt::format("--methods: unknown method '{}' (uncalibrated, ts, temperature-map, augmented-mean)", name));
+  throw input_error(
+      fmt::format("--methods: unknown method '{}' (uncalibrated, ts, temperature-map, augmented-mean)", name));
 }
 
 /// The ROI of one image under the options.
@@ -103,9 +104,7 @@ void score_image(const seg_image& img, const std::vector<std::uint8_t>& roi, con
       double v = img.values[c * hw + px];
       if (g.is_probs && !as_probs && method != seg_method::augmented_mean) v = std::log(v);
       switch (method) {
-        case seg_method::ts:
-          v *= 1.0 / temperature;
-          break;
+        case seg_method::ts: v *= 1.0 / temperature; break;
         case seg_method::temperature_map: {
           const std::int64_t channel = g.temperature_channels == 1 ? 0 : c;
           v *= 1.0 / img.temperature[channel * hw + px];
@@ -117,8 +116,7 @@ void score_image(const seg_image& img, const std::vector<std::uint8_t>& roi, con
           v = sum / static_cast<double>(g.augmentations);
           break;
         }
-        case seg_method::uncalibrated:
-          break;
+        case seg_method::uncalibrated: break;
       }
       z[c] = v;
     }
@@ -315,26 +313,27 @@ seg_report evaluate_segmentation(const std::string& path, const seg_eval_options
   for (const auto& name : o.methods) methods.push_back(parse_method(name));
   for (const auto* g : groups) {
     if (o.roi == "stored" && !g->has_roi)
-      throw input_error(fmt::format("{}: /{}/roi: dataset not found (--roi stored needs a stored mask)", path, g->name));
+      throw input_error(
+          fmt::format("{}: /{}/roi: dataset not found (--roi stored needs a stored mask)", path, g->name));
     for (std::size_t i = 0; i < methods.size(); ++i) {
       if (methods[i] == seg_method::temperature_map && g->temperature_channels == 0)
-        throw input_error(fmt::format("{}: /{}/temperature: dataset not found (method temperature-map needs it)", path,
-                                      g->name));
+        throw input_error(
+            fmt::format("{}: /{}/temperature: dataset not found (method temperature-map needs it)", path, g->name));
       if (methods[i] == seg_method::augmented_mean && g->augmentations == 0)
-        throw input_error(fmt::format("{}: /{}/augmented_logits: dataset not found (method augmented-mean needs it)",
-                                      path, g->name));
+        throw input_error(
+            fmt::format("{}: /{}/augmented_logits: dataset not found (method augmented-mean needs it)", path, g->name));
     }
   }
 
   if (std::find(methods.begin(), methods.end(), seg_method::ts) != methods.end()) {
     const seg_group& fit_group = report.layout.group(o.fit_group);
     if (o.roi == "stored" && !fit_group.has_roi)
-      throw input_error(fmt::format("{}: /{}/roi: dataset not found (--roi stored needs a stored mask)", path,
-                                    fit_group.name));
+      throw input_error(
+          fmt::format("{}: /{}/roi: dataset not found (--roi stored needs a stored mask)", path, fit_group.name));
     const split_data val = roi_pixels(reader, fit_group, o);
     if (val.num_samples == 0)
-      throw input_error(fmt::format("{}: /{}: no ROI pixels to fit ts on (no foreground within the ROI rule)", path,
-                                    fit_group.name));
+      throw input_error(
+          fmt::format("{}: /{}: no ROI pixels to fit ts on (no foreground within the ROI rule)", path, fit_group.name));
     // ts by the NLL of the ROI pixels: a host fit (it runs on no sweep backend).
     const fit_request ts = parse_fit_request("ts", {}, o.metrics, parse_backend_choice(o.backend));
     report.backend = fit_site_name(ts, nullptr);
@@ -377,7 +376,9 @@ seg_report evaluate_segmentation(const std::string& path, const seg_eval_options
   }
   // Methods first, then groups: the paper's table has methods as rows, domains as columns.
   std::stable_sort(report.results.begin(), report.results.end(), [&](const seg_result& a, const seg_result& b) {
-    const auto at = [&](const std::string& m) { return std::find(o.methods.begin(), o.methods.end(), m) - o.methods.begin(); };
+    const auto at = [&](const std::string& m) {
+      return std::find(o.methods.begin(), o.methods.end(), m) - o.methods.begin();
+    };
     return at(a.method) < at(b.method);
   });
   report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();

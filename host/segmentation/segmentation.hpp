@@ -21,14 +21,14 @@ std::vector<std::uint8_t> dilate_foreground(const std::int32_t* labels, std::int
                                             std::int32_t background, std::int32_t radius);
 
 struct seg_eval_options {
-  metric_options metrics;                         ///< bins, binning rules, classwise reduction, Brier, NLL clip
-  std::string roi = "dilate";                     ///< dilate | stored | all
-  std::int32_t roi_dilation = 10;                 ///< r of dilate_foreground
-  std::int32_t background = 0;                    ///< the class outside the foreground
+  metric_options metrics;                            ///< bins, binning rules, classwise reduction, Brier, NLL clip
+  std::string roi = "dilate";                        ///< dilate | stored | all
+  std::int32_t roi_dilation = 10;                    ///< r of dilate_foreground
+  std::int32_t background = 0;                       ///< the class outside the foreground
   std::vector<std::string> methods{"uncalibrated"};  ///< uncalibrated | ts | temperature-map | augmented-mean
-  std::vector<std::string> groups;                ///< empty: every group
-  std::string fit_group = "val";                  ///< ts is fitted on this group's ROI pixels
-  std::string backend = "auto";                   ///< sweep backend of the ts fit
+  std::vector<std::string> groups;                   ///< empty: every group
+  std::string fit_group = "val";                     ///< ts is fitted on this group's ROI pixels
+  std::string backend = "auto";                      ///< sweep backend of the ts fit
   bool reliability = false;
 };
 
@@ -48,9 +48,9 @@ struct seg_result {
 
 struct seg_report {
   seg_layout layout;
-  double temperature = 0;          ///< ts: the fitted temperature (0 when ts was not asked for)
-  std::int64_t fit_pixels = 0;     ///< ts: ROI pixels it was fitted on
-  std::string backend;             ///< ts: the sweep backend that ran
+  double temperature = 0;           ///< ts: the fitted temperature (0 when ts was not asked for)
+  std::int64_t fit_pixels = 0;      ///< ts: ROI pixels it was fitted on
+  std::string backend;              ///< ts: the sweep backend that ran
   std::vector<seg_result> results;  ///< methods x groups, in option order
   double seconds = 0;
   std::int64_t pixels_evaluated = 0;  ///< pixels x methods

@@ -9,10 +9,10 @@
 
 #include <fmt/format.h>
 
-#include "host/sweep/device.hpp"
 #include "common/error.hpp"
 #include "host/metrics/metrics.hpp"
 #include "host/sweep/backend.hpp"
+#include "host/sweep/device.hpp"
 #include "host/sweep/sweep_detail.hpp"
 
 namespace calibench {
@@ -189,8 +189,8 @@ namespace {
 void check_temperatures(std::span<const double> temperatures) {
   for (std::size_t g = 0; g < temperatures.size(); ++g) {
     if (!(temperatures[g] > 0.0) || !std::isfinite(temperatures[g]))
-      throw input_error(fmt::format("temperature candidate {} is {}; temperatures must be finite and > 0", g,
-                                    temperatures[g]));
+      throw input_error(
+          fmt::format("temperature candidate {} is {}; temperatures must be finite and > 0", g, temperatures[g]));
   }
 }
 
@@ -207,9 +207,7 @@ void check_labels(std::span<const std::int32_t> labels, std::int64_t num_classes
   }
 }
 
-void check_options(const sweep_options& options) {
-  CALIBENCH_EXPECTS(options.num_bins >= 1, "need at least one bin");
-}
+void check_options(const sweep_options& options) { CALIBENCH_EXPECTS(options.num_bins >= 1, "need at least one bin"); }
 
 }  // namespace
 
@@ -303,7 +301,8 @@ sweep_result sweep_backend::bin_temperature(resident_logits& data, const bin_tem
   std::vector<std::int64_t> moving;
   for (std::int64_t i = 0; i < n; ++i) {
     const std::int32_t b = problem.sample_bin[i];
-    if (b < 0 || b >= num_bins) throw input_error(fmt::format("sample {} is in bin {} outside [0, {})", i, b, num_bins));
+    if (b < 0 || b >= num_bins)
+      throw input_error(fmt::format("sample {} is in bin {} outside [0, {})", i, b, num_bins));
     if (b == problem.target_bin) moving.push_back(i);
   }
   return do_bin_temperature(data, problem, moving, inverses(temperatures), options);

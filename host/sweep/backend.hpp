@@ -35,9 +35,9 @@ struct sweep_options {
 struct sweep_result {
   std::int64_t num_candidates = 0;
   std::int32_t num_bins = 0;
-  std::vector<std::int64_t> bin_count;     ///< G x M
-  std::vector<double> bin_sum_confidence;  ///< G x M
-  std::vector<double> bin_sum_correct;     ///< G x M
+  std::vector<std::int64_t> bin_count;                         ///< G x M
+  std::vector<double> bin_sum_confidence;                      ///< G x M
+  std::vector<double> bin_sum_correct;                         ///< G x M
   std::vector<double> ece, mce, adaece, nll, brier, accuracy;  ///< G each; adaece NaN when not asked
 
   /// Index of the smallest value of `metric` (lowest index on ties; NaN never wins).

@@ -184,9 +184,8 @@ void reduce_block(const std::vector<chunk_partial>& partials, const background* 
 
 /// adaECE of candidates [g0, g0 + gb) from their confidences in row order (`conf`, `correct`:
 /// gb x N), the background rows filled in first.
-void block_adaece(std::vector<double>& conf, std::vector<std::uint8_t>& correct, const background* bg,
-                  std::int64_t g0, std::int64_t gb, std::int64_t num_samples, std::int32_t num_bins,
-                  sweep_result& res) {
+void block_adaece(std::vector<double>& conf, std::vector<std::uint8_t>& correct, const background* bg, std::int64_t g0,
+                  std::int64_t gb, std::int64_t num_samples, std::int32_t num_bins, sweep_result& res) {
   if (bg != nullptr) {
     for (std::int64_t g = 0; g < gb; ++g) {
       for (std::size_t i = 0; i < bg->rows.size(); ++i) {
@@ -224,8 +223,8 @@ sweep_result drive(std::int64_t num_candidates, std::int64_t num_samples, std::s
       want_adaece ? std::clamp<std::int64_t>(k_confidence_budget / num_samples, 1, k_max_block) : k_max_block;
   const std::int64_t chunks = (num_rows + k_row_chunk - 1) / k_row_chunk;
   std::vector<chunk_partial> partials(static_cast<std::size_t>(chunks));
-  std::vector<double> conf;            // block x N, row order, for equal-mass bins
-  std::vector<std::uint8_t> correct;   // block x N
+  std::vector<double> conf;           // block x N, row order, for equal-mass bins
+  std::vector<std::uint8_t> correct;  // block x N
 
   for (std::int64_t g0 = 0; g0 < num_candidates; g0 += block) {
     const std::int64_t gb = std::min(block, num_candidates - g0);
@@ -509,13 +508,13 @@ class cpu_backend final : public sweep_backend {
     }
     const double kd = static_cast<double>(k);
     const auto rows = all_rows(n);
-    sweep_result res = drive(static_cast<std::int64_t>(weights.size()), n, rows, nullptr, options, false,
-                             [&](std::int64_t row, std::int64_t g0, std::int64_t g1, const row_output& out) {
-                               for (std::int64_t g = g0; g < g1; ++g) {
-                                 out.set(g - g0, weight_terms(weights[g], kd, conf[row], p_label[row], p_sq[row]),
-                                         hit[row]);
-                               }
-                             });
+    sweep_result res =
+        drive(static_cast<std::int64_t>(weights.size()), n, rows, nullptr, options, false,
+              [&](std::int64_t row, std::int64_t g0, std::int64_t g1, const row_output& out) {
+                for (std::int64_t g = g0; g < g1; ++g) {
+                  out.set(g - g0, weight_terms(weights[g], kd, conf[row], p_label[row], p_sq[row]), hit[row]);
+                }
+              });
     if (options.adaece) detail::weight_adaece(conf, hit, weights, kd, options.num_bins, res);
     return res;
   }

@@ -18,11 +18,11 @@
 
 #include <fmt/format.h>
 
-#include "host/sweep/device.hpp"
 #include "common/error.hpp"
 #include "host/metrics/metrics.hpp"
 #include "host/sweep/backend.hpp"
 #include "host/sweep/cuda_testing.hpp"
+#include "host/sweep/device.hpp"
 #include "host/sweep/device_buffer.hpp"
 #include "host/sweep/sweep_detail.hpp"
 #include "kernels/cuda_check.hpp"
@@ -44,16 +44,43 @@ std::atomic<std::int64_t> g_max_chunk_candidates{0};
 /// Scratch buffers of the sweeps, kept between calls so that timed sweeps do not allocate.
 enum slot : int {
   // one chunk's terms
-  s_conf, s_correct, s_log_p, s_brier,
+  s_conf,
+  s_correct,
+  s_log_p,
+  s_brier,
   // bin reduction
-  s_part_conf, s_part_count, s_part_correct, s_part_nll, s_part_brier,
-  s_tot_count, s_tot_conf, s_tot_correct, s_tot_nll, s_tot_brier, s_tot_accuracy,
+  s_part_conf,
+  s_part_count,
+  s_part_correct,
+  s_part_nll,
+  s_part_brier,
+  s_tot_count,
+  s_tot_conf,
+  s_tot_correct,
+  s_tot_nll,
+  s_tot_brier,
+  s_tot_accuracy,
   // equal-mass groups
-  s_sorted, s_index_in, s_index_out, s_offsets, s_sort_temp, s_group_conf, s_group_correct,
+  s_sorted,
+  s_index_in,
+  s_index_out,
+  s_offsets,
+  s_sort_temp,
+  s_group_conf,
+  s_group_correct,
   // per-candidate parameters and inputs of a chunk
-  s_params, s_probs, s_labels,
+  s_params,
+  s_probs,
+  s_labels,
   // per-sample terms (one candidate's worth) and per-sample inputs
-  s_base_conf, s_base_correct, s_base_log_p, s_base_brier, s_p_label, s_p_sq, s_inv_per_sample, s_rows,
+  s_base_conf,
+  s_base_correct,
+  s_base_log_p,
+  s_base_brier,
+  s_p_label,
+  s_p_sq,
+  s_inv_per_sample,
+  s_rows,
   slot_count
 };
 
@@ -79,8 +106,8 @@ class workspace {
 };
 
 /// Candidates per chunk: the chunk's buffers under half of the free device memory.
-std::int64_t plan_chunk(const workspace& ws, std::int64_t num_candidates, std::int64_t n, std::int32_t m,
-                        bool adaece, std::size_t extra_per_candidate) {
+std::int64_t plan_chunk(const workspace& ws, std::int64_t num_candidates, std::int64_t n, std::int32_t m, bool adaece,
+                        std::size_t extra_per_candidate) {
   const auto un = static_cast<std::size_t>(n), um = static_cast<std::size_t>(m);
   const auto tiles = static_cast<std::size_t>(kernels::bin_tiles(n));
   std::size_t per = un * (3 * sizeof(double) + 1) + tiles * (um * 16 + 16) + um * 24 + 24 + 8 + extra_per_candidate;
@@ -104,9 +131,10 @@ void check_bins(const sweep_options& options) {
   CALIBENCH_EXPECTS(options.num_bins >= 1, "need at least one bin");
   const binning rule = detail::top_label_rule(options.bin_rule);
   if (rule != binning::right_closed && rule != binning::left_closed)
-    throw input_error(fmt::format("the CUDA backend sweeps right-closed, guo-strict and left-closed bins; "
-                                  "--binning {} runs on the CPU backend (--backend cpu)",
-                                  options.bin_rule == binning::torchmetrics ? "torchmetrics" : "digitize-linspace"));
+    throw input_error(
+        fmt::format("the CUDA backend sweeps right-closed, guo-strict and left-closed bins; "
+                    "--binning {} runs on the CPU backend (--backend cpu)",
+                    options.bin_rule == binning::torchmetrics ? "torchmetrics" : "digitize-linspace"));
   const std::int32_t most = kernels::max_bins();
   if (options.num_bins > most)
     throw input_error(fmt::format("{} bins; the CUDA backend handles at most {}", options.num_bins, most));
@@ -131,9 +159,9 @@ sweep_result run_chunks(workspace& ws, std::int64_t num_candidates, std::int64_t
       ws.get<double>(s_part_conf, bins * tiles), ws.get<std::int32_t>(s_part_count, bins * tiles),
       ws.get<std::int32_t>(s_part_correct, bins * tiles), ws.get<double>(s_part_nll, gc_max * tiles),
       ws.get<double>(s_part_brier, gc_max * tiles)};
-  const kernels::bin_totals totals{ws.get<std::int64_t>(s_tot_count, bins),  ws.get<double>(s_tot_conf, bins),
-                                   ws.get<double>(s_tot_correct, bins),      ws.get<double>(s_tot_nll, gc_max),
-                                   ws.get<double>(s_tot_brier, gc_max),      ws.get<double>(s_tot_accuracy, gc_max)};
+  const kernels::bin_totals totals{ws.get<std::int64_t>(s_tot_count, bins), ws.get<double>(s_tot_conf, bins),
+                                   ws.get<double>(s_tot_correct, bins),     ws.get<double>(s_tot_nll, gc_max),
+                                   ws.get<double>(s_tot_brier, gc_max),     ws.get<double>(s_tot_accuracy, gc_max)};
   kernels::equal_mass_scratch sort{};
   double* d_group_conf = nullptr;
   double* d_group_correct = nullptr;
@@ -248,8 +276,8 @@ class cuda_class_session final : public class_temperature_session {
                       [&](std::int64_t g0, std::int64_t gc, const kernels::terms_view& terms) {
                         double* d_inv = ws.get<double>(s_params, gc);
                         upload(d_inv, inv.data() + g0, gc);
-                        kernels::launch_class_candidate_terms(data_.labels(), n, state_, class_logit_, cls, d_inv,
-                                                              gc, terms);
+                        kernels::launch_class_candidate_terms(data_.labels(), n, state_, class_logit_, cls, d_inv, gc,
+                                                              terms);
                       });
   }
 
@@ -293,8 +321,8 @@ class cuda_backend final : public sweep_backend {
                       [&](std::int64_t g0, std::int64_t gc, const kernels::terms_view& terms) {
                         double* d_inv = ws.get<double>(s_params, gc);
                         upload(d_inv, inv.data() + g0, gc);
-                        kernels::launch_temperature_terms(r.logits(), r.labels(), r.max_logit(), r.prediction(),
-                                                          r.n(), r.k(), nullptr, r.n(), d_inv, gc, terms);
+                        kernels::launch_temperature_terms(r.logits(), r.labels(), r.max_logit(), r.prediction(), r.n(),
+                                                          r.k(), nullptr, r.n(), d_inv, gc, terms);
                       });
   }
 
@@ -303,9 +331,9 @@ class cuda_backend final : public sweep_backend {
     auto& r = as_cuda(data);
     return run_chunks(r.ws(), grid.count, r.n(), options, options.adaece, 0,
                       [&](std::int64_t g0, std::int64_t gc, const kernels::terms_view& terms) {
-                        kernels::launch_inverse_temperature_terms(r.logits(), r.labels(), r.max_logit(),
-                                                                  r.prediction(), r.n(), r.k(), grid.start,
-                                                                  grid.step, g0, g0 + gc, k_anchor_every, terms);
+                        kernels::launch_inverse_temperature_terms(r.logits(), r.labels(), r.max_logit(), r.prediction(),
+                                                                  r.n(), r.k(), grid.start, grid.step, g0, g0 + gc,
+                                                                  k_anchor_every, terms);
                       });
   }
 
@@ -357,8 +385,8 @@ class cuda_backend final : public sweep_backend {
     // The other rows' terms do not move with the candidates: computed once, then copied into
     // every candidate before the moving rows are evaluated over them.
     const kernels::terms_view background = ws.base_terms(n);
-    kernels::launch_sample_terms(r.logits(), r.labels(), r.max_logit(), r.prediction(), n, r.k(), d_inv_per_sample,
-                                 1.0, background);
+    kernels::launch_sample_terms(r.logits(), r.labels(), r.max_logit(), r.prediction(), n, r.k(), d_inv_per_sample, 1.0,
+                                 background);
     return run_chunks(ws, static_cast<std::int64_t>(inv.size()), n, options, options.adaece, 0,
                       [&](std::int64_t g0, std::int64_t gc, const kernels::terms_view& terms) {
                         kernels::launch_broadcast_terms(background, gc, terms);

@@ -13,10 +13,10 @@
 #include <string>
 #include <vector>
 
-#include "host/sweep/device.hpp"
 #include "common/error.hpp"
 #include "common/rng.hpp"
 #include "host/sweep/backend.hpp"
+#include "host/sweep/device.hpp"
 #include "tests/support/datasets.hpp"
 #include "tests/support/gpu.hpp"
 #if defined(CALIBENCH_HAVE_CUDA)
@@ -136,7 +136,8 @@ void expect_same(const sweep_result& cpu, const sweep_result& gpu, const confide
       for (std::int32_t b = 0; b < m; ++b) {
         const auto idx = static_cast<std::size_t>(g * m + b);
         const double cnt = static_cast<double>(std::max<std::int64_t>(cpu.bin_count[idx], 1));
-        EXPECT_NEAR(gpu.bin_sum_confidence[idx], cpu.bin_sum_confidence[idx], k_term_tolerance * cnt) << at << " bin " << b;
+        EXPECT_NEAR(gpu.bin_sum_confidence[idx], cpu.bin_sum_confidence[idx], k_term_tolerance * cnt)
+            << at << " bin " << b;
         EXPECT_EQ(gpu.bin_sum_correct[idx], cpu.bin_sum_correct[idx]) << at << " bin " << b;
       }
       EXPECT_NEAR(gpu.mce[g], cpu.mce[g], 2 * k_term_tolerance) << at;
@@ -232,8 +233,8 @@ TEST_P(GpuSweep, Temperature) {
   // G = 1.
   const std::vector<double> one{1.3};
   const auto conf_one = scalar_confidences(d, [](std::int64_t, std::int64_t) { return 1.0 / 1.3; });
-  expect_same(cpu->temperature(*rc, one, k_option_sets[0]), gpu->temperature(*rg, one, k_option_sets[0]), conf_one,
-              d.n, k_option_sets[0], "temperature, one candidate");
+  expect_same(cpu->temperature(*rc, one, k_option_sets[0]), gpu->temperature(*rg, one, k_option_sets[0]), conf_one, d.n,
+              k_option_sets[0], "temperature, one candidate");
 }
 
 TEST_P(GpuSweep, InverseTemperature) {
@@ -247,7 +248,8 @@ TEST_P(GpuSweep, InverseTemperature) {
   auto rc = cpu->prepare(d.view());
   auto rg = gpu->prepare(d.view());
   // 70 points cross two re-anchoring points of the recurrence; a single point is G = 1.
-  for (const inverse_temperature_grid grid : {inverse_temperature_grid{0.2, 0.05, 70}, inverse_temperature_grid{1.3, 0.0, 1}}) {
+  for (const inverse_temperature_grid grid :
+       {inverse_temperature_grid{0.2, 0.05, 70}, inverse_temperature_grid{1.3, 0.0, 1}}) {
     const auto conf = scalar_confidences(d, [grid](std::int64_t g, std::int64_t) { return grid.at(g); });
     for (const auto& o : k_option_sets)
       expect_same(cpu->inverse_temperature(*rc, grid, o), gpu->inverse_temperature(*rg, grid, o), conf, d.n, o,
@@ -483,8 +485,9 @@ TEST(GpuSweepEdges, WideRowsAndExtremeBinCounts) {
   auto rg = gpu->prepare(d.view());
   const std::vector<double> temps{0.5, 1.0, 2.0};
   const auto conf = scalar_confidences(d, [temps](std::int64_t g, std::int64_t) { return 1.0 / temps[g]; });
-  for (const sweep_options o : {sweep_options{1, binning::right_closed, true}, sweep_options{5000, binning::left_closed, true},
-                                sweep_options{15, binning::right_closed, false}})
+  for (const sweep_options o :
+       {sweep_options{1, binning::right_closed, true}, sweep_options{5000, binning::left_closed, true},
+        sweep_options{15, binning::right_closed, false}})
     expect_same(cpu->temperature(*rc, temps, o), gpu->temperature(*rg, temps, o), conf, d.n, o,
                 "temperature, " + std::to_string(o.num_bins) + " bins, adaece " + (o.adaece ? "on" : "off"));
 }
@@ -494,9 +497,10 @@ TEST(GpuSweepEdges, WideRowsAndExtremeBinCounts) {
 TEST(GpuSweepEdges, MinusInfinityLogits) {
   CALIBENCH_REQUIRE_GPU();
   const float ninf = -std::numeric_limits<float>::infinity();
-  dataset d{6, 3,
-            {0.0f, ninf, ninf,  ninf, -0.2f, ninf,  -1.0f, -0.5f, -2.0f,
-             ninf, ninf, 0.0f,  -0.1f, ninf, -3.0f,  0.0f, ninf, ninf},
+  dataset d{6,
+            3,
+            {0.0f, ninf, ninf, ninf, -0.2f, ninf, -1.0f, -0.5f, -2.0f, ninf, ninf, 0.0f, -0.1f, ninf, -3.0f, 0.0f, ninf,
+             ninf},
             {0, 1, 2, 2, 2, 1}};
   auto cpu = make_cpu_backend();
   auto gpu = make_cuda_backend();

@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
+#include "common/rng.hpp"
 #include "host/calibrators/registry.hpp"
+#include "host/sweep/backend.hpp"
 #include "host/sweep/device.hpp"
 #include "tests/support/gpu.hpp"
-#include "common/rng.hpp"
-#include "host/sweep/backend.hpp"
 
 namespace calibench {
 namespace {
@@ -54,8 +54,10 @@ void expect_same(const calibrator& a, const calibrator& b, const std::string& wh
       EXPECT_EQ(va, vb) << what << ": " << key;
       continue;
     }
-    const std::vector<double> ta = va.is_array() ? va.get<std::vector<double>>() : std::vector<double>{va.get<double>()};
-    const std::vector<double> tb = vb.is_array() ? vb.get<std::vector<double>>() : std::vector<double>{vb.get<double>()};
+    const std::vector<double> ta =
+        va.is_array() ? va.get<std::vector<double>>() : std::vector<double>{va.get<double>()};
+    const std::vector<double> tb =
+        vb.is_array() ? vb.get<std::vector<double>>() : std::vector<double>{vb.get<double>()};
     ASSERT_EQ(ta.size(), tb.size()) << what;
     for (std::size_t i = 0; i < ta.size(); ++i)
       EXPECT_NEAR(ta[i], tb[i], k_param_tolerance * ta[i]) << what << " " << key << "[" << i << "]";

@@ -25,7 +25,8 @@ struct dataset {
 /// logits, all-equal rows and duplicated rows.
 inline dataset make_dataset(std::int64_t n, std::int64_t k, std::uint64_t seed, bool adversarial) {
   auto rng = make_stream(seed, 0);
-  dataset d{n, k, std::vector<float>(static_cast<std::size_t>(n * k)), std::vector<std::int32_t>(static_cast<std::size_t>(n))};
+  dataset d{n, k, std::vector<float>(static_cast<std::size_t>(n * k)),
+            std::vector<std::int32_t>(static_cast<std::size_t>(n))};
   for (auto& v : d.logits) v = static_cast<float>(3.0 * rng.normal());
   for (auto& y : d.labels) y = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(k)));
   if (adversarial) {

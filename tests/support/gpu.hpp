@@ -21,8 +21,8 @@ inline std::string gpu_skip_reason() {
 }  // namespace calibench::test_support
 
 /// Skips the current test with the reason when no device can run it.
-#define CALIBENCH_REQUIRE_GPU()                                 \
-  do {                                                          \
+#define CALIBENCH_REQUIRE_GPU()                                            \
+  do {                                                                     \
     const std::string why_ = ::calibench::test_support::gpu_skip_reason(); \
-    if (!why_.empty()) GTEST_SKIP() << why_;                    \
+    if (!why_.empty()) GTEST_SKIP() << why_;                               \
   } while (0)

@@ -66,7 +66,8 @@ std::int32_t slow_slot(binning rule, double v, std::int32_t m) {
       return count - 1;
     case binning::digitize_linspace:
       for (std::int32_t i = 0; i < m; ++i) {
-        const double d = (m == 1) ? 0.0 : (i == m - 1 ? 1.0 : static_cast<double>(i) * (1.0 / static_cast<double>(m - 1)));
+        const double d =
+            (m == 1) ? 0.0 : (i == m - 1 ? 1.0 : static_cast<double>(i) * (1.0 / static_cast<double>(m - 1)));
         count += d <= v ? 1 : 0;
       }
       return count - 1;
@@ -77,8 +78,7 @@ std::int32_t slow_slot(binning rule, double v, std::int32_t m) {
         if (lo < v && v <= hi) return i;
       }
       return -1;
-    default:
-      return searchsorted_bin(v, m, rule == binning::right_closed);
+    default: return searchsorted_bin(v, m, rule == binning::right_closed);
   }
 }
 
@@ -171,7 +171,9 @@ namespace calibench {
 namespace {
 
 /// Relative error in units of the last place.
-double ulps(double got, double want) { return std::fabs(got - want) / (std::nextafter(std::fabs(want), INFINITY) - std::fabs(want)); }
+double ulps(double got, double want) {
+  return std::fabs(got - want) / (std::nextafter(std::fabs(want), INFINITY) - std::fabs(want));
+}
 
 TEST(FastMath, ExpNonpositiveIsWithinTwoUlps) {
   double worst = 0;
@@ -194,7 +196,8 @@ TEST(FastMath, LogPositiveIsWithinTwoUlps) {
     const double x = std::ldexp(1.0 + static_cast<double>(i) / 2000000.0, (i % 200) - 100);
     worst = std::max(worst, ulps(log_positive(x), std::log(x)));
   }
-  for (double x : {1.0, 2.0, 0.5, 1.4142135623730951, 1.4142135623730954, 1e-300, 1e300, 3.0, 10.0, 1000.0, 4e-320, 1e-310, 5e-324}) {
+  for (double x : {1.0, 2.0, 0.5, 1.4142135623730951, 1.4142135623730954, 1e-300, 1e300, 3.0, 10.0, 1000.0, 4e-320,
+                   1e-310, 5e-324}) {
     const double want = std::log(x);
     if (want != 0.0) worst = std::max(worst, ulps(log_positive(x), want));
   }

@@ -7,9 +7,9 @@
 #include <limits>
 #include <vector>
 
-#include "host/metrics/metrics.hpp"
-#include "common/rng.hpp"
 #include "common/error.hpp"
+#include "common/rng.hpp"
+#include "host/metrics/metrics.hpp"
 #include "host/sweep/backend.hpp"
 #include "tests/support/datasets.hpp"
 
@@ -84,7 +84,8 @@ struct shape {
   std::int64_t n, k;
   bool ties;
 };
-const shape k_shapes[] = {{1, 2, false}, {7, 3, true}, {14, 2, false}, {500, 10, true}, {3000, 37, false}, {300, 200, true}};
+const shape k_shapes[] = {{1, 2, false},   {7, 3, true},      {14, 2, false},
+                          {500, 10, true}, {3000, 37, false}, {300, 200, true}};
 
 class SweepCpu : public ::testing::TestWithParam<shape> {};
 
@@ -93,9 +94,10 @@ TEST_P(SweepCpu, TemperatureFamiliesMatchTheMetricSuite) {
   const auto d = random_dataset(n, k, 100 + static_cast<std::uint64_t>(n * k), ties);
   auto backend = make_cpu_backend();
   auto res = backend->prepare(d.view());
-  for (const sweep_options o : {sweep_options{15, binning::right_closed, true}, sweep_options{7, binning::left_closed, true},
-                                sweep_options{15, binning::guo_strict, true}, sweep_options{10, binning::torchmetrics, true},
-                                sweep_options{15, binning::digitize_linspace, true}}) {
+  for (const sweep_options o :
+       {sweep_options{15, binning::right_closed, true}, sweep_options{7, binning::left_closed, true},
+        sweep_options{15, binning::guo_strict, true}, sweep_options{10, binning::torchmetrics, true},
+        sweep_options{15, binning::digitize_linspace, true}}) {
     const std::vector<double> temps{0.3, 0.7, 1.0, 1.7, 4.0, 25.0};
     const auto r = backend->temperature(*res, temps, o);
     for (std::size_t g = 0; g < temps.size(); ++g) {
@@ -190,9 +192,10 @@ TEST_P(SweepCpu, ClassTemperatureSessionMatchesTheMetricSuite) {
 /// turns into NaN.
 TEST(SweepCpuEdges, MinusInfinityLogits) {
   const float ninf = -std::numeric_limits<float>::infinity();
-  dataset d{6, 3,
-            {0.0f, ninf, ninf,  ninf, -0.2f, ninf,  -1.0f, -0.5f, -2.0f,
-             ninf, ninf, 0.0f,  -0.1f, ninf, -3.0f,  0.0f, ninf, ninf},
+  dataset d{6,
+            3,
+            {0.0f, ninf, ninf, ninf, -0.2f, ninf, -1.0f, -0.5f, -2.0f, ninf, ninf, 0.0f, -0.1f, ninf, -3.0f, 0.0f, ninf,
+             ninf},
             {0, 1, 2, 2, 2, 1}};
   auto backend = make_cpu_backend();
   auto res = backend->prepare(d.view());

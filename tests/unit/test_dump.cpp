@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "host/io/dump.hpp"
 #include "common/error.hpp"
-#include "host/metrics/metrics.hpp"
+#include "host/io/dump.hpp"
 #include "host/io/synth.hpp"
+#include "host/metrics/metrics.hpp"
 
 namespace calibench {
 namespace {
@@ -31,8 +31,9 @@ class DumpTest : public ::testing::Test {
 TEST_F(DumpTest, RoundTrip) {
   const std::vector<float> logits{1.5f, -2.0f, 0.25f, 3.0f, 0.0f, -1.0f};
   const std::vector<std::int32_t> labels{2, 0};
-  write_dump(path("a.h5"), {{"dataset", "unit"}}, {}, 3,
-             {{"val", 2, 3, logits.data(), labels.data(), nullptr}, {"test", 2, 3, logits.data(), labels.data(), nullptr}});
+  write_dump(
+      path("a.h5"), {{"dataset", "unit"}}, {}, 3,
+      {{"val", 2, 3, logits.data(), labels.data(), nullptr}, {"test", 2, 3, logits.data(), labels.data(), nullptr}});
   const auto layout = inspect_dump(path("a.h5"));
   ASSERT_EQ(layout.splits.size(), 2u);
   EXPECT_EQ(layout.attributes.at("format"), "calibench-logits");
@@ -51,8 +52,9 @@ TEST_F(DumpTest, RoundTrip) {
 TEST_F(DumpTest, RejectsWithFileAndDataset) {
   const std::vector<float> logits{1.0f, NAN, 0.0f, 1.0f};
   const std::vector<std::int32_t> labels{0, 1};
-  write_dump(path("nan.h5"), {}, {}, 2,
-             {{"val", 2, 2, logits.data(), labels.data(), nullptr}, {"test", 2, 2, logits.data(), labels.data(), nullptr}});
+  write_dump(
+      path("nan.h5"), {}, {}, 2,
+      {{"val", 2, 2, logits.data(), labels.data(), nullptr}, {"test", 2, 2, logits.data(), labels.data(), nullptr}});
   try {
     read_split(path("nan.h5"), "test");
     FAIL() << "NaN accepted";

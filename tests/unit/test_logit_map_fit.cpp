@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "common/error.hpp"
-#include "host/calibrators/logit_map_fit.hpp"
 #include "common/rng.hpp"
+#include "host/calibrators/logit_map_fit.hpp"
 
 namespace calibench {
 namespace {
@@ -31,7 +31,8 @@ struct problem {
 
 problem random_problem(std::int64_t n, std::int64_t k, std::uint64_t seed) {
   auto rng = make_stream(seed, 0);
-  problem p{n, k, std::vector<double>(static_cast<std::size_t>(n * k)), std::vector<std::int32_t>(static_cast<std::size_t>(n))};
+  problem p{n, k, std::vector<double>(static_cast<std::size_t>(n * k)),
+            std::vector<std::int32_t>(static_cast<std::size_t>(n))};
   for (auto& v : p.z) v = 3.0 * rng.normal();
   for (auto& y : p.labels) y = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(k)));
   return p;

@@ -6,9 +6,9 @@
 #include <cmath>
 #include <vector>
 
+#include "common/rng.hpp"
 #include "host/metrics/bootstrap.hpp"
 #include "host/metrics/metrics.hpp"
-#include "common/rng.hpp"
 
 namespace calibench {
 namespace {

@@ -1,6 +1,6 @@
-// Class-wise loss scaling (host/calibrators/trained/sctl.hpp) and LS+ priors (host/calibrators/trained/lsplus.hpp): normalisations at
-// exact values, weights, the analytic gradient against finite differences, the grid fit
-// against a brute-force grid and NLopt's SLSQP, determinism, the per-run scaler, errors.
+// Class-wise loss scaling (host/calibrators/trained/sctl.hpp) and LS+ priors (host/calibrators/trained/lsplus.hpp):
+// normalisations at exact values, weights, the analytic gradient against finite differences, the grid fit against a
+// brute-force grid and NLopt's SLSQP, determinism, the per-run scaler, errors.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -250,10 +250,10 @@ TEST(LsplusPriors, AccuracyReplacementAndAbsentClasses) {
   // class 2 none right (the tie in row 3 goes to the lowest index, class 0), class 3 absent.
   // s differs in the last row only, which predicts 0 for label 1: class 1 is no longer perfect.
   const std::vector<std::int32_t> labels{0, 0, 1, 2, 0, 1};
-  const split_data t = small_split(4, {{3, 1, 0, 0}, {3, 1, 0, 0}, {0, 5, 0, 0}, {1, 0, 1, 0}, {0, 2, 0, 0}, {0, 2, 0, 0}},
-                                   labels);
-  const split_data s = small_split(4, {{3, 1, 0, 0}, {3, 1, 0, 0}, {0, 5, 0, 0}, {1, 0, 1, 0}, {0, 2, 0, 0}, {2, 0, 0, 0}},
-                                   labels);
+  const split_data t =
+      small_split(4, {{3, 1, 0, 0}, {3, 1, 0, 0}, {0, 5, 0, 0}, {1, 0, 1, 0}, {0, 2, 0, 0}, {0, 2, 0, 0}}, labels);
+  const split_data s =
+      small_split(4, {{3, 1, 0, 0}, {3, 1, 0, 0}, {0, 5, 0, 0}, {1, 0, 1, 0}, {0, 2, 0, 0}, {2, 0, 0, 0}}, labels);
   for (const auto rule : {lsplus_perfect::uniform, lsplus_perfect::half, lsplus_perfect::keep}) {
     const lsplus_priors p = compute_lsplus_priors(t, rule);
     ASSERT_EQ(p.classes.size(), 4u);

@@ -35,7 +35,8 @@ split_data random_split(std::int64_t n, std::int64_t k, std::uint64_t seed) {
     s.labels[static_cast<std::size_t>(i)] = y;
     const bool right = rng.uniform() < 0.7;
     const auto top = right ? y : static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(k)));
-    for (std::int64_t j = 0; j < k; ++j) s.values[static_cast<std::size_t>(i * k + j)] = 2.0 * rng.normal() + (j == top ? 6.0 : 0.0);
+    for (std::int64_t j = 0; j < k; ++j)
+      s.values[static_cast<std::size_t>(i * k + j)] = 2.0 * rng.normal() + (j == top ? 6.0 : 0.0);
   }
   return s;
 }
@@ -184,7 +185,9 @@ TEST(TrainedFit, LossValuesMatchNaiveFormulas) {
     double m = -INFINITY, s = 0;
     for (std::int64_t j = 0; j < k; ++j) m = std::max(m, val.values[static_cast<std::size_t>(i * k + j)] / 1.7);
     for (std::int64_t j = 0; j < k; ++j) s += std::exp(val.values[static_cast<std::size_t>(i * k + j)] / 1.7 - m);
-    for (std::int64_t j = 0; j < k; ++j) l[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)] = val.values[static_cast<std::size_t>(i * k + j)] / 1.7 - m - std::log(s);
+    for (std::int64_t j = 0; j < k; ++j)
+      l[static_cast<std::size_t>(i)][static_cast<std::size_t>(j)] =
+          val.values[static_cast<std::size_t>(i * k + j)] / 1.7 - m - std::log(s);
   }
   double ce = 0, ls = 0, fl = 0, mse = 0;
   for (std::int64_t i = 0; i < 200; ++i) {

@@ -21,9 +21,7 @@ double row_loss(const loss_context& c, const double* l, const double* p, std::in
   std::fill(g, g + k, 0.0);
   switch (c.kind) {
     case trained_loss::ce:
-    case trained_loss::sctl:
-      g[y] = -1.0;
-      return -l[y];
+    case trained_loss::sctl: g[y] = -1.0; return -l[y];
     case trained_loss::ls: {
       // torch CrossEntropyLoss(label_smoothing = a): target (1 - a) onehot + a / K.
       const double other = c.ls_alpha / static_cast<double>(k);
@@ -72,7 +70,6 @@ double row_loss(const loss_context& c, const double* l, const double* p, std::in
   return 0;
 }
 
-
 /// The per-row weights f_n of the loss sum_n f_n v_n from the row terms v, and the loss.
 /// Mean losses: f = 1/N. sctl: class losses L_i (mean of v over class i, in row order), their
 /// scale 1 + w_i from the scaler (a counted evaluation when `count`; otherwise the current
@@ -82,17 +79,19 @@ double row_factors(loss_context& c, const std::vector<double>& v, std::vector<do
   if (count) ++c.evaluations;
   if (c.kind != trained_loss::sctl) {
     std::fill(f.begin(), f.end(), 1.0 / static_cast<double>(c.n));
-    return chunked_sum(c.n, [&](std::int64_t i) { return v[static_cast<std::size_t>(i)]; }) /
-           static_cast<double>(c.n);
+    return chunked_sum(c.n, [&](std::int64_t i) { return v[static_cast<std::size_t>(i)]; }) / static_cast<double>(c.n);
   }
   std::vector<double> sums(static_cast<std::size_t>(c.k), 0.0);
-  for (std::int64_t i = 0; i < c.n; ++i) sums[static_cast<std::size_t>((*c.labels)[static_cast<std::size_t>(i)])] += v[static_cast<std::size_t>(i)];
+  for (std::int64_t i = 0; i < c.n; ++i)
+    sums[static_cast<std::size_t>((*c.labels)[static_cast<std::size_t>(i)])] += v[static_cast<std::size_t>(i)];
   std::vector<double> losses, scale(c.present.size());
   for (const std::int64_t cls : c.present)
-    losses.push_back(sums[static_cast<std::size_t>(cls)] / static_cast<double>(c.class_count[static_cast<std::size_t>(cls)]));
+    losses.push_back(sums[static_cast<std::size_t>(cls)] /
+                     static_cast<double>(c.class_count[static_cast<std::size_t>(cls)]));
   for (std::size_t i = 0; i < losses.size(); ++i) {
     if (!std::isfinite(losses[i]))
-      throw input_error(fmt::format("sctl: the loss of class {} is not finite during training (diverged)", c.present[i]));
+      throw input_error(
+          fmt::format("sctl: the loss of class {} is not finite during training (diverged)", c.present[i]));
   }
   double value = 0;
   if (!c.frozen_scale.empty()) {
@@ -101,8 +100,7 @@ double row_factors(loss_context& c, const std::vector<double>& v, std::vector<do
   } else if (count) {
     value = c.scaler->evaluate(losses, scale);
   } else {
-    const auto w = sctl_weights(sctl_normalise(losses, c.norm),
-                                c.scaler->alpha(), c.scaler->beta());
+    const auto w = sctl_weights(sctl_normalise(losses, c.norm), c.scaler->alpha(), c.scaler->beta());
     for (std::size_t i = 0; i < w.size(); ++i) scale[i] = 1.0 + w[i];
     value = sctl_weighted_loss(losses, w);
   }
@@ -111,10 +109,10 @@ double row_factors(loss_context& c, const std::vector<double>& v, std::vector<do
     const auto cls = static_cast<std::size_t>(c.present[i]);
     per_class[cls] = scale[i] / static_cast<double>(c.class_count[cls]);
   }
-  for (std::int64_t i = 0; i < c.n; ++i) f[static_cast<std::size_t>(i)] = per_class[static_cast<std::size_t>((*c.labels)[static_cast<std::size_t>(i)])];
+  for (std::int64_t i = 0; i < c.n; ++i)
+    f[static_cast<std::size_t>(i)] = per_class[static_cast<std::size_t>((*c.labels)[static_cast<std::size_t>(i)])];
   return value;
 }
-
 
 /// The loss at calibrated logits q (N x K) and, when `dq` is given, dLoss/dq (N x K):
 /// dq_n = f_n (G_n - p_n sum_j G_nj), with l = log_softmax(q), p = exp(l).
@@ -136,12 +134,14 @@ double loss_at_logits(loss_context& c, const std::vector<double>& q, std::vector
         l[static_cast<std::size_t>(j)] = row[j] - lse;
         p[static_cast<std::size_t>(j)] = std::exp(l[static_cast<std::size_t>(j)]);
       }
-      v[static_cast<std::size_t>(i)] = row_loss(c, l.data(), p.data(), (*c.labels)[static_cast<std::size_t>(i)], g.data());
+      v[static_cast<std::size_t>(i)] =
+          row_loss(c, l.data(), p.data(), (*c.labels)[static_cast<std::size_t>(i)], g.data());
       if (dq != nullptr) {
         double gs = 0;
         for (std::int64_t j = 0; j < k; ++j) gs += g[static_cast<std::size_t>(j)];
         double* out = dq->data() + i * k;
-        for (std::int64_t j = 0; j < k; ++j) out[j] = g[static_cast<std::size_t>(j)] - p[static_cast<std::size_t>(j)] * gs;
+        for (std::int64_t j = 0; j < k; ++j)
+          out[j] = g[static_cast<std::size_t>(j)] - p[static_cast<std::size_t>(j)] * gs;
       }
     }
   }
@@ -158,8 +158,8 @@ double loss_at_logits(loss_context& c, const std::vector<double>& q, std::vector
 }
 /// The loss at the mixture p = w1 a + w2 b + w3 / K of ets (a = softmax(z / t), b = softmax(z)),
 /// and its gradient in w. p is floored at the smallest normal double before the log.
-double loss_at_mixture(loss_context& c, const std::vector<double>& a, const std::vector<double>& b,
-                       const double* w, double* grad, bool count) {
+double loss_at_mixture(loss_context& c, const std::vector<double>& a, const std::vector<double>& b, const double* w,
+                       double* grad, bool count) {
   const std::int64_t n = c.n, k = c.k;
   const double inv_k = 1.0 / static_cast<double>(k);
   std::vector<double> v(static_cast<std::size_t>(n)), r(static_cast<std::size_t>(n * 3));
@@ -170,10 +170,12 @@ double loss_at_mixture(loss_context& c, const std::vector<double>& a, const std:
     for (std::int64_t i = 0; i < n; ++i) {
       for (std::int64_t j = 0; j < k; ++j) {
         const auto e = static_cast<std::size_t>(i * k + j);
-        p[static_cast<std::size_t>(j)] = std::max(w[0] * a[e] + w[1] * b[e] + w[2] * inv_k, std::numeric_limits<double>::min());
+        p[static_cast<std::size_t>(j)] =
+            std::max(w[0] * a[e] + w[1] * b[e] + w[2] * inv_k, std::numeric_limits<double>::min());
         l[static_cast<std::size_t>(j)] = std::log(p[static_cast<std::size_t>(j)]);
       }
-      v[static_cast<std::size_t>(i)] = row_loss(c, l.data(), p.data(), (*c.labels)[static_cast<std::size_t>(i)], g.data());
+      v[static_cast<std::size_t>(i)] =
+          row_loss(c, l.data(), p.data(), (*c.labels)[static_cast<std::size_t>(i)], g.data());
       double r0 = 0, r1 = 0, r2 = 0;
       for (std::int64_t j = 0; j < k; ++j) {
         const auto e = static_cast<std::size_t>(i * k + j);

@@ -18,7 +18,6 @@ namespace calibench::detail {
 /// Rows per chunk of the deterministic sums: chunk partials are added in chunk order.
 inline constexpr std::int64_t k_chunk = 256;
 
-
 /// Everything a loss evaluation needs besides the calibrated outputs.
 struct loss_context {
   trained_loss kind = trained_loss::ce;
@@ -54,7 +53,6 @@ double chunked_sum(std::int64_t n, F f) {
   for (double s : part) total += s;
   return total;
 }
-
 
 /// Sum over rows of row_gradient(i, g) into a P-vector, in chunks added in order.
 template <class F>

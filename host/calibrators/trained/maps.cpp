@@ -7,8 +7,8 @@
 
 namespace calibench::detail {
 
-std::vector<double> scaled_logits(const std::vector<double>& z, std::int64_t k, double t, const std::array<double, 3>& w,
-                                  const std::vector<double>* per_class) {
+std::vector<double> scaled_logits(const std::vector<double>& z, std::int64_t k, double t,
+                                  const std::array<double, 3>& w, const std::vector<double>* per_class) {
   std::vector<double> q(z.size());
   const double add = w[2] / static_cast<double>(k);
   for (std::size_t e = 0; e < z.size(); ++e) {
@@ -19,8 +19,8 @@ std::vector<double> scaled_logits(const std::vector<double>& z, std::int64_t k, 
 }
 
 std::vector<double> network_logits(trained_base base, const std::vector<mlp_layer>& net, const std::vector<double>& z,
-                                   const std::vector<double>& features, std::int64_t n, std::int64_t k, std::int64_t top,
-                                   std::vector<double>* raw_t) {
+                                   const std::vector<double>& features, std::int64_t n, std::int64_t k,
+                                   std::int64_t top, std::vector<double>* raw_t) {
   std::vector<double> q(z.size());
   if (raw_t != nullptr) raw_t->assign(static_cast<std::size_t>(n), 0.0);
 #pragma omp parallel
@@ -52,7 +52,8 @@ double map_loss(loss_context& c, trained_base base, const map_inputs& in, const 
       const double t = x[0];
       const double value = loss_at_logits(c, scaled_logits(z, k, t, {1.0, 0.0, 0.0}, nullptr), dq_ptr, count);
       if (grad != nullptr) {
-        const double s = chunked_sum(n * k, [&](std::int64_t e) { return dq[static_cast<std::size_t>(e)] * z[static_cast<std::size_t>(e)]; });
+        const double s = chunked_sum(
+            n * k, [&](std::int64_t e) { return dq[static_cast<std::size_t>(e)] * z[static_cast<std::size_t>(e)]; });
         grad->assign(1, -s / (t * t));
       }
       return value;

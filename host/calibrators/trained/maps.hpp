@@ -14,13 +14,13 @@ namespace calibench::detail {
 
 /// The calibrated logits of the temperature maps: w0 z / t + w1 z + w2 / K (ts: w = (1, 0, 0)),
 /// or z_j / T_j (cts_nll, `per_class`).
-std::vector<double> scaled_logits(const std::vector<double>& z, std::int64_t k, double t, const std::array<double, 3>& w,
-                                  const std::vector<double>* per_class);
+std::vector<double> scaled_logits(const std::vector<double>& z, std::int64_t k, double t,
+                                  const std::array<double, 3>& w, const std::vector<double>* per_class);
 
 /// pts, pts_sctl: calibrated logits s(z) / T(x) and (in `raw_t`, when given) the per-row network output.
 std::vector<double> network_logits(trained_base base, const std::vector<mlp_layer>& net, const std::vector<double>& z,
-                                   const std::vector<double>& features, std::int64_t n, std::int64_t k, std::int64_t top,
-                                   std::vector<double>* raw_t);
+                                   const std::vector<double>& features, std::int64_t n, std::int64_t k,
+                                   std::int64_t top, std::vector<double>* raw_t);
 
 /// The inputs of one base map: logits and (pts, pts_sctl) the network's features.
 struct map_inputs {

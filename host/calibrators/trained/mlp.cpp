@@ -24,9 +24,11 @@ std::vector<double> network_flat(const std::vector<mlp_layer>& net) {
 void network_unflat(std::vector<mlp_layer>& net, const std::vector<double>& x) {
   std::size_t o = 0;
   for (auto& l : net) {
-    std::copy(x.begin() + static_cast<std::ptrdiff_t>(o), x.begin() + static_cast<std::ptrdiff_t>(o + l.weight.size()), l.weight.begin());
+    std::copy(x.begin() + static_cast<std::ptrdiff_t>(o), x.begin() + static_cast<std::ptrdiff_t>(o + l.weight.size()),
+              l.weight.begin());
     o += l.weight.size();
-    std::copy(x.begin() + static_cast<std::ptrdiff_t>(o), x.begin() + static_cast<std::ptrdiff_t>(o + l.bias.size()), l.bias.begin());
+    std::copy(x.begin() + static_cast<std::ptrdiff_t>(o), x.begin() + static_cast<std::ptrdiff_t>(o + l.bias.size()),
+              l.bias.begin());
     o += l.bias.size();
   }
 }
@@ -72,22 +74,24 @@ std::vector<mlp_layer> network_from_json(const nlohmann::json& j, const std::vec
   try {
     const auto& layers = j.at("layers");
     if (!layers.is_array() || layers.size() != shape.size())
-      throw input_error(fmt::format("{}: expected {} layers, found {}", where, shape.size(),
-                                    layers.is_array() ? layers.size() : 0));
+      throw input_error(
+          fmt::format("{}: expected {} layers, found {}", where, shape.size(), layers.is_array() ? layers.size() : 0));
     std::vector<mlp_layer> net = shape;
     for (std::size_t li = 0; li < shape.size(); ++li) {
       const auto w = layers[li].at("weight").get<std::vector<std::vector<double>>>();
       const auto b = layers[li].at("bias").get<std::vector<double>>();
       auto& l = net[li];
       if (static_cast<std::int64_t>(w.size()) != l.out || static_cast<std::int64_t>(b.size()) != l.out)
-        throw input_error(fmt::format("{}: layer {} needs {} x {} weights and {} biases", where, li, l.out, l.in, l.out));
+        throw input_error(
+            fmt::format("{}: layer {} needs {} x {} weights and {} biases", where, li, l.out, l.in, l.out));
       for (std::int64_t r = 0; r < l.out; ++r) {
         if (static_cast<std::int64_t>(w[static_cast<std::size_t>(r)].size()) != l.in)
           throw input_error(fmt::format("{}: layer {} row {} has {} weights, expected {}", where, li, r,
                                         w[static_cast<std::size_t>(r)].size(), l.in));
         for (std::int64_t c = 0; c < l.in; ++c) {
           const double x = w[static_cast<std::size_t>(r)][static_cast<std::size_t>(c)];
-          if (!std::isfinite(x)) throw input_error(fmt::format("{}: layer {} weight [{}][{}] is not finite", where, li, r, c));
+          if (!std::isfinite(x))
+            throw input_error(fmt::format("{}: layer {} weight [{}][{}] is not finite", where, li, r, c));
           l.weight[static_cast<std::size_t>(r * l.in + c)] = x;
         }
         if (!std::isfinite(b[static_cast<std::size_t>(r)]))
@@ -151,8 +155,8 @@ double network_row(const std::vector<mlp_layer>& net, const double* x, std::vect
 }
 
 /// Backward pass of one row given dLoss/dt: adds the parameter gradient to g (flat layout).
-void network_row_backward(const std::vector<mlp_layer>& net, const double* x, const std::vector<std::vector<double>>& acts,
-                          double dt, double* g) {
+void network_row_backward(const std::vector<mlp_layer>& net, const double* x,
+                          const std::vector<std::vector<double>>& acts, double dt, double* g) {
   thread_local std::vector<double> delta, prev;
   std::size_t end = 0;
   for (const auto& l : net) end += l.weight.size() + l.bias.size();

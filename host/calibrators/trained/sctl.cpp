@@ -161,8 +161,8 @@ const char* sctl_norm_name(sctl_norm norm) {
 void check_class_losses(std::span<const double> losses, const std::string& what) {
   if (losses.empty()) throw input_error(fmt::format("{}: no class losses given", what));
   if (losses.size() < 2)
-    throw input_error(fmt::format("{}: {} class loss given; class-wise loss scaling needs K >= 2 classes", what,
-                                  losses.size()));
+    throw input_error(
+        fmt::format("{}: {} class loss given; class-wise loss scaling needs K >= 2 classes", what, losses.size()));
   for (std::size_t i = 0; i < losses.size(); ++i) {
     if (!std::isfinite(losses[i]))
       throw input_error(fmt::format("{}: value at index {} is not finite ({})", what, i, losses[i]));
@@ -323,8 +323,8 @@ double sctl_scaler::evaluate(std::span<const double> class_losses, std::span<dou
   check_class_losses(class_losses, "class losses");
   CALIBENCH_EXPECTS(scale.size() == class_losses.size(), "sctl: one scale per class loss");
   if (evaluations_ > 0 && class_losses.size() != first_.size())
-    throw input_error(fmt::format("class losses: {} values, but the first evaluation had {}", class_losses.size(),
-                                  first_.size()));
+    throw input_error(
+        fmt::format("class losses: {} values, but the first evaluation had {}", class_losses.size(), first_.size()));
   if (evaluations_ == 0) {
     first_.assign(class_losses.begin(), class_losses.end());
   } else if (evaluations_ == 1) {

@@ -65,7 +65,7 @@ struct sctl_fit_options {
   std::int64_t grid = 256;   ///< candidates per axis; grid x grid pairs, evaluated in one parallel pass
   double start_alpha = 1.0;  ///< SLSQP start (clipped into the box, as SciPy does) and first-evaluation pair
   double start_beta = 1.5;
-  bool run_slsqp = true;     ///< also run NLopt's SLSQP for comparison
+  bool run_slsqp = true;                   ///< also run NLopt's SLSQP for comparison
   sctl_solver solver = sctl_solver::grid;  ///< which pair sctl_scaler uses after the fit
 };
 
@@ -77,10 +77,10 @@ struct sctl_fit_result {
   std::int64_t num_classes = 0;
   sctl_norm norm = sctl_norm::nd;
   sctl_box box;
-  double alpha = 0, beta = 0, objective = 0;                // calibench: grid, then refinement
-  std::int64_t grid_size = 0;                               // candidates per axis
-  std::string grid_backend = "cpu";                         // where the grid was evaluated: cpu | cuda
-  double grid_alpha = 0, grid_beta = 0, grid_objective = 0;  // the best grid pair (first on ties)
+  double alpha = 0, beta = 0, objective = 0;                    // calibench: grid, then refinement
+  std::int64_t grid_size = 0;                                   // candidates per axis
+  std::string grid_backend = "cpu";                             // where the grid was evaluated: cpu | cuda
+  double grid_alpha = 0, grid_beta = 0, grid_objective = 0;     // the best grid pair (first on ties)
   double start_alpha = 0, start_beta = 0, start_objective = 0;  // the start, clipped into the box
   bool slsqp_run = false;
   double slsqp_alpha = 0, slsqp_beta = 0, slsqp_objective = 0;

@@ -64,8 +64,9 @@ const char* trained_loss_name(trained_loss l) {
 }
 
 std::string trained_method_name(const trained_method& m) {
-  const bool plain = (m.base == trained_base::pts && m.loss == trained_loss::mse) ||
-                     ((m.base == trained_base::ets_sctl || m.base == trained_base::pts_sctl) && m.loss == trained_loss::ce);
+  const bool plain =
+      (m.base == trained_base::pts && m.loss == trained_loss::mse) ||
+      ((m.base == trained_base::ets_sctl || m.base == trained_base::pts_sctl) && m.loss == trained_loss::ce);
   if (plain) return trained_base_name(m.base);
   return fmt::format("{}+{}", trained_base_name(m.base), trained_loss_name(m.loss));
 }
@@ -76,7 +77,8 @@ const std::vector<std::string>& trained_method_names() {
     for (const auto b : k_bases) {
       if (b == trained_base::ets_sctl || b == trained_base::pts || b == trained_base::pts_sctl)
         v.emplace_back(trained_base_name(b));
-      for (const auto l : k_variant_losses) v.push_back(fmt::format("{}+{}", trained_base_name(b), trained_loss_name(l)));
+      for (const auto l : k_variant_losses)
+        v.push_back(fmt::format("{}+{}", trained_base_name(b), trained_loss_name(l)));
     }
     v.emplace_back("pts+mse");
     return v;
@@ -111,7 +113,6 @@ const char* train_schedule_name(train_schedule schedule) {
 
 namespace {
 
-
 /// One optimiser stage of the authors' code: (lr, max_iter or steps).
 struct stage_plan {
   double lr;
@@ -139,8 +140,10 @@ void check_options(const trained_method& m, const train_options& o) {
   if (o.lr >= 0) positive(o.lr, "--lr");
   if (!(o.tolerance_grad >= 0) || !(o.tolerance_change >= 0))
     throw input_error("--tolerance-grad and --tolerance-change must be >= 0");
-  if (!(o.ls_alpha >= 0 && o.ls_alpha <= 1)) throw input_error(fmt::format("--ls-alpha must lie in [0, 1] (got {})", o.ls_alpha));
-  if (!(o.fl_gamma >= 0) || !std::isfinite(o.fl_gamma)) throw input_error(fmt::format("--fl-gamma must be >= 0 (got {})", o.fl_gamma));
+  if (!(o.ls_alpha >= 0 && o.ls_alpha <= 1))
+    throw input_error(fmt::format("--ls-alpha must lie in [0, 1] (got {})", o.ls_alpha));
+  if (!(o.fl_gamma >= 0) || !std::isfinite(o.fl_gamma))
+    throw input_error(fmt::format("--fl-gamma must be >= 0 (got {})", o.fl_gamma));
   if (!(o.lsplus_weight >= 0 && o.lsplus_weight <= 1))
     throw input_error(fmt::format("--lsplus-weight must lie in [0, 1] (got {})", o.lsplus_weight));
   if (o.pts_top_k < 1 || o.pts_layers < 1 || o.pts_nodes < 1)
@@ -158,12 +161,11 @@ void check_finite(const split_data& val, const std::vector<double>& z, const tra
   const std::int64_t k = val.num_classes;
   for (std::size_t i = 0; i < z.size(); ++i) {
     if (!std::isfinite(z[i]))
-      throw input_error(fmt::format("{}: {}: non-finite logit at [{}, {}] (log of a probability 0?): {} needs finite logits",
-                                    val.file, val.values_path(), i / static_cast<std::size_t>(k),
-                                    i % static_cast<std::size_t>(k), trained_method_name(m)));
+      throw input_error(fmt::format(
+          "{}: {}: non-finite logit at [{}, {}] (log of a probability 0?): {} needs finite logits", val.file,
+          val.values_path(), i / static_cast<std::size_t>(k), i % static_cast<std::size_t>(k), trained_method_name(m)));
   }
 }
-
 
 struct slsqp_data {
   loss_context* c;
@@ -198,7 +200,7 @@ training_stage fit_ets_simplex(loss_context& c, const std::vector<double>& a, co
                                std::array<double, 3>& w) {
   constexpr int max_evaluations = 1000;
   training_stage st;
-  st.parameters = "w";
+  st.parameters = std::string(1, 'w');  // not = "w": GCC 12 reports a false -Wrestrict on it here
   st.optimizer = "slsqp";
   st.iterations = max_evaluations;
   const std::unique_ptr<nlopt_opt_s, decltype(&nlopt_destroy)> opt(nlopt_create(NLOPT_LD_SLSQP, 3), &nlopt_destroy);
@@ -227,7 +229,8 @@ training_stage fit_ets_simplex(loss_context& c, const std::vector<double>& a, co
     }
     std::vector<double> losses;
     for (const std::int64_t cls : c.present)
-      losses.push_back(sums[static_cast<std::size_t>(cls)] / static_cast<double>(c.class_count[static_cast<std::size_t>(cls)]));
+      losses.push_back(sums[static_cast<std::size_t>(cls)] /
+                       static_cast<double>(c.class_count[static_cast<std::size_t>(cls)]));
     const auto class_w = sctl_weights(sctl_normalise(losses, c.norm), c.scaler->alpha(), c.scaler->beta());
     c.frozen_scale.clear();
     for (double wi : class_w) c.frozen_scale.push_back(1.0 + wi);
@@ -330,7 +333,11 @@ struct trainer {
   trained_model model;
 
   trainer(const split_data& split, const trained_method& method, const train_options& options)
-      : val(split), m(method), o(options), z(finite_logits(split, method)), stages(plan_stages(method, options)),
+      : val(split),
+        m(method),
+        o(options),
+        z(finite_logits(split, method)),
+        stages(plan_stages(method, options)),
         context(make_context(split, method, options)) {
     const std::int64_t n = val.num_samples, k = val.num_classes;
     model.method = m;
@@ -377,10 +384,10 @@ struct trainer {
                                 : torch_lbfgs(x, s.lr, s.iterations, o.tolerance_grad, o.tolerance_change, f);
       st.parameters = what;
       if (st.stop == "non_finite")
-        throw input_error(fmt::format("{}: {} diverged: the training loss or its gradient is not finite in stage {} "
-                                      "({} of {}, lr {}, evaluation {}); try a smaller --lr or another start",
-                                      val.file, trained_method_name(m), model.stages.size() + 1, st.optimizer, what,
-                                      st.lr, st.evaluations));
+        throw input_error(fmt::format(
+            "{}: {} diverged: the training loss or its gradient is not finite in stage {} "
+            "({} of {}, lr {}, evaluation {}); try a smaller --lr or another start",
+            val.file, trained_method_name(m), model.stages.size() + 1, st.optimizer, what, st.lr, st.evaluations));
       model.stages.push_back(st);
     }
     for (std::size_t q = 0; q < free.size(); ++q) full[free[q]] = x[q];
@@ -433,9 +440,10 @@ struct trainer {
   void check_temperatures() {
     if ((m.base == trained_base::ts || m.base == trained_base::ets || m.base == trained_base::ets_sctl) &&
         !(model.temperature > 0))
-      throw input_error(fmt::format("{}: {} ended at t = {} <= 0, which reverses or flattens every prediction; try a "
-                                    "smaller --lr",
-                                    val.file, trained_method_name(m), model.temperature));
+      throw input_error(
+          fmt::format("{}: {} ended at t = {} <= 0, which reverses or flattens every prediction; try a "
+                      "smaller --lr",
+                      val.file, trained_method_name(m), model.temperature));
     if (m.base != trained_base::cts_nll) return;
     for (std::size_t j = 0; j < model.temperatures.size(); ++j) {
       if (model.temperatures[j] == 0)
@@ -486,15 +494,16 @@ trained_model fit_trained(const split_data& val, const trained_method& m, const 
   t.finish_loss(full);
   if (is_network(m.base)) t.network_temperatures();
   if (!std::isfinite(t.model.final_loss))
-    throw input_error(fmt::format("{}: {} ended with a non-finite training loss (a temperature of 0?); try a smaller "
-                                  "--lr or another start",
-                                  val.file, trained_method_name(m)));
+    throw input_error(
+        fmt::format("{}: {} ended with a non-finite training loss (a temperature of 0?); try a smaller "
+                    "--lr or another start",
+                    val.file, trained_method_name(m)));
   if (t.context->scaler && t.context->scaler->fitted()) t.model.sctl = t.context->scaler->fit();
   return std::move(t.model);
 }
 
-double training_loss(const split_data& val, const trained_method& m, const train_options& o,
-                     const trained_model& model, std::vector<double>* gradient) {
+double training_loss(const split_data& val, const trained_method& m, const train_options& o, const trained_model& model,
+                     std::vector<double>* gradient) {
   check_options(m, o);
   const std::vector<double> z = finite_logits(val, m);
   const auto context = make_context(val, m, o);
@@ -503,7 +512,8 @@ double training_loss(const split_data& val, const trained_method& m, const train
     const auto a = softmax_rows(z, n, k, 1.0 / model.temperature);
     const auto b = softmax_rows(z, n, k, 1.0);
     if (gradient != nullptr) gradient->assign(3, 0.0);
-    return loss_at_mixture(*context, a, b, model.weights.data(), gradient != nullptr ? gradient->data() : nullptr, false);
+    return loss_at_mixture(*context, a, b, model.weights.data(), gradient != nullptr ? gradient->data() : nullptr,
+                           false);
   }
   map_inputs in;
   in.z = &z;

@@ -16,9 +16,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include "host/io/dump.hpp"
 #include "host/calibrators/trained/lsplus.hpp"
 #include "host/calibrators/trained/sctl.hpp"
+#include "host/io/dump.hpp"
 
 namespace calibench {
 
@@ -59,10 +59,10 @@ const char* train_schedule_name(train_schedule schedule);
 /// Options of the training (docs/calibrators.md gives the defaults and their sources); the
 /// request parser (host/calibrators/request.cpp) sets them from the fit options.
 struct train_options {
-  double ls_alpha = 0.05;        ///< ls: label-smoothing weight
-  double fl_gamma = 3.0;         ///< fl: focusing parameter
-  bool focal_detached = false;   ///< fl: treat (1 - p_y)^gamma as a constant in the gradient (the SCTL code)
-  double lsplus_weight = 0.5;    ///< lsplus: a in (1 - a) CE + a KL
+  double ls_alpha = 0.05;       ///< ls: label-smoothing weight
+  double fl_gamma = 3.0;        ///< fl: focusing parameter
+  bool focal_detached = false;  ///< fl: treat (1 - p_y)^gamma as a constant in the gradient (the SCTL code)
+  double lsplus_weight = 0.5;   ///< lsplus: a in (1 - a) CE + a KL
   lsplus_perfect lsplus_rule = lsplus_perfect::uniform;
   sctl_fit_options sctl;         ///< sctl: normalisation, grid, solver
   double lr = -1;                ///< -1: 0.02 (one stage), or the ls/fl schedule
@@ -70,12 +70,12 @@ struct train_options {
   train_schedule schedule = train_schedule::automatic;
   double tolerance_grad = 1e-7;    ///< L-BFGS: stop when max |g| <= this (torch's default)
   double tolerance_change = 1e-9;  ///< L-BFGS: stop when the loss or the step moves by less (torch's default)
-  std::uint64_t seed = 1;        ///< pts, pts_sctl: initial network weights
-  std::int64_t pts_top_k = 10;   ///< pts: sorted logits fed to the network (pts_sctl: always 10)
-  std::int64_t pts_layers = 2;   ///< pts: hidden layers
-  std::int64_t pts_nodes = 5;    ///< pts: units per hidden layer
-  double weight_decay = -1;      ///< Adam's L2 term (-1: 0.002 for pts, 0 for pts_sctl)
-  std::string pts_init;          ///< JSON file with the initial network ({"layers": [...]}); empty: seeded
+  std::uint64_t seed = 1;          ///< pts, pts_sctl: initial network weights
+  std::int64_t pts_top_k = 10;     ///< pts: sorted logits fed to the network (pts_sctl: always 10)
+  std::int64_t pts_layers = 2;     ///< pts: hidden layers
+  std::int64_t pts_nodes = 5;      ///< pts: units per hidden layer
+  double weight_decay = -1;        ///< Adam's L2 term (-1: 0.002 for pts, 0 for pts_sctl)
+  std::string pts_init;            ///< JSON file with the initial network ({"layers": [...]}); empty: seeded
 };
 
 /// One fully connected layer, torch's layout: weight[out][in] row-major, bias[out].
@@ -89,33 +89,33 @@ struct training_stage {
   std::string parameters;  ///< "t", "T", "w", "network"
   std::string optimizer;   ///< "lbfgs" | "adam" | "slsqp"
   double lr = 0;
-  std::int64_t iterations = 0;      ///< max_iter (L-BFGS), steps (Adam), max evaluations (SLSQP)
+  std::int64_t iterations = 0;  ///< max_iter (L-BFGS), steps (Adam), max evaluations (SLSQP)
   std::int64_t iterations_run = 0;
-  std::int64_t evaluations = 0;     ///< loss evaluations (closure calls)
+  std::int64_t evaluations = 0;  ///< loss evaluations (closure calls)
   double loss_before = 0, loss_after = 0;
-  std::string stop;                 ///< why it ended
+  std::string stop;  ///< why it ended
 };
 
 /// A trained calibrator: its parameters, how they were trained, and the loss-scaling fit.
 struct trained_model {
   trained_method method;
   std::int64_t num_classes = 0;
-  double temperature = 1.0;                        ///< ts, ets, ets_sctl
-  std::vector<double> temperatures;                ///< cts_nll
-  std::array<double, 3> weights{1.0, 0.0, 0.0};    ///< ets, ets_sctl
-  std::vector<mlp_layer> network;                  ///< pts, pts_sctl
-  std::int64_t top_k = 0;                          ///< pts, pts_sctl: network inputs (min(s, K))
+  double temperature = 1.0;                      ///< ts, ets, ets_sctl
+  std::vector<double> temperatures;              ///< cts_nll
+  std::array<double, 3> weights{1.0, 0.0, 0.0};  ///< ets, ets_sctl
+  std::vector<mlp_layer> network;                ///< pts, pts_sctl
+  std::int64_t top_k = 0;                        ///< pts, pts_sctl: network inputs (min(s, K))
   // How it was trained (reported, not needed to apply).
   std::vector<training_stage> stages;
-  double final_loss = 0;                           ///< the training loss at the parameters
+  double final_loss = 0;  ///< the training loss at the parameters
   double ls_alpha = 0, fl_gamma = 0, lsplus_weight = 0, weight_decay = 0;
   bool focal_detached = false;
-  std::vector<double> lsplus_prior;                ///< lsplus: prior_true per class
-  std::optional<sctl_fit_result> sctl;             ///< sctl: the (alpha, beta) fit (absent if never reached)
+  std::vector<double> lsplus_prior;     ///< lsplus: prior_true per class
+  std::optional<sctl_fit_result> sctl;  ///< sctl: the (alpha, beta) fit (absent if never reached)
   sctl_norm sctl_normalisation = sctl_norm::nd;
   std::string sctl_solver;
-  std::vector<std::int64_t> sctl_classes;          ///< sctl: the classes present in the validation split
-  std::int64_t nonpositive_temperatures = 0;       ///< pts_sctl: validation samples with t(x) <= 0; cts_nll: T_j < 0
+  std::vector<std::int64_t> sctl_classes;            ///< sctl: the classes present in the validation split
+  std::int64_t nonpositive_temperatures = 0;         ///< pts_sctl: validation samples with t(x) <= 0; cts_nll: T_j < 0
   std::array<double, 3> temperature_range{0, 0, 0};  ///< pts, pts_sctl: min, median, max of T(x) on val
 
   nlohmann::json params() const;
@@ -133,10 +133,10 @@ struct trained_model {
 trained_model fit_trained(const split_data& val, const trained_method& m, const train_options& o);
 
 /// The training loss of `m` at `model`'s parameters and (when `gradient` is given) its gradient
-/// (for the finite-difference tests): in [t] (ts), [t, w0, w1, w2] (ets_sctl), T (cts_nll), the network weights layer by
-/// layer, weight row-major then bias (pts, pts_sctl), or the three weights at model.temperature
-/// (ets). sctl weighs with the start (alpha, beta) of `o` (no fit: one uncounted evaluation).
-double training_loss(const split_data& val, const trained_method& m, const train_options& o,
-                     const trained_model& model, std::vector<double>* gradient);
+/// (for the finite-difference tests): in [t] (ts), [t, w0, w1, w2] (ets_sctl), T (cts_nll), the network weights layer
+/// by layer, weight row-major then bias (pts, pts_sctl), or the three weights at model.temperature (ets). sctl weighs
+/// with the start (alpha, beta) of `o` (no fit: one uncounted evaluation).
+double training_loss(const split_data& val, const trained_method& m, const train_options& o, const trained_model& model,
+                     std::vector<double>* gradient);
 
 }  // namespace calibench

@@ -36,16 +36,22 @@ nlohmann::json trained_model::params() const {
       p["network"] = network_to_json(network);
       p["top_k"] = top_k;
       p["weight_decay"] = weight_decay;
-      p["val_temperature"] = {{"min", temperature_range[0]}, {"median", temperature_range[1]}, {"max", temperature_range[2]}};
+      p["val_temperature"] = {
+          {"min", temperature_range[0]}, {"median", temperature_range[1]}, {"max", temperature_range[2]}};
       if (method.base == trained_base::pts_sctl) p["nonpositive_temperatures"] = nonpositive_temperatures;
       break;
   }
   p["final_loss"] = final_loss;
   nlohmann::json training = nlohmann::json::array();
   for (const auto& s : stages) {
-    training.push_back({{"parameters", s.parameters}, {"optimizer", s.optimizer}, {"lr", s.lr},
-                        {"iterations", s.iterations}, {"iterations_run", s.iterations_run},
-                        {"evaluations", s.evaluations}, {"stop", s.stop}, {"loss_before", s.loss_before}});
+    training.push_back({{"parameters", s.parameters},
+                        {"optimizer", s.optimizer},
+                        {"lr", s.lr},
+                        {"iterations", s.iterations},
+                        {"iterations_run", s.iterations_run},
+                        {"evaluations", s.evaluations},
+                        {"stop", s.stop},
+                        {"loss_before", s.loss_before}});
   }
   p["training"] = training;
   if (method.loss == trained_loss::ls) p["ls_alpha"] = ls_alpha;
@@ -104,8 +110,7 @@ trained_model trained_model::from_params(const trained_method& m, const nlohmann
       case trained_base::cts_nll: t.temperatures = p.at("temperatures").get<std::vector<double>>(); break;
       case trained_base::pts:
       case trained_base::pts_sctl: {
-        if (!p.at("top_k").is_number_integer())
-          throw input_error(fmt::format("{}: top_k must be an integer", where));
+        if (!p.at("top_k").is_number_integer()) throw input_error(fmt::format("{}: top_k must be an integer", where));
         t.top_k = p.at("top_k").get<std::int64_t>();
         const auto& layers = p.at("network").at("layers");
         if (t.top_k < 1 || !layers.is_array() || layers.empty())
@@ -124,8 +129,9 @@ trained_model trained_model::from_params(const trained_method& m, const nlohmann
         for (std::size_t i = 0; i < shape.size(); ++i) {
           const std::int64_t in = i == 0 ? t.top_k : shape[i - 1].out;
           if (shape[i].in != in || shape[i].out < 1 || (i + 1 == shape.size() && shape[i].out != 1))
-            throw input_error(fmt::format("{}: network layer {} has shape {} x {}, expected {} inputs (and 1 output at the end)",
-                                          where, i, shape[i].out, shape[i].in, in));
+            throw input_error(
+                fmt::format("{}: network layer {} has shape {} x {}, expected {} inputs (and 1 output at the end)",
+                            where, i, shape[i].out, shape[i].in, in));
         }
         t.network = network_from_json(p.at("network"), shape, where);
         break;
@@ -138,7 +144,8 @@ trained_model trained_model::from_params(const trained_method& m, const nlohmann
   if (bad(t.temperature) || std::any_of(t.temperatures.begin(), t.temperatures.end(), bad) ||
       std::any_of(t.weights.begin(), t.weights.end(), bad))
     throw input_error(fmt::format("{}: {} parameters must be finite", where, trained_method_name(m)));
-  if (!(t.temperature > 0)) throw input_error(fmt::format("{}: {} needs a temperature > 0", where, trained_method_name(m)));
+  if (!(t.temperature > 0))
+    throw input_error(fmt::format("{}: {} needs a temperature > 0", where, trained_method_name(m)));
   if (std::any_of(t.temperatures.begin(), t.temperatures.end(), [](double v) { return v == 0; }))
     throw input_error(fmt::format("{}: {} temperatures must not be 0", where, trained_method_name(m)));
   if (m.base == trained_base::ets) {
@@ -171,7 +178,8 @@ std::vector<double> trained_model::probabilities(const std::vector<double>& z, s
   } else if (method.base == trained_base::cts_nll) {
     q = scaled_logits(z, k, 1.0, {}, &temperatures);
   } else {
-    q = scaled_logits(z, k, temperature, method.base == trained_base::ts ? std::array<double, 3>{1, 0, 0} : weights, nullptr);
+    q = scaled_logits(z, k, temperature, method.base == trained_base::ts ? std::array<double, 3>{1, 0, 0} : weights,
+                      nullptr);
   }
   auto p = softmax_rows(q, n, k, 1.0);
   for (std::size_t e = 0; e < p.size(); ++e) {
