@@ -128,14 +128,14 @@ CALIBENCH_HD top_label_stats<Real> softmax_top_label(const In* row, std::int64_t
 /// How a value in [0, 1] is assigned to one of the slots of M equal-width bins
 /// (docs/metrics.md, "Conventions of other libraries", has the table with sources).
 enum class binning : std::int32_t {
-  right_closed = 0,       ///< ((i-1)/M, i/M], 0 in the first bin (DESIGN default)
+  right_closed = 0,       ///< ((i-1)/M, i/M], 0 in the first bin (the calibench default)
   left_closed = 1,        ///< [(i-1)/M, i/M), last bin closed (numpy histogram, netcal)
   guo_strict = 2,         ///< ((i-1)/M, i/M], 0 in no bin (Guo et al., focal_calibration, markus93)
   torchmetrics = 3,       ///< [(i-1)/M, i/M) plus a slot M holding only 1.0 (torchmetrics)
   digitize_linspace = 4,  ///< digitize(v, linspace(0, 1, M)) - 1: M-1 bins plus {1.0} (Dirichlet code)
 };
 
-/// Edge i of M equal-width bins, computed in double as DESIGN requires (i / M, not i * (1/M)).
+/// Edge i of M equal-width bins, computed in double as docs/metrics.md requires (i / M, not i * (1/M)).
 CALIBENCH_HD double bin_edge(std::int32_t i, std::int32_t num_bins) {
   return static_cast<double>(i) / static_cast<double>(num_bins);
 }

@@ -1,6 +1,6 @@
-// Launcher of the class-wise loss scaling grid kernel: the (alpha, beta) objective of DESIGN
-// section 4 at every pair of a grid x grid lattice. Device pointers; compiles with g++ (no CUDA
-// types in the interface).
+// Launcher of the class-wise loss scaling grid kernel: the (alpha, beta) objective of
+// docs/calibrators.md ("Class-wise loss scaling weights") at every pair of a grid x grid
+// lattice. Device pointers; compiles with g++ (no CUDA types in the interface).
 #pragma once
 
 #include <cstdint>

@@ -1,4 +1,4 @@
-// Per-element math of class-wise loss scaling (+sctl, DESIGN section 4): the sigmoid weight
+// Per-element math of class-wise loss scaling (+sctl, docs/calibrators.md): the sigmoid weight
 // of one class and its derivatives. Shared by the host fit (host/calibrators/trained/sctl.cpp) and any device
 // sweep over (alpha, beta) candidates; no CUDA, Thrust or CUB includes, no containers.
 #pragma once

@@ -4,7 +4,7 @@
 For each shape (CIFAR-10 10000x10, CIFAR-100 10000x100, ImageNet 25000x1000) and candidate
 count G, evaluates G temperatures (0.5..5, as BM_sweep_gpu_temperature) the way a PyTorch user
 would batch it: logits / T for a chunk of temperatures at once (sized to fit in GPU memory),
-softmax, max, bucketize into equal-width bins (right-closed, DESIGN section 3), bincount for the
+softmax, max, bucketize into equal-width bins (right-closed, docs/metrics.md), bincount for the
 per-candidate bin counts and sums, then ECE. Times each whole sweep with torch.cuda.Event and
 prints one JSON document. The logits are the benchmark's own synthetic logits (SplitMix64
 streams and Box-Muller normals of common/rng.hpp, scale 3), so ece_best is comparable.

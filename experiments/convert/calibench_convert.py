@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 # calibench-convert: bring saved classifier outputs (literature pickles, .npz, .npy pairs,
-# PyTorch .pt files) into calibench's HDF5 logit dump (DESIGN.md section 2), validating them on
+# PyTorch .pt files) into calibench's HDF5 logit dump (docs/metrics.md, "Inputs"), validating them on
 # the way. Untrusted pickles and .pt files are read with a restricted unpickler (safe_unpickle.py)
 # and never need torch. Usage: README.md beside this file, or --help.
 """Convert logit files into calibench HDF5 dumps.
@@ -31,7 +31,7 @@ import safe_unpickle  # noqa: E402  (lives beside this file)
 PROG = "calibench-convert"
 SCHEMA_FORMAT = "calibench-logits"
 SCHEMA_VERSION = 1
-PROB_TOLERANCE = 1e-3   # rows of probabilities must sum to 1 within this (DESIGN.md section 2)
+PROB_TOLERANCE = 1e-3   # rows of probabilities must sum to 1 within this (docs/metrics.md, "Inputs")
 LOG_CLIP = 1e-38        # --probs-to-logits stores log(max(p, LOG_CLIP)), as data/real/SOURCES.md did
 RESERVED_ATTRS = {"format", "version", "dataset", "model", "num_classes", "source", "class_names"}
 

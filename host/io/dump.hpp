@@ -1,4 +1,4 @@
-// The HDF5 logit dump (DESIGN section 2): validated reading of one split, structural
+// The HDF5 logit dump (docs/metrics.md, "Inputs"): validated reading of one split, structural
 // inspection of a whole file, and writing. Every failure is an input_error naming the file,
 // the dataset path and the first offending index or shape.
 #pragma once

@@ -63,7 +63,7 @@ struct preset {
 };
 
 constexpr std::array<preset, 8> k_presets{{
-    // DESIGN section 3.
+    // calibench's own (docs/metrics.md).
     {"calibench", binning::right_closed, binning::right_closed, adaptive_rule::split, classwise_reduction::mean,
      brier_rule::sum, 0.0},
     // torchmetrics 1.9.0 functional/classification/calibration_error.py.

@@ -1,4 +1,4 @@
-// The metric suite of DESIGN section 3 on the CPU, accumulated in double: top-label,
+// The metric suite of docs/metrics.md on the CPU, accumulated in double: top-label,
 // classwise and ranking metrics of one split, order inversions between two confidence
 // vectors, reliability bins. docs/metrics.md states every definition exactly.
 #pragma once
@@ -39,7 +39,7 @@ enum class classwise_reduction : std::int32_t { mean, sum };
 /// Which Brier score.
 enum class brier_rule : std::int32_t { sum, per_class_mean, top_label };
 
-/// Metric options. The defaults are DESIGN section 3; host/metrics/conventions.hpp builds the other
+/// Metric options. The defaults are calibench's own (docs/metrics.md); host/metrics/conventions.hpp builds the other
 /// libraries' conventions from their names.
 struct metric_options {
   std::int32_t num_bins = 15;
@@ -52,7 +52,7 @@ struct metric_options {
   double nll_clip = 0;               ///< 0: none, else p_y clipped to [eps, 1 - eps]
   std::string preset = "calibench";  ///< the preset these came from, for reports
 
-  /// DESIGN's conventions with M bins under `rule`.
+  /// calibench's conventions with M bins under `rule`.
   static metric_options with_bins(std::int32_t bins, binning rule = binning::right_closed) {
     metric_options o;
     o.num_bins = bins;

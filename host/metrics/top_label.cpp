@@ -143,7 +143,7 @@ double adaptive_ece(std::span<const double> confidence, std::span<const double> 
   std::vector<double> edges(static_cast<std::size_t>(m) + 1);
 
   switch (options.adaptive) {
-    case adaptive_rule::split: {  // DESIGN: array_split groups, unweighted mean over groups
+    case adaptive_rule::split: {  // calibench: array_split groups, unweighted mean over groups
       std::int64_t pos = 0, groups = 0;
       double total = 0;
       for (std::int64_t g = 0; g < m; ++g) {

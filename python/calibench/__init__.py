@@ -495,7 +495,7 @@ def write_dump(
     probs: bool = False,
     attributes: Optional[Mapping[str, Any]] = None,
 ) -> None:
-    """Writes an HDF5 logit dump (DESIGN section 2) atomically.
+    """Writes an HDF5 logit dump (docs/metrics.md, "Inputs") atomically.
 
     splits: {name: (values [N, K], labels [N])}, with at least "val" and "test". Logits are
     stored as float32 (float64 input is rounded), probabilities (probs=True) as float64,

@@ -139,7 +139,7 @@ def dumps(tmp_path_factory):
 # --------------------------------------------------------------------------------------------
 
 # CALIBENCH_FIT_BACKEND=cuda|auto runs every `fit` with that backend (default: the CLI's own);
-# the reference and the tolerances are the same for every backend (DESIGN section 1).
+# the reference and the tolerances are the same for every backend (docs/architecture.md).
 FIT_BACKEND = os.environ.get("CALIBENCH_FIT_BACKEND")
 
 

@@ -1,6 +1,6 @@
 # End-to-end tests: malformed input and usage errors must be rejected cleanly.
 #
-# Contract (docs/metrics.md "Errors", DESIGN.md section 2): bad input exits with status 2, prints
+# Contract (docs/metrics.md "Inputs" and "Errors"): bad input exits with status 2, prints
 # nothing on stdout and exactly one line on stderr starting with "calibench: error: ", naming the
 # file, the dataset path and the first offending index ("index [row, col]" for matrices,
 # "index i" for vectors) or the offending shape. Bad input never crashes and never yields a number.

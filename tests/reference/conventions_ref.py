@@ -344,7 +344,7 @@ def adaptive_edges(c: np.ndarray, m: int, rule: str) -> list[float]:
 def adaece(s: ref.Split, m: int, rule: str) -> float:
     c, correct, n = s.c, s.correct, s.n
     if rule == "split":
-        return ref.adaece(s, m)  # DESIGN: unweighted mean over array_split groups
+        return ref.adaece(s, m)  # calibench: unweighted mean over array_split groups
     e = adaptive_edges(c, m, rule)
     if rule in ("interp", "floor-count"):
         # bin j holds e_j < c <= e_{j+1} (torch gt/le masks in focal_calibration / Mix-n-Match)

@@ -1,5 +1,5 @@
 """Float64 numpy/scipy reference of class-wise loss scaling (+sctl) and of the LS+ priors
-(docs/calibrators.md), written from DESIGN section 4 and the authors' code
+(docs/calibrators.md), written from docs/calibrators.md and the authors' code
 (SeungjinJung/SCTL models/lossfunction.py; abhisheksambyal/lsplus distiller.py), independent
 of calibench. The authors compute in float32 torch tensors; this reference keeps float64.
 """

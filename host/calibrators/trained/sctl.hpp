@@ -1,4 +1,4 @@
-// Class-wise loss scaling (+sctl, DESIGN section 4, docs/calibrators.md): normalisation of a
+// Class-wise loss scaling (+sctl, docs/calibrators.md): normalisation of a
 // class-loss vector, the sigmoid class weights, the (alpha, beta) objective, its fit by a dense
 // grid with bounded refinement (NLopt's SLSQP beside it for comparison), and the per-run
 // scaling state that a gradient-trained base method calls once per loss evaluation.

@@ -1,4 +1,4 @@
-// Loss-trained calibrators of `calibench fit` (issue 5; DESIGN section 4; docs/calibrators.md
+// Loss-trained calibrators of `calibench fit` (docs/calibrators.md
 // "Loss-trained calibrators"): a base map (ts, ets, ets_sctl, cts_nll, pts, pts_sctl) trained
 // with a loss (ce, ls, fl, lsplus, sctl; pts's own mse) by the optimisers the class-wise loss
 // scaling code uses: torch's L-BFGS without line search (one step(closure) call per stage) for
