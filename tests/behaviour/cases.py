@@ -276,7 +276,7 @@ method = "ts"
     "bad_method": '''[[datasets]]
 synth = { classes = 10, n_val = 500, n_test = 500, seed = 1 }
 [[methods]]
-method = "platt"
+method = "no_such_method"
 ''',
     "bad_option": '''[[datasets]]
 synth = { classes = 10, n_val = 500, n_test = 500, seed = 1 }
@@ -328,7 +328,7 @@ methods = ["uncalibrated"]
 synth = { segmentation = true, classes = 4, images = 2, height = 16, width = 16, seed = 0 }
 ''',
     "bad_seg_method": '''task = "segmentation"
-methods = ["uncalibrated", "platt"]
+methods = ["uncalibrated", "no_such_method"]
 [[datasets]]
 synth = { segmentation = true, classes = 4, images = 2, height = 16, width = 16, seed = 0 }
 ''',
@@ -729,7 +729,7 @@ def build(work: Path, old_bin: str, old_py: str = None) -> List[Case]:
     add("seg/seg/backend-cpu", ["seg-eval", D("seg"), "--methods", "ts", "--backend", "cpu", "--format", "json"])
     add("seg/seg/reliability-roi-all-table", ["seg-eval", D("seg"), "--roi", "all", "--reliability",
                                               "--methods", "ts,augmented-mean"])
-    add("seg/error/unknown-method", ["seg-eval", D("seg"), "--methods", "uncalibrated,platt"])
+    add("seg/error/unknown-method", ["seg-eval", D("seg"), "--methods", "uncalibrated,no_such_method"])
     add("seg/error/unknown-group", ["seg-eval", D("seg"), "--groups", "val,nope"])
     add("seg/error/bad-label", ["seg-eval", D("bad_seg_label"), "--methods", allm])
     add("seg/error/bad-label-other-groups", ["seg-eval", D("bad_seg_label"), "--groups", "val"])
@@ -800,7 +800,7 @@ def build(work: Path, old_bin: str, old_py: str = None) -> List[Case]:
 
     # ------------------------------------------------------------------ errors: usage
     add("error/unknown-subcommand", ["frob", D("s10")])
-    add("error/fit/unknown-method", ["fit", D("s10"), "--method", "platt"])
+    add("error/fit/unknown-method", ["fit", D("s10"), "--method", "no_such_method"])
     add("error/fit/unknown-loss", ["fit", D("s10"), "--method", "ts+mse"])
     add("error/fit/unknown-base", ["fit", D("s10"), "--method", "vs+ce"])
     add("error/fit/no-method", ["fit", D("s10")])

@@ -374,7 +374,7 @@ def sec_json():
     show("from_json text", lambda: calibench.Calibrator.from_json('{"method": "ts", "params": {"temperature": 2}}')
          .transform(zt[:5]))
     show("from_json bad text", lambda: calibench.Calibrator.from_json("{bad"))
-    show("from_json unknown method", lambda: calibench.Calibrator.from_json({"method": "platt", "params": {}}))
+    show("from_json unknown method", lambda: calibench.Calibrator.from_json({"method": "no_such_method", "params": {}}))
     show("from_json missing params", lambda: calibench.Calibrator.from_json({"method": "ts"}))
     show("from_json K mismatch transform", lambda: calibench.Calibrator.from_json(specs[2]).transform(
         load("s3", "test")[0]))
@@ -390,7 +390,7 @@ def sec_errors():
     p = np.full((4, 3), 1 / 3)
     p[2] = [0.5, 0.2, 0.2]
     calls = {
-        "fit unknown method": lambda: calibench.fit("platt", z, y),
+        "fit unknown method": lambda: calibench.fit("no_such_method", z, y),
         "fit unknown loss": lambda: calibench.fit("ts+mse", z, y),
         "evaluate nan": lambda: calibench.evaluate(bad, y),
         "evaluate label out of range": lambda: calibench.evaluate(z, yb),

@@ -95,21 +95,16 @@ def sklearn_isotonic(base: ref.Split):
     return IsotonicRegression(out_of_bounds="clip", increasing=True).fit(base.c, base.correct)
 
 
-def apply(method: str, params: dict, base: ref.Split) -> ref.Split:
-    """c' = f(c); every other class j gets (p_j / r)(1 - c'), r the sum of the other classes'
+def rescale_top_label(base: ref.Split, top: np.ndarray) -> ref.Split:
+    """c' = top; every other class j gets (p_j / r)(1 - c'), r the sum of the other classes'
     probabilities in class order (r = 0: (1 - c')/(K - 1) each); the prediction stays the
-    uncalibrated argmax and the confidence is c'."""
-    if method == "hist":
-        top = np.asarray(params["values"], dtype=np.float64)[
-            ref.bin_index(base.c, len(params["values"]), "right-closed")]
-    elif method == "iso":
-        top = isotonic_at(params["x"], params["y"], base.c)
-    else:
-        raise ValueError(f"unknown method {method!r}")
+    uncalibrated argmax and the confidence is c' (hist, iso and platt for K > 2)."""
+    top = np.asarray(top, dtype=np.float64)
     rest = np.zeros(base.n)
     for j in range(base.k):  # sequential over classes; adding the 0.0 of the prediction is exact
         rest += np.where(base.yhat == j, 0.0, base.p[:, j])
-    with np.errstate(divide="ignore", invalid="ignore"):
+    # The prediction's column (overwritten below) overflows where r is subnormal.
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         scaled = base.p / rest[:, None] * (1.0 - top)[:, None]
     even = np.broadcast_to(((1.0 - top) / (base.k - 1))[:, None], base.p.shape)
     p = np.where((rest > 0)[:, None], scaled, even)
@@ -118,6 +113,18 @@ def apply(method: str, params: dict, base: ref.Split) -> ref.Split:
     with np.errstate(divide="ignore"):
         logp_y = np.log(p[rows, base.y])
     return ref.Split("probs", p, top.copy(), base.yhat.copy(), base.y, logp_y, base.k)
+
+
+def apply(method: str, params: dict, base: ref.Split) -> ref.Split:
+    """c' = f(c), the rest rescaled (rescale_top_label)."""
+    if method == "hist":
+        top = np.asarray(params["values"], dtype=np.float64)[
+            ref.bin_index(base.c, len(params["values"]), "right-closed")]
+    elif method == "iso":
+        top = isotonic_at(params["x"], params["y"], base.c)
+    else:
+        raise ValueError(f"unknown method {method!r}")
+    return rescale_top_label(base, top)
 
 
 def fit(method: str, base: ref.Split, calib_bins: int = DEFAULT_CALIB_BINS) -> dict:

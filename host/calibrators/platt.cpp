@@ -1,0 +1,231 @@
+// Platt scaling (platt; Platt 1999, docs/calibrators.md): a logistic map sigma(a s + b) of one
+// score s per row, fitted by unregularised maximum likelihood (Platt's smoothed targets
+// (N+ + 1)/(N+ + 2) are not used). K = 2: s = z1 - z0, the log-odds of class 1, and the map gives
+// P(class 1), so the prediction may change. K > 2: s = log(c / (1 - c)) of the top-label
+// confidence c (z_pred - logsumexp of the other logits), the map gives the new confidence, the
+// other classes are rescaled and the prediction is kept (hist / iso's rule). Float64.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "common/error.hpp"
+#include "host/calibrators/registry.hpp"
+#include "host/calibrators/scoring.hpp"
+
+namespace calibench {
+namespace {
+
+enum class platt_mode { binary, top_label };
+
+constexpr std::string_view mode_name(platt_mode m) { return m == platt_mode::binary ? "binary" : "top-label"; }
+
+/// Newton steps at most (the fits of the tests and the real dumps converge in 3 to 10).
+constexpr std::int64_t k_max_newton_steps = 200;
+
+/// The score s of each row and its 0/1 target (binary: label == 1; top-label: correct).
+struct platt_scores {
+  std::vector<double> s, target;
+};
+
+/// The scores of a split under `mode`; input_error naming the row when s is not finite (a
+/// probability of exactly 0 or 1 in a probability dump).
+platt_scores scores_of(const split_data& split, const scored_split& base, platt_mode mode) {
+  const std::vector<double> z = logits_of(split);
+  const std::int64_t n = split.num_samples, k = split.num_classes;
+  platt_scores out{std::vector<double>(static_cast<std::size_t>(n)), std::vector<double>(static_cast<std::size_t>(n))};
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double* row = z.data() + i * k;
+    if (mode == platt_mode::binary) {
+      out.s[i] = row[1] - row[0];
+      out.target[i] = split.labels[i] == 1 ? 1.0 : 0.0;
+    } else {
+      const std::int32_t pred = base.prediction[i];
+      double m = -std::numeric_limits<double>::infinity();
+      for (std::int64_t j = 0; j < k; ++j) {
+        if (j != pred) m = std::max(m, row[j]);
+      }
+      double rest = 0;
+      for (std::int64_t j = 0; j < k; ++j) {
+        if (j != pred) rest += std::exp(row[j] - m);
+      }
+      out.s[i] = row[pred] - (m + std::log(rest));
+      out.target[i] = pred == split.labels[i] ? 1.0 : 0.0;
+    }
+    if (!std::isfinite(out.s[i]))
+      throw input_error(
+          fmt::format("{}: {}: row {}: platt ({}) needs a finite log-odds score (got {}; a "
+                      "probability of exactly 0 or 1?)",
+                      split.file, split.values_path(), i, mode_name(mode), out.s[i]));
+  }
+  return out;
+}
+
+double sigmoid(double t) { return t >= 0 ? 1.0 / (1.0 + std::exp(-t)) : std::exp(t) / (1.0 + std::exp(t)); }
+
+/// log(1 + e^t) without overflow.
+double softplus(double t) { return std::max(t, 0.0) + std::log1p(std::exp(-std::abs(t))); }
+
+/// Mean negative log-likelihood of sigma(a s + b) and its gradient and Hessian in (a, b).
+struct platt_objective {
+  double value = 0, ga = 0, gb = 0, haa = 0, hab = 0, hbb = 0;
+};
+
+platt_objective objective_at(const platt_scores& d, double a, double b) {
+  platt_objective o;
+  for (std::size_t i = 0; i < d.s.size(); ++i) {
+    const double s = d.s[i], y = d.target[i], t = a * s + b, p = sigmoid(t), w = p * (1.0 - p);
+    o.value += softplus(t) - y * t;
+    o.ga += (p - y) * s;
+    o.gb += p - y;
+    o.haa += w * s * s;
+    o.hab += w * s;
+    o.hbb += w;
+  }
+  const double n = static_cast<double>(d.s.size());
+  for (double* v : {&o.value, &o.ga, &o.gb, &o.haa, &o.hab, &o.hbb}) *v /= n;
+  return o;
+}
+
+/// The maximum-likelihood estimate exists exactly when the two targets overlap in s: refuses
+/// one target, one score value (a is not identifiable), and (quasi-)separable scores, where a
+/// runs off to infinity.
+void check_identifiable(const platt_scores& d, const split_data& val, platt_mode mode) {
+  constexpr double inf = std::numeric_limits<double>::infinity();
+  double lo[2] = {inf, inf}, hi[2] = {-inf, -inf};
+  std::int64_t count[2] = {0, 0};
+  for (std::size_t i = 0; i < d.s.size(); ++i) {
+    const int t = d.target[i] > 0.5 ? 1 : 0;
+    lo[t] = std::min(lo[t], d.s[i]);
+    hi[t] = std::max(hi[t], d.s[i]);
+    ++count[t];
+  }
+  const std::string where = fmt::format("{}: {}: platt ({})", val.file, val.values_path(), mode_name(mode));
+  const char* target = mode == platt_mode::binary ? "label 1" : "a correct prediction";
+  if (count[0] == 0 || count[1] == 0)
+    throw input_error(
+        fmt::format("{}: every one of the {} validation rows has target {} ({}): the fit needs both "
+                    "outcomes",
+                    where, val.num_samples, count[1] > 0 ? 1 : 0, target));
+  if (std::min(lo[0], lo[1]) == std::max(hi[0], hi[1]))
+    throw input_error(fmt::format("{}: every validation score is {}: the slope is not identifiable", where, lo[0]));
+  if (hi[0] <= lo[1] || hi[1] <= lo[0])
+    throw input_error(
+        fmt::format("{}: the validation scores separate the targets (target 0 in [{}, {}], target 1 "
+                    "in [{}, {}]): the maximum-likelihood slope is infinite",
+                    where, lo[0], hi[0], lo[1], hi[1]));
+}
+
+class platt_map final : public calibration_map {
+ public:
+  platt_map(platt_mode mode, double a, double b, std::int64_t iterations, double final_nll, std::string stop)
+      : mode_(mode), a_(a), b_(b), iterations_(iterations), final_nll_(final_nll), stop_(std::move(stop)) {}
+
+  nlohmann::json params() const override {
+    return {{"a", a_},
+            {"b", b_},
+            {"multiclass", mode_name(mode_)},
+            {"iterations_run", iterations_},
+            {"final_nll", final_nll_},
+            {"stop", stop_}};
+  }
+
+  scored_split apply(const split_data& split) const override {
+    if ((mode_ == platt_mode::binary) != (split.num_classes == 2))
+      throw input_error(fmt::format("{}: {}: platt was fitted {} (K {}) but this split has K = {}", split.file,
+                                    split.values_path(), mode_name(mode_), mode_ == platt_mode::binary ? "= 2" : "> 2",
+                                    split.num_classes));
+    scored_split base = uncalibrated(split);
+    const platt_scores d = scores_of(split, base, mode_);
+    const auto n = static_cast<std::size_t>(split.num_samples);
+    if (mode_ == platt_mode::binary) {
+      std::vector<double> z(2 * n, 0.0);  // logits [0, a s + b]: softmax gives sigma(a s + b) for class 1
+      for (std::size_t i = 0; i < n; ++i) z[2 * i + 1] = a_ * d.s[i] + b_;
+      return score_split(derived(split, std::move(z), false));
+    }
+    std::vector<double> top(n);
+    for (std::size_t i = 0; i < n; ++i) top[i] = sigmoid(a_ * d.s[i] + b_);
+    return rescale_top_label(std::move(base), top);
+  }
+
+  static std::shared_ptr<const calibration_map> load(const nlohmann::json& p, const std::string& where) {
+    const double a = p.at("a").get<double>(), b = p.at("b").get<double>();
+    const auto mode = p.at("multiclass").get<std::string>();
+    if (!std::isfinite(a) || !std::isfinite(b))
+      throw input_error(fmt::format("{}: platt needs finite a and b (got {}, {})", where, a, b));
+    if (mode != mode_name(platt_mode::binary) && mode != mode_name(platt_mode::top_label))
+      throw input_error(fmt::format("{}: platt multiclass must be binary or top-label (got '{}')", where, mode));
+    return std::make_shared<platt_map>(mode == "binary" ? platt_mode::binary : platt_mode::top_label, a, b,
+                                       p.value("iterations_run", std::int64_t{0}), p.value("final_nll", 0.0),
+                                       p.value("stop", std::string()));
+  }
+
+ private:
+  platt_mode mode_;
+  double a_, b_;
+  std::int64_t iterations_;
+  double final_nll_;
+  std::string stop_;
+};
+
+/// Damped Newton from the identity (a, b) = (1, 0) with Armijo backtracking. Stops when the
+/// Newton decrement is below 1e-24 ("converged"), when no step along the Newton direction meets
+/// the Armijo rule ("line_search"), or after
+/// k_max_newton_steps ("iterations").
+fitted fit_platt(const fit_input& in) {
+  const split_data& val = in.val;
+  if (val.num_classes < 2)
+    throw input_error(
+        fmt::format("{}: {}: platt needs K >= 2 (got K = {})", val.file, val.values_path(), val.num_classes));
+  const platt_mode mode = val.num_classes == 2 ? platt_mode::binary : platt_mode::top_label;
+  const platt_scores d = scores_of(val, uncalibrated(val), mode);
+  check_identifiable(d, val, mode);
+  double a = 1, b = 0;
+  platt_objective o = objective_at(d, a, b);
+  std::int64_t step = 0;
+  std::string stop = "iterations";
+  for (; step < k_max_newton_steps; ++step) {
+    const double det = o.haa * o.hbb - o.hab * o.hab;
+    // The Hessian is positive definite where the targets overlap; fall back on the gradient
+    // where its weights have underflowed (|a s + b| beyond ~700 on every row).
+    const bool newton = det > 0 && std::isfinite(det);
+    const double da = newton ? -(o.hbb * o.ga - o.hab * o.gb) / det : -o.ga;
+    const double db = newton ? -(o.haa * o.gb - o.hab * o.ga) / det : -o.gb;
+    const double slope = o.ga * da + o.gb * db;  // < 0 unless the gradient is 0
+    if (-slope <= 1e-24) {                       // the Newton decrement: twice the objective's distance to its minimum
+      stop = "converged";
+      break;
+    }
+    double tau = 1;
+    platt_objective next = objective_at(d, a + da, b + db);
+    // Armijo's rule, up to the rounding of the objective's sum: near the optimum the decrease a
+    // Newton step brings is below it, and the full step is taken.
+    const double rounding = 1e-15 * std::max(1.0, std::abs(o.value));
+    const auto armijo = [&] { return next.value <= o.value + 1e-4 * tau * slope + rounding; };
+    while (!armijo() && tau > 1e-12) {
+      tau *= 0.5;
+      next = objective_at(d, a + tau * da, b + tau * db);
+    }
+    if (!armijo()) {
+      stop = "line_search";
+      break;
+    }
+    a += tau * da;
+    b += tau * db;
+    o = next;
+  }
+  return {std::make_shared<platt_map>(mode, a, b, step, o.value, stop), {}};
+}
+
+}  // namespace
+
+std::vector<method_info> platt_methods() {
+  method_info m;
+  m.name = "platt";
+  m.fit = fit_platt;
+  m.load = platt_map::load;
+  return {m};
+}
+
+}  // namespace calibench
