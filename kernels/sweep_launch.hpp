@@ -1,5 +1,5 @@
 // Launchers of the batch-sweep kernels (kernels/sweep_*.cu), called by the CUDA backend in
-// host/sweep_cuda.cpp. Device pointers and plain structs only, so this compiles with g++.
+// host/sweep/cuda_backend.cpp. Device pointers and plain structs only, so this compiles with g++.
 // Every launcher is asynchronous on the default stream and throws cuda_error on a failed
 // launch; results are deterministic (no floating-point atomics, fixed reduction orders).
 #pragma once

@@ -4,7 +4,9 @@
 - no function in host/ or python/ is longer than 100 lines (C++ by brace matching, Python by ast);
 - method names are compared with string literals in at most 8 lines of host/ and python/
   (the registry's own, host/calibrators/);
-- nothing in kernels/ or common/ includes host/;
+- includes point down the layers: common <- kernels <- host/io <- host/metrics <- host/sweep <-
+  host/calibrators <- host/segmentation <- host/experiment <- host/cli (a file includes its own
+  layer and the ones before it; so nothing in kernels/ or common/ includes host/);
 - at most two source files stand directly in host/.
 
 Prints each violation and exits 1; `--list N` also prints the N longest functions.
@@ -17,6 +19,10 @@ import re
 import sys
 
 MAX_FUNCTION_LINES = 100
+# The layers, lowest first (docs/architecture.md).
+LAYERS = ["common", "kernels", "host/io", "host/metrics", "host/sweep", "host/calibrators", "host/segmentation",
+          "host/experiment", "host/cli"]
+INCLUDE = re.compile(r'\s*#\s*include\s*"([a-z_]+(?:/[a-z_]+)?)/')
 MAX_METHOD_COMPARISONS = 8
 CPP_EXTENSIONS = (".cpp", ".hpp", ".cu", ".cuh", ".h")
 CONTROL = re.compile(r"^(if|for|while|switch|catch|do|else|try)\b")
@@ -155,6 +161,33 @@ def source_files(root, folder, extensions):
                 yield os.path.join(dirpath, f)
 
 
+def layer_of(relpath):
+    """The index in LAYERS of the layer holding `relpath` (or of the layer an include names),
+    or None outside them."""
+    for i, layer in enumerate(LAYERS):
+        if relpath == layer or relpath.startswith(layer + "/"):
+            return i
+    return None
+
+
+def include_direction(root):
+    """One problem per include of a higher layer than the including file's."""
+    problems = []
+    for folder in ("common", "kernels", "host"):
+        for path in source_files(root, folder, CPP_EXTENSIONS):
+            rel = os.path.relpath(path, root)
+            own = layer_of(rel)
+            if own is None:
+                continue
+            for k, text in enumerate(open(path, encoding="utf-8", errors="replace"), 1):
+                m = INCLUDE.match(text)
+                target = layer_of(m.group(1)) if m else None
+                if target is not None and target > own:
+                    problems.append(f"{rel}:{k}: {LAYERS[own]}/ includes {LAYERS[target]}/, a higher layer: "
+                                    f"{text.strip()}")
+    return problems
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--root", default=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -187,11 +220,7 @@ def main():
                         f"{MAX_METHOD_COMPARISONS}; use the registry, host/calibrators/registry.hpp):")
         problems += ["  " + c for c in comparisons]
 
-    for folder in ("kernels", "common"):
-        for path in source_files(root, folder, CPP_EXTENSIONS):
-            for k, text in enumerate(open(path, encoding="utf-8", errors="replace"), 1):
-                if re.match(r'\s*#\s*include\s*"host/', text):
-                    problems.append(f"{os.path.relpath(path, root)}:{k}: {folder}/ includes host/: {text.strip()}")
+    problems += include_direction(root)
 
     top = [f for f in os.listdir(os.path.join(root, "host"))
            if os.path.isfile(os.path.join(root, "host", f)) and f.endswith(CPP_EXTENSIONS)]

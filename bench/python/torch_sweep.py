@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Batched PyTorch temperature sweep on the GPU: the baseline for bench/bench_sweep_gpu.cpp.
+"""Batched PyTorch temperature sweep on the GPU: the baseline for bench/cpp/bench_sweep_gpu.cpp.
 
 For each shape (CIFAR-10 10000x10, CIFAR-100 10000x100, ImageNet 25000x1000) and candidate
 count G, evaluates G temperatures (0.5..5, as BM_sweep_gpu_temperature) the way a PyTorch user

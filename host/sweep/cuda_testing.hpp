@@ -1,5 +1,5 @@
 // Test hooks of the CUDA sweep backend (host/sweep/cuda_backend.cpp; built only with CUDA). The
-// backend itself is created through make_cuda_backend() in host/sweep.hpp.
+// backend itself is created through make_cuda_backend() in host/sweep/backend.hpp.
 #pragma once
 
 #include <cstdint>
