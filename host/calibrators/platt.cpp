@@ -171,8 +171,7 @@ class platt_map final : public calibration_map {
 
 /// Damped Newton from the identity (a, b) = (1, 0) with Armijo backtracking. Stops when the
 /// Newton decrement is below 1e-24 ("converged"), when no step along the Newton direction meets
-/// the Armijo rule ("line_search"), or after
-/// k_max_newton_steps ("iterations").
+/// the Armijo rule ("line_search"), or after k_max_newton_steps ("iterations").
 fitted fit_platt(const fit_input& in) {
   const split_data& val = in.val;
   if (val.num_classes < 2)

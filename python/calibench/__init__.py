@@ -303,9 +303,8 @@ def fit(
     """Fits a calibration method on validation logits, as `calibench fit --method METHOD` does
     on a dump's /val (docs/calibrators.md).
 
-    method: one of calibench.methods (ts, ws, cws, cts_conf, bts, cts_greedy, vs, ms, ms_odir,
-    dir_odir, cts_nll, ets, hist, iso, and the loss-trained ets_sctl, pts, pts_sctl and
-    BASE+LOSS such as ts+sctl, cts_nll+fl; docs/calibrators.md). The fit options are those of
+    method: one of calibench.methods (the engine's registry: ts, ws, ..., hist, iso, platt,
+    the loss-trained BASE+LOSS such as ts+sctl; docs/calibrators.md). The fit options are those of
     `calibench fit` and of sweep specs, with underscores (calibench.fit_options lists them):
     objective (ts: nll | ece | adaece; ets: nll | mse), grid ("start:stop:step", "v1,v2,..."
     or a sequence of numbers), calib_bins (an integer or "auto"; hist: its bins), iterations

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, calibench_bin
-from test_fit_hist_iso import check_split
+from test_fit_hist_iso import check_split, dump_of, run_cli
 from test_fit_reference import Case, close, compare_inversions, make_split, write_dump
 
 sys.path.insert(0, str(REPO / "tests" / "reference"))
@@ -76,36 +76,12 @@ def dumps(tmp_path_factory):
     for name, (seed, n, k) in PROB_CASES.items():
         rng = np.random.default_rng(seed)
         path = root / f"{name}.h5"
-        write_values(path, probs_case(rng, n, k), probs_case(rng, n, k), k, "probs")
+        write_dump(path, probs_case(rng, n, k), probs_case(rng, n, k), k, probs=True)
         out[name] = (path, f"case {name}: probabilities, seed={seed} N={n} K={k}")
     for name in REAL_DUMPS:
         if (REAL_DIR / name).exists():
             out[name] = (REAL_DIR / name, f"real dump {REAL_DIR / name}")
     return out
-
-
-def write_values(path, val, test, k, kind="logits"):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "calibench-logits"
-        f.attrs["version"] = 1
-        f.attrs["num_classes"] = k
-        for split, (v, y) in (("val", val), ("test", test)):
-            f[f"{split}/{kind}"] = v
-            f[f"{split}/labels"] = y
-
-
-def dump_of(dumps, name):
-    if name not in dumps:
-        pytest.skip(f"{REAL_DIR / name} absent")
-    return dumps[name]
-
-
-def run_cli(calibench, describe, *args):
-    cmd = [str(a) for a in args] + ["--format", "json"]
-    ctx = f"{describe}\n  command: calibench {' '.join(cmd)}"
-    proc = calibench(*cmd)
-    assert proc.returncode == 0, f"{ctx}\n  exit {proc.returncode}: {proc.stderr}"
-    return json.loads(proc.stdout), ctx
 
 
 def saved_probs(path, split):
@@ -221,7 +197,7 @@ def test_no_maximum_likelihood_fit_is_refused(calibench, tmp_path, name):
     values, labels, kind, k, needle = ERROR_CASES[name]
     path = tmp_path / f"{name}.h5"
     v, y = np.asarray(values), np.asarray(labels, dtype=np.int32)
-    write_values(path, (v, y), (v, y), k, kind)
+    write_dump(path, (v, y), (v, y), k, probs=kind == "probs")
     proc = calibench("fit", path, "--method", "platt")
     assert proc.returncode == 2, f"{name}: exit {proc.returncode}\n{proc.stdout}{proc.stderr}"
     assert needle in proc.stderr and str(path) in proc.stderr, f"{name}: {proc.stderr}"

@@ -29,7 +29,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "tests" / "reference"))
 import calib_ref as ref  # noqa: E402
 import calibrators_ref as cr  # noqa: E402
-from fit_helpers import write_dump as write_probs_dump  # noqa: E402
+from fit_helpers import close, write_dump  # noqa: E402,F401  (test_fit_hist_iso, test_fit_platt import them from here)
 
 # Metrics of given parameters: both sides are float64 from the same float32 logits; the engine
 # reassociates sums and uses its own exp (within 2 ulp of libm), so metrics agree to far below.
@@ -106,16 +106,6 @@ def make_split(rng, c: Case, tau):
     return z, y.astype(np.int32)
 
 
-def write_dump(path, val, test, k):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "calibench-logits"
-        f.attrs["version"] = 1
-        f.attrs["num_classes"] = k
-        for split, (z, y) in (("val", val), ("test", test)):
-            f[f"{split}/logits"] = z
-            f[f"{split}/labels"] = y
-
-
 @pytest.fixture(scope="module")
 def dumps(tmp_path_factory):
     """name -> (path, (z_val, y_val), (z_test, y_test)) with float64 copies of the logits."""
@@ -152,10 +142,6 @@ def run_cli(calibench, case, *args):
     proc = calibench(*cmd)
     assert proc.returncode == 0, f"{ctx}\n  exit {proc.returncode}: {proc.stderr}"
     return json.loads(proc.stdout), ctx
-
-
-def close(got, want, tol):
-    return abs(got - want) <= tol * max(1.0, abs(want))
 
 
 def compare_metrics(got: dict, want: dict, tol, ctx, what):
@@ -581,7 +567,7 @@ def test_cts_greedy_one_hot_probabilities(calibench, tmp_path, search):
     p[hot, rng.integers(0, k, size=hot.size)] = 1.0
     y = rng.integers(0, k, size=n).astype(np.int32)
     path = tmp_path / "onehot.h5"
-    write_probs_dump(path, (p, y), (p, y), k, probs=True)
+    write_dump(path, (p, y), (p, y), k, probs=True)
     args = ["--cts-search", search] + (["--iterations", 20] if search == "nudge" else [])
     out, ctx = run_cli(calibench, Case("onehot", 0, n, k, 1.0, "hand"), "fit", path, "--method", "cts_greedy", *args)
     temps = out["params"]["temperatures"]
