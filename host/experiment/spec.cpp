@@ -4,6 +4,7 @@
 #include <glob.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -89,6 +90,23 @@ std::string string_at(const toml::table& t, const std::string& key, const std::s
   return *v;
 }
 
+/// The file DIR/data/NAME-HASH.h5 of a synthetic dataset. NAME becomes a file name, so it is
+/// confined to one path component (docs/experiments.md, "Datasets"): letters, digits, '.', '_',
+/// '+' and '-', not starting with '.' or '-', at most 100 characters.
+fs::path synth_dump_path(const std::string& out_dir, const std::string& name, std::uint64_t hash,
+                         const std::string& file, const std::string& where) {
+  const bool safe_chars = std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '.' || c == '_' || c == '+' || c == '-';
+  });
+  if (name.empty() || name.size() > 100 || !safe_chars || name.front() == '.' || name.front() == '-')
+    spec_fail(file, fmt::format("{}.name = '{}': a synthetic dataset's name is its file name under OUT/data: use 1-100 "
+                                "letters, digits, '.', '_', '+' or '-', not starting with '.' or '-'",
+                                where, name));
+  const fs::path dir = fs::path(out_dir) / "data";
+  fs::create_directories(dir);
+  return dir / fmt::format("{}-{:016x}.h5", name, hash);
+}
+
 /// `synth = { segmentation = true, ... }`: a segmentation dump generated into DIR/data.
 std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std::string& file,
                                              const std::string& out_dir, std::size_t index) {
@@ -115,9 +133,7 @@ std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std
   h.add(fmt::format("seg {} {} {} {} {} {} {}", o.classes, o.images, o.height, o.width, o.seed, o.temperature,
                     o.augmentations));
   const std::string name = string_at(synth, "name", fmt::format("seg-k{}-s{}", o.classes, o.seed), file);
-  const fs::path dir = fs::path(out_dir) / "data";
-  fs::create_directories(dir);
-  const fs::path path = dir / fmt::format("{}-{:016x}.h5", name, h.value());
+  const fs::path path = synth_dump_path(out_dir, name, h.value(), file, where);
   if (!fs::exists(path)) write_seg_synth_dump(path.string(), o);  // atomic
   return {{path.string(), name, ""}};
 }
@@ -156,9 +172,7 @@ std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::st
   h.add(fmt::format("{} {} {} {} {} {} {} {}", o.num_classes, o.n_val, o.n_test, o.seed, o.logit_scale, o.temperature,
                     o.class_distortion, o.class_bias));
   const std::string name = string_at(synth, "name", fmt::format("synth-k{}-s{}", o.num_classes, o.seed), file);
-  const fs::path dir = fs::path(out_dir) / "data";
-  fs::create_directories(dir);
-  const fs::path path = dir / fmt::format("{}-{:016x}.h5", name, h.value());
+  const fs::path path = synth_dump_path(out_dir, name, h.value(), file, where);
   if (!fs::exists(path)) write_synth_dump(path.string(), o);  // atomic: a partial file never appears
   return {{path.string(), name, ""}};
 }
@@ -175,6 +189,9 @@ std::vector<dataset_entry> path_datasets(const toml::table& t, const std::string
   if (rc == 0) {
     for (std::size_t i = 0; i < g.gl_pathc; ++i) {
       const fs::path p(g.gl_pathv[i]);
+      if (!fs::is_regular_file(p))
+        spec_fail(file,
+                  fmt::format("datasets[{}].path = '{}': matches {}, which is not a file", index, pattern, p.string()));
       out.push_back({p.string(), p.stem().string(), ""});
     }
   }
@@ -340,6 +357,31 @@ std::string model_of(const std::string& dump, const toml::table& root) {
   }
 }
 
+/// Dataset names are rows of the tables, so they must differ. A name taken from a file's stem
+/// that another dataset also has becomes the file's path relative to the spec's folder (a glob
+/// over two folders); any other clash is an error.
+void unique_dataset_names(std::vector<dataset_entry>& datasets, const std::string& file) {
+  const auto count = [&](const std::string& name) {
+    return std::count_if(datasets.begin(), datasets.end(), [&](const dataset_entry& d) { return d.name == name; });
+  };
+  const fs::path spec_dir = fs::absolute(fs::path(file)).parent_path();
+  std::vector<std::string> renamed(datasets.size());
+  for (std::size_t i = 0; i < datasets.size(); ++i) {
+    const fs::path p(datasets[i].path);
+    if (datasets[i].name == p.stem().string() && count(datasets[i].name) > 1)
+      renamed[i] = fs::absolute(p).lexically_relative(spec_dir).replace_extension().generic_string();
+  }
+  for (std::size_t i = 0; i < datasets.size(); ++i)
+    if (!renamed[i].empty()) datasets[i].name = renamed[i];
+  for (std::size_t i = 0; i < datasets.size(); ++i) {
+    for (std::size_t j = i + 1; j < datasets.size(); ++j) {
+      if (datasets[i].name == datasets[j].name)
+        spec_fail(file, fmt::format("datasets {} and {} are both named '{}'; give them distinct 'name's",
+                                    datasets[i].path, datasets[j].path, datasets[i].name));
+    }
+  }
+}
+
 void load_datasets(const toml::table& root, const std::string& path, const std::string& out_dir,
                    experiment_spec& spec) {
   const auto* datasets = root.get_as<toml::array>("datasets");
@@ -358,6 +400,7 @@ void load_datasets(const toml::table& root, const std::string& path, const std::
     for (auto& d : found) d.model = model_of(d.path, root);
     spec.datasets.insert(spec.datasets.end(), found.begin(), found.end());
   }
+  unique_dataset_names(spec.datasets, path);
 }
 
 /// The [[methods]] of a classification study, expanded, each configuration's options checked
@@ -443,8 +486,14 @@ std::vector<cell> expand_cells(const experiment_spec& spec) {
       conventions == conventions_json(resolve_conventions({}, spec.bins)) ||
       (mo.preset == "calibench" && spec.conventions.classwise_binning.empty() && spec.conventions.adaptive.empty() &&
        spec.conventions.classwise_reduction.empty() && spec.conventions.brier.empty() && !spec.conventions.nll_clip);
-  for (const auto& d : spec.datasets) {
-    const std::string content = file_hash(d.path);
+  std::vector<std::string> contents;
+  for (const auto& d : spec.datasets) contents.push_back(file_hash(d.path));
+  for (std::size_t i = 0; i < spec.datasets.size(); ++i) {
+    const dataset_entry& d = spec.datasets[i];
+    // Identical files under two names are two rows: their cells carry the name too (cells of
+    // files that no other dataset repeats keep their identities).
+    const bool repeated = std::count(contents.begin(), contents.end(), contents[i]) > 1;
+    const std::string content = repeated ? contents[i] + " " + d.name : contents[i];
     for (const auto& m : spec.methods) {
       for (const auto seed : spec.seeds) {
         const nlohmann::json identity{{"data", content},
