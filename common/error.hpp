@@ -17,6 +17,13 @@ struct input_error : error {
   using error::error;
 };
 
+/// A failed system call on a file (a full disk, an I/O error): the message names the file and
+/// the reason; `code` is the errno (Python raises OSError with it).
+struct os_error : error {
+  os_error(const std::string& what, int errno_code) : error(what), code(errno_code) {}
+  int code;
+};
+
 /// A CUDA runtime or launch failure.
 struct cuda_error : error {
   using error::error;

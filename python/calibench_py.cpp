@@ -373,6 +373,8 @@ void translate_exception(const std::exception_ptr& p, void*) {
     std::rethrow_exception(p);
   } catch (const input_error& e) {
     PyErr_SetString(PyExc_ValueError, e.what());
+  } catch (const os_error& e) {
+    PyErr_SetObject(PyExc_OSError, nb::make_tuple(e.code, e.what()).ptr());
   } catch (const std::bad_alloc&) {
     PyErr_SetString(PyExc_MemoryError, "calibench: out of memory");
   } catch (const std::exception& e) {

@@ -1,15 +1,14 @@
 // HDF5 primitives of the dump readers and writers (host/io/hdf5.hpp).
 #include "host/io/hdf5.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <mutex>
 
 #include <fmt/ranges.h>
+
+#include "host/io/atomic_file.hpp"
 
 namespace calibench::h5 {
 namespace {
@@ -91,14 +90,6 @@ std::map<std::string, std::string> root_attributes(hid_t file) {
     if (auto text = attribute_text(attr.get())) out[name] = *text;
   }
   return out;
-}
-
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
 }
 
 }  // namespace
@@ -281,22 +272,30 @@ void write_dataset(hid_t file, const std::string& path, std::vector<hsize_t> dim
 
 void write_atomically(const std::string& path, const std::function<void(hid_t)>& fill) {
   silence();
-  const fs::path target(path);
-  const fs::path temp = target.parent_path() / (target.filename().string() + fmt::format(".tmp.{}", ::getpid()));
+  // The file is built in memory (HDF5's core driver, no backing store) and its image written by
+  // write_file_atomic: a full disk is one error naming the file and the reason, and no HDF5 file
+  // is left open in the library after a failed write (which crashed at exit, in H5_term_library).
+  std::vector<char> image;
   try {
-    {
-      id file(H5Fcreate(temp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
-      if (!file.valid()) throw input_error(fmt::format("{}: cannot create file", path));
-      fill(file.get());
-      if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) throw error(fmt::format("{}: flush failed", path));
-    }
-    fsync_path(temp.string());
-    fs::rename(temp, target);
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(temp, ec);
+    id fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+    if (!fapl.valid() || H5Pset_fapl_core(fapl.get(), std::size_t{1} << 20, 0) < 0)
+      throw error(fmt::format("{}: cannot set up the in-memory HDF5 file", path));
+    id file(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+    if (!file.valid()) throw error(fmt::format("{}: cannot create the in-memory HDF5 file", path));
+    fill(file.get());
+    if (H5Fflush(file.get(), H5F_SCOPE_GLOBAL) < 0) throw error(fmt::format("{}: flush failed", path));
+    const ssize_t size = H5Fget_file_image(file.get(), nullptr, 0);
+    if (size < 0) throw error(fmt::format("{}: cannot take the HDF5 file image", path));
+    image.resize(static_cast<std::size_t>(size));
+    if (H5Fget_file_image(file.get(), image.data(), image.size()) != size)
+      throw error(fmt::format("{}: cannot take the HDF5 file image", path));
+  } catch (const input_error&) {
     throw;
+  } catch (const error& e) {
+    const std::string what = e.what();
+    throw error(what.rfind(path + ":", 0) == 0 ? what : fmt::format("{}: {}", path, what));
   }
+  write_file_atomic(path, image.data(), image.size());
 }
 
 }  // namespace calibench::h5
