@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "common/parallel.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/io/dump.hpp"
 #include "host/io/grid.hpp"
@@ -470,6 +471,7 @@ NB_MODULE(_core, m) {
   using namespace calibench::python;
   m.doc() = "calibench engine bindings; use the calibench package, not this module directly.";
   nb::register_exception_translator(translate_exception);
+  start_thread_pool();
   bind_metrics(m);
   bind_fit(m);
   bind_sweeps(m);

@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 
 #include "common/error.hpp"
+#include "common/parallel.hpp"
 #include "host/cli/commands.hpp"
 #include "host/cli/options.hpp"
 
@@ -59,7 +60,9 @@ int run_reporting_errors(const command_runner& run) {
   } catch (const input_error& e) {
     return report_error(e.what(), k_exit_input);
   } catch (const std::bad_alloc&) {
-    return report_error("out of memory", k_exit_runtime);
+    return report_error(
+        "out of memory: the command needs more than this machine or its limit (ulimit -v, a container) allows",
+        k_exit_runtime);
   } catch (const std::exception& e) {
     return report_error(e.what(), k_exit_runtime);
   }
@@ -69,6 +72,7 @@ int run_reporting_errors(const command_runner& run) {
 
 int main(int argc, char** argv) {
   prefer_passive_openmp_workers(argv);
+  start_thread_pool();
   CLI::App app{"calibench: post-hoc calibration of classifiers, metrics and sweeps", "calibench"};
   app.require_subcommand(1);
   app.set_help_all_flag("--help-all", "Show help for all subcommands");

@@ -155,16 +155,19 @@ split_data read_split(const std::string& path, const std::string& split) {
   const std::int64_t k = out.num_classes;
 
   const dataset_view values = open_dataset(path, file.get(), out.values_path());
-  // A header can declare any shape; refuse what cannot fit rather than dying on allocation.
-  const double bytes = 8.0 * static_cast<double>(n) * static_cast<double>(k);
+  // A header can declare any shape; refuse what cannot fit rather than dying on allocation:
+  // the float64 values, the labels and the per-row scores (confidence, prediction, log p).
+  const double bytes = 8.0 * static_cast<double>(n) * static_cast<double>(k) + 24.0 * static_cast<double>(n);
   const double memory = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) * static_cast<double>(::sysconf(_SC_PAGESIZE));
   if (memory > 0 && bytes > memory)
-    fail(path, fmt::format("{}: shape [{}, {}] needs {:.1f} GiB as float64, more than this machine's {:.1f} GiB",
+    fail(path, fmt::format("{}: shape [{}, {}] needs {:.1f} GiB (float64 values, labels and scores), more than this "
+                           "machine's {:.1f} GiB",
                            out.values_path(), n, k, bytes / (1 << 30), memory / (1 << 30)));
   try {
     out.values.resize(static_cast<std::size_t>(n * k));
   } catch (const std::bad_alloc&) {
-    fail(path, fmt::format("{}: out of memory allocating shape [{}, {}] as float64", out.values_path(), n, k));
+    throw error(
+        fmt::format("{}: {}: out of memory allocating shape [{}, {}] as float64", path, out.values_path(), n, k));
   }
   const std::int64_t rows_per_block = std::max<std::int64_t>(1, k_block_values / k);
   for (std::int64_t row0 = 0; row0 < n; row0 += rows_per_block) {

@@ -92,6 +92,57 @@ std::map<std::string, std::string> root_attributes(hid_t file) {
   return out;
 }
 
+/// Refuses a dataset whose values were never (fully) written: HDF5 would read its fill value
+/// (zeros: "accuracy 100 %") for a declared dataset without storage, for the chunks that are
+/// missing, and for a virtual dataset whose source file is gone.
+void check_written(const std::string& file_path, const dataset_view& view, const std::string& path) {
+  hsize_t points = 1;
+  for (const hsize_t d : view.dims) points *= d;
+  if (points == 0) return;
+  id dcpl(H5Dget_create_plist(view.dataset.get()), H5Pclose);
+  if (!dcpl.valid()) fail(file_path, fmt::format("{}: cannot read the storage layout", path));
+  const H5D_layout_t layout = H5Pget_layout(dcpl.get());
+  const auto element = static_cast<hsize_t>(H5Tget_size(view.type.get()));
+  if (layout == H5D_CONTIGUOUS) {
+    const hsize_t stored = H5Dget_storage_size(view.dataset.get());
+    if (H5Dget_offset(view.dataset.get()) == HADDR_UNDEF && H5Pget_external_count(dcpl.get()) <= 0)
+      fail(file_path, fmt::format("{}: shape {} declared but never written (no storage in the file)", path,
+                                  shape_text(view.dims)));
+    if (H5Pget_external_count(dcpl.get()) <= 0 && stored < points * element)
+      fail(file_path, fmt::format("{}: shape {} needs {} bytes but the file stores {}", path, shape_text(view.dims),
+                                  points * element, stored));
+  } else if (layout == H5D_CHUNKED) {
+    const int rank = H5Pget_chunk(dcpl.get(), 0, nullptr);
+    std::vector<hsize_t> chunk(static_cast<std::size_t>(std::max(rank, 0)));
+    if (rank <= 0 || H5Pget_chunk(dcpl.get(), rank, chunk.data()) < 0)
+      fail(file_path, fmt::format("{}: cannot read the chunk shape", path));
+    hsize_t expected = 1;
+    for (std::size_t i = 0; i < chunk.size() && i < view.dims.size(); ++i)
+      expected *= (view.dims[i] + chunk[i] - 1) / std::max<hsize_t>(chunk[i], 1);
+    id space(H5Dget_space(view.dataset.get()), H5Sclose);
+    hsize_t written = 0;
+    if (!space.valid() || H5Dget_num_chunks(view.dataset.get(), space.get(), &written) < 0)
+      fail(file_path, fmt::format("{}: cannot count the written chunks", path));
+    if (written < expected)
+      fail(file_path, fmt::format("{}: {} of its {} chunks were never written (HDF5 would read fill values)", path,
+                                  expected - written, expected));
+  } else if (layout == H5D_VIRTUAL) {
+    std::size_t count = 0;
+    if (H5Pget_virtual_count(dcpl.get(), &count) < 0)
+      fail(file_path, fmt::format("{}: cannot read the virtual dataset's mappings", path));
+    const fs::path folder = fs::path(file_path).parent_path();
+    for (std::size_t i = 0; i < count; ++i) {
+      const ssize_t len = H5Pget_virtual_filename(dcpl.get(), i, nullptr, 0);
+      std::string name(static_cast<std::size_t>(std::max<ssize_t>(len, 0)), '\0');
+      if (len > 0) H5Pget_virtual_filename(dcpl.get(), i, name.data(), name.size() + 1);
+      if (name == ".") continue;
+      const fs::path source = fs::path(name).is_absolute() ? fs::path(name) : folder / name;
+      if (!fs::exists(source))
+        fail(file_path, fmt::format("{}: virtual dataset whose source file {} is missing", path, source.string()));
+    }
+  }
+}
+
 }  // namespace
 
 void silence() {
@@ -152,6 +203,7 @@ dataset_view open_dataset(const std::string& file_path, hid_t file, const std::s
   if (rank < 0) fail(file_path, fmt::format("{}: cannot read shape", path));
   view.dims.resize(static_cast<std::size_t>(rank));
   if (rank > 0) H5Sget_simple_extent_dims(space.get(), view.dims.data(), nullptr);
+  check_written(file_path, view, path);
   return view;
 }
 

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "common/error.hpp"
+#include "common/parallel.hpp"
 #include "common/rng.hpp"
 #include "host/io/dump.hpp"
 
@@ -31,11 +32,18 @@ generated_split generate_split(const synth_options& o, std::int64_t n, std::uint
   g.true_probs.resize(static_cast<std::size_t>(n * k));
   g.labels.resize(static_cast<std::size_t>(n));
   const std::int64_t streams = (n + k_rows_per_stream - 1) / k_rows_per_stream;
+  thread_errors errors;
 #pragma omp parallel
   {
-    std::vector<double> t(static_cast<std::size_t>(k)), p(static_cast<std::size_t>(k));
+    std::vector<double> t, p;
+    errors.run([&] {
+      t.resize(static_cast<std::size_t>(k));
+      p.resize(static_cast<std::size_t>(k));
+    });
+    const bool ready = p.size() == static_cast<std::size_t>(k);
 #pragma omp for schedule(static)
     for (std::int64_t c = 0; c < streams; ++c) {
+      if (!ready) continue;  // this thread could not allocate: errors.rethrow() below
       auto rng = make_stream(o.seed ^ (split_id << 56), static_cast<std::uint64_t>(c));
       const std::int64_t end = std::min(n, (c + 1) * k_rows_per_stream);
       for (std::int64_t i = c * k_rows_per_stream; i < end; ++i) {
@@ -65,6 +73,7 @@ generated_split generate_split(const synth_options& o, std::int64_t n, std::uint
       }
     }
   }
+  errors.rethrow();
   return g;
 }
 

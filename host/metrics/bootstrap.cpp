@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "common/error.hpp"
+#include "common/parallel.hpp"
 #include "common/rng.hpp"
 
 namespace calibench {
@@ -33,11 +34,15 @@ bootstrap_result bootstrap_metrics(const scored_split& s, const metric_options& 
   const auto fields = metric_fields();
   const auto b_count = static_cast<std::size_t>(options.resamples);
   std::vector<metric_set> values(b_count);
+  thread_errors errors;
 #pragma omp parallel for schedule(dynamic, 1)
   for (std::int64_t b = 0; b < options.resamples; ++b) {
-    const auto rows = bootstrap_indices(s.num_samples, options.seed, b);
-    values[static_cast<std::size_t>(b)] = compute_metrics(gather_rows(s, rows), metrics);
+    errors.run([&] {
+      const auto rows = bootstrap_indices(s.num_samples, options.seed, b);
+      values[static_cast<std::size_t>(b)] = compute_metrics(gather_rows(s, rows), metrics);
+    });
   }
+  errors.rethrow();
   bootstrap_result out;
   out.options = options;
   const double tail = (1.0 - options.level) / 2.0;

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "common/error.hpp"
+#include "common/parallel.hpp"
 #include "host/metrics/families.hpp"
 
 namespace calibench {
@@ -102,27 +103,33 @@ std::vector<class_result> classwise_all(const scored_split& s, const metric_opti
   const std::int64_t k = s.num_classes;
   std::vector<class_result> results(static_cast<std::size_t>(k));
   const std::int64_t num_blocks = (k + k_class_block - 1) / k_class_block;
+  thread_errors errors;
 #pragma omp parallel
   {
     std::vector<double> columns;
-    std::vector<bin_stats> bins(static_cast<std::size_t>(bin_slots(options.classwise_binning(), options.num_bins)));
+    std::vector<bin_stats> bins;
     std::vector<std::pair<double, std::int64_t>> sorted;
+    errors.run(
+        [&] { bins.resize(static_cast<std::size_t>(bin_slots(options.classwise_binning(), options.num_bins))); });
 #pragma omp for schedule(dynamic, 1)
     for (std::int64_t block = 0; block < num_blocks; ++block) {
-      const std::int64_t j0 = block * k_class_block;
-      const std::int64_t width = std::min(k_class_block, k - j0);
-      columns.resize(static_cast<std::size_t>(width * n));
-      for (std::int64_t i = 0; i < n; ++i) {
-        const double* row = s.probs.data() + i * k + j0;
-        for (std::int64_t c = 0; c < width; ++c) columns[c * n + i] = row[c];
-      }
-      for (std::int64_t c = 0; c < width; ++c) {
-        results[static_cast<std::size_t>(j0 + c)] =
-            classwise_one(std::span<const double>(columns.data() + c * n, static_cast<std::size_t>(n)), s.labels,
-                          static_cast<std::int32_t>(j0 + c), options, bins, sorted);
-      }
+      errors.run([&] {
+        const std::int64_t j0 = block * k_class_block;
+        const std::int64_t width = std::min(k_class_block, k - j0);
+        columns.resize(static_cast<std::size_t>(width * n));
+        for (std::int64_t i = 0; i < n; ++i) {
+          const double* row = s.probs.data() + i * k + j0;
+          for (std::int64_t c = 0; c < width; ++c) columns[c * n + i] = row[c];
+        }
+        for (std::int64_t c = 0; c < width; ++c) {
+          results[static_cast<std::size_t>(j0 + c)] =
+              classwise_one(std::span<const double>(columns.data() + c * n, static_cast<std::size_t>(n)), s.labels,
+                            static_cast<std::int32_t>(j0 + c), options, bins, sorted);
+        }
+      });
     }
   }
+  errors.rethrow();
   return results;
 }
 

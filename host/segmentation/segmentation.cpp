@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "common/error.hpp"
+#include "common/parallel.hpp"
 #include "common/rng.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/temperature_scaling.hpp"
@@ -355,15 +356,19 @@ seg_report evaluate_segmentation(const std::string& path, const seg_eval_options
     for (std::int64_t b0 = 0; b0 < g->images; b0 += k_block) {
       const std::int64_t count = std::min(k_block, g->images - b0);
       for (std::int64_t i = 0; i < count; ++i) reader.read(*g, b0 + i, images[i], want_roi, want_t, want_a);
+      thread_errors errors;
 #pragma omp parallel for schedule(dynamic, 1)
       for (std::int64_t i = 0; i < count; ++i) {
-        const auto roi = image_roi(images[i], *g, o);
-        for (std::size_t mi = 0; mi < methods.size(); ++mi) {
-          auto& acc = partial[static_cast<std::size_t>(i) * methods.size() + mi];
-          acc.reset(k, slots);
-          score_image(images[i], roi, *g, methods[mi], report.temperature, o.metrics, acc);
-        }
+        errors.run([&] {
+          const auto roi = image_roi(images[i], *g, o);
+          for (std::size_t mi = 0; mi < methods.size(); ++mi) {
+            auto& acc = partial[static_cast<std::size_t>(i) * methods.size() + mi];
+            acc.reset(k, slots);
+            score_image(images[i], roi, *g, methods[mi], report.temperature, o.metrics, acc);
+          }
+        });
       }
+      errors.rethrow();
       for (std::int64_t i = 0; i < count; ++i) {
         for (std::size_t mi = 0; mi < methods.size(); ++mi)
           totals[mi].merge(partial[static_cast<std::size_t>(i) * methods.size() + mi]);

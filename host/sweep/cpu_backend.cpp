@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "common/error.hpp"
+#include "common/parallel.hpp"
 #include "host/metrics/metrics.hpp"
 #include "host/sweep/backend.hpp"
 #include "host/sweep/sweep_detail.hpp"
@@ -194,18 +195,22 @@ void block_adaece(std::vector<double>& conf, std::vector<std::uint8_t>& correct,
       }
     }
   }
+  thread_errors errors;
 #pragma omp parallel
   {
     detail::equal_mass_scratch scratch;
     // Contiguous candidate ranges per thread: each sort starts from its neighbour's order.
 #pragma omp for schedule(static)
     for (std::int64_t g = 0; g < gb; ++g) {
-      res.adaece[g0 + g] = detail::adaece_of(
-          std::span<const double>(conf.data() + g * num_samples, static_cast<std::size_t>(num_samples)),
-          std::span<const std::uint8_t>(correct.data() + g * num_samples, static_cast<std::size_t>(num_samples)),
-          num_bins, scratch);
+      errors.run([&] {
+        res.adaece[g0 + g] = detail::adaece_of(
+            std::span<const double>(conf.data() + g * num_samples, static_cast<std::size_t>(num_samples)),
+            std::span<const std::uint8_t>(correct.data() + g * num_samples, static_cast<std::size_t>(num_samples)),
+            num_bins, scratch);
+      });
     }
   }
+  errors.rethrow();
 }
 
 /// The shared driver. `rows` (ascending) move with the candidates; `eval(row, g0, g1, out)`
@@ -232,31 +237,40 @@ sweep_result drive(std::int64_t num_candidates, std::int64_t num_samples, std::s
       conf.resize(static_cast<std::size_t>(gb * num_samples));
       correct.resize(static_cast<std::size_t>(gb * num_samples));
     }
+    thread_errors errors;
 #pragma omp parallel
     {
       const auto padded = static_cast<std::size_t>((gb + k_lanes - 1) / k_lanes * k_lanes);
-      std::vector<double> t_conf(padded), t_logp(padded), t_brier(padded);
-      std::vector<std::uint8_t> t_ok(padded);
-      std::vector<std::int32_t> t_bin(padded);
+      std::vector<double> t_conf, t_logp, t_brier;
+      std::vector<std::uint8_t> t_ok;
+      std::vector<std::int32_t> t_bin;
+      errors.run([&] {
+        for (auto* v : {&t_conf, &t_logp, &t_brier}) v->resize(padded);
+        t_ok.resize(padded);
+        t_bin.resize(padded);
+      });
       const row_output out{t_conf.data(), t_logp.data(), t_brier.data(), t_ok.data()};
 #pragma omp for schedule(dynamic, 1)
       for (std::int64_t c = 0; c < chunks; ++c) {
-        auto& p = partials[static_cast<std::size_t>(c)];
-        p.reset(gb, m);
-        const std::int64_t end = std::min(num_rows, (c + 1) * k_row_chunk);
-        for (std::int64_t r = c * k_row_chunk; r < end; ++r) {
-          const std::int64_t row = rows[r];
-          eval(row, g0, g0 + gb, out);
-          accumulate_row(p, gb, m, rule, num_bins, t_conf.data(), t_logp.data(), t_brier.data(), t_ok.data(),
-                         t_bin.data());
-          if (!want_adaece) continue;
-          for (std::int64_t g = 0; g < gb; ++g) {
-            conf[g * num_samples + row] = t_conf[g];
-            correct[g * num_samples + row] = t_ok[g];
+        errors.run([&] {
+          auto& p = partials[static_cast<std::size_t>(c)];
+          p.reset(gb, m);
+          const std::int64_t end = std::min(num_rows, (c + 1) * k_row_chunk);
+          for (std::int64_t r = c * k_row_chunk; r < end; ++r) {
+            const std::int64_t row = rows[r];
+            eval(row, g0, g0 + gb, out);
+            accumulate_row(p, gb, m, rule, num_bins, t_conf.data(), t_logp.data(), t_brier.data(), t_ok.data(),
+                           t_bin.data());
+            if (!want_adaece) continue;
+            for (std::int64_t g = 0; g < gb; ++g) {
+              conf[g * num_samples + row] = t_conf[g];
+              correct[g * num_samples + row] = t_ok[g];
+            }
           }
-        }
+        });
       }
     }
+    errors.rethrow();
     reduce_block(partials, bg, g0, gb, m, rule, num_bins, res);
     if (want_adaece) block_adaece(conf, correct, bg, g0, gb, num_samples, num_bins, res);
   }
