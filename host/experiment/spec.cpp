@@ -7,6 +7,9 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <limits>
+#include <new>
 #include <set>
 
 #include <fmt/format.h>
@@ -69,13 +72,24 @@ std::string scalar_text(const toml::node& node, const std::string& file, const s
   spec_fail(file, fmt::format("{}: expected a string, number or boolean", key));
 }
 
+/// The bounds of spec values (docs/experiments.md, "Limits"): those of the CLI's flags.
+constexpr std::int64_t k_max_bins = 1000000;
+constexpr std::int64_t k_max_bootstrap = 1000000;
+constexpr std::int64_t k_max_classes = std::int64_t{1} << 20;
+constexpr std::int64_t k_max_rows = std::int64_t{1} << 40;
+constexpr std::int64_t k_max_image_side = 65536;
+constexpr std::int64_t k_max_images = 1000000;
+constexpr std::int64_t k_max_configurations = 100000;  ///< of one [[methods]] entry's option lists
+constexpr std::int64_t k_max_cells = 1000000;          ///< datasets x configurations x seeds
+
 std::int64_t integer_at(const toml::table& t, const std::string& key, std::int64_t fallback, const std::string& file,
-                        std::int64_t min_value) {
+                        std::int64_t min_value, std::int64_t max_value = std::numeric_limits<std::int64_t>::max()) {
   const auto* node = t.get(key);
   if (node == nullptr) return fallback;
   const auto v = node->value<std::int64_t>();
   if (!v || !node->is_integer()) spec_fail(file, fmt::format("{}: expected an integer", key));
   if (*v < min_value) spec_fail(file, fmt::format("{} = {}: must be at least {}", key, *v, min_value));
+  if (*v > max_value) spec_fail(file, fmt::format("{} = {}: must be at most {}", key, *v, max_value));
   return *v;
 }
 
@@ -90,6 +104,9 @@ std::string string_at(const toml::table& t, const std::string& key, const std::s
   return *v;
 }
 
+/// The synthetic dumps a spec needs, written once every check of the spec has passed.
+using pending_writes = std::vector<std::function<void()>>;
+
 /// The file DIR/data/NAME-HASH.h5 of a synthetic dataset. NAME becomes a file name, so it is
 /// confined to one path component (docs/experiments.md, "Datasets"): letters, digits, '.', '_',
 /// '+' and '-', not starting with '.' or '-', at most 100 characters.
@@ -102,13 +119,11 @@ fs::path synth_dump_path(const std::string& out_dir, const std::string& name, st
     spec_fail(file, fmt::format("{}.name = '{}': a synthetic dataset's name is its file name under OUT/data: use 1-100 "
                                 "letters, digits, '.', '_', '+' or '-', not starting with '.' or '-'",
                                 where, name));
-  const fs::path dir = fs::path(out_dir) / "data";
-  fs::create_directories(dir);
-  return dir / fmt::format("{}-{:016x}.h5", name, hash);
+  return fs::path(out_dir) / "data" / fmt::format("{}-{:016x}.h5", name, hash);
 }
 
 /// `synth = { segmentation = true, ... }`: a segmentation dump generated into DIR/data.
-std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std::string& file,
+std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std::string& file, pending_writes& pending,
                                              const std::string& out_dir, std::size_t index) {
   seg_synth_options o;
   const std::string where = fmt::format("datasets[{}].synth", index);
@@ -118,11 +133,11 @@ std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std
                                              "seed",         "temperature", "augmentations", "name"};
     if (!known.contains(k)) spec_fail(file, fmt::format("{}: unknown key '{}'", where, k));
   }
-  o.classes = integer_at(synth, "classes", o.classes, file, 2);
-  o.images = integer_at(synth, "images", o.images, file, 1);
-  o.height = integer_at(synth, "height", o.height, file, 4);
-  o.width = integer_at(synth, "width", o.width, file, 4);
-  o.augmentations = integer_at(synth, "augmentations", o.augmentations, file, 0);
+  o.classes = integer_at(synth, "classes", o.classes, file, 2, k_max_classes);
+  o.images = integer_at(synth, "images", o.images, file, 1, k_max_images);
+  o.height = integer_at(synth, "height", o.height, file, 4, k_max_image_side);
+  o.width = integer_at(synth, "width", o.width, file, 4, k_max_image_side);
+  o.augmentations = integer_at(synth, "augmentations", o.augmentations, file, 0, 1000);
   o.seed = static_cast<std::uint64_t>(integer_at(synth, "seed", 0, file, 0));
   if (const auto* node = synth.get("temperature")) {
     const auto v = node->value<double>();
@@ -134,16 +149,26 @@ std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std
                     o.augmentations));
   const std::string name = string_at(synth, "name", fmt::format("seg-k{}-s{}", o.classes, o.seed), file);
   const fs::path path = synth_dump_path(out_dir, name, h.value(), file, where);
-  if (!fs::exists(path)) write_seg_synth_dump(path.string(), o);  // atomic
+  pending.push_back([path, o, file, where] {
+    if (fs::exists(path)) return;  // written by an earlier run (the name holds the options' hash)
+    fs::create_directories(path.parent_path());
+    try {
+      write_seg_synth_dump(path.string(), o);  // atomic: a partial file never appears
+    } catch (const std::bad_alloc&) {
+      throw error(
+          fmt::format("{}: {}: out of memory generating {}", file, where,
+                      fmt::format("{} images of {} x {} x {} classes", o.images, o.height, o.width, o.classes)));
+    }
+  });
   return {{path.string(), name, ""}};
 }
 
-std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::string& file, const std::string& out_dir,
-                                         std::size_t index) {
+std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::string& file, pending_writes& pending,
+                                         const std::string& out_dir, std::size_t index) {
   if (synth.get("segmentation") != nullptr) {
     if (!synth.get("segmentation")->value<bool>().value_or(false))
       spec_fail(file, fmt::format("datasets[{}].synth.segmentation: expected true (or leave it out)", index));
-    return seg_synth_dataset(synth, file, out_dir, index);
+    return seg_synth_dataset(synth, file, pending, out_dir, index);
   }
   synth_options o;
   const std::string where = fmt::format("datasets[{}].synth", index);
@@ -153,9 +178,9 @@ std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::st
         "classes", "n_val", "n_test", "seed", "logit_scale", "temperature", "class_distortion", "class_bias", "name"};
     if (!known.contains(k)) spec_fail(file, fmt::format("{}: unknown key '{}'", where, k));
   }
-  o.num_classes = integer_at(synth, "classes", o.num_classes, file, 2);
-  o.n_val = integer_at(synth, "n_val", o.n_val, file, 1);
-  o.n_test = integer_at(synth, "n_test", o.n_test, file, 1);
+  o.num_classes = integer_at(synth, "classes", o.num_classes, file, 2, k_max_classes);
+  o.n_val = integer_at(synth, "n_val", o.n_val, file, 1, k_max_rows);
+  o.n_test = integer_at(synth, "n_test", o.n_test, file, 1, k_max_rows);
   o.seed = static_cast<std::uint64_t>(integer_at(synth, "seed", 0, file, 0));
   auto number = [&](const char* key, double fallback) {
     const auto* node = synth.get(key);
@@ -173,7 +198,16 @@ std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::st
                     o.class_distortion, o.class_bias));
   const std::string name = string_at(synth, "name", fmt::format("synth-k{}-s{}", o.num_classes, o.seed), file);
   const fs::path path = synth_dump_path(out_dir, name, h.value(), file, where);
-  if (!fs::exists(path)) write_synth_dump(path.string(), o);  // atomic: a partial file never appears
+  pending.push_back([path, o, file, where] {
+    if (fs::exists(path)) return;  // written by an earlier run (the name holds the options' hash)
+    fs::create_directories(path.parent_path());
+    try {
+      write_synth_dump(path.string(), o);  // atomic: a partial file never appears
+    } catch (const std::bad_alloc&) {
+      throw error(fmt::format("{}: {}: out of memory generating {}", file, where,
+                              fmt::format("{} + {} rows x {} classes", o.n_val, o.n_test, o.num_classes)));
+    }
+  });
   return {{path.string(), name, ""}};
 }
 
@@ -237,6 +271,13 @@ std::vector<method_config> expand_method(const toml::table& t, const std::string
     }
     axes.emplace_back(k, values);
   }
+  std::int64_t configurations = 1;
+  for (const auto& [key, values] : axes) {
+    configurations *= static_cast<std::int64_t>(values.size());
+    if (configurations > k_max_configurations)
+      spec_fail(file,
+                fmt::format("{}: its option lists make more than {} configurations", where, k_max_configurations));
+  }
   const std::string label_template = string_at(t, "label", "", file);
   std::vector<method_config> out{{"", method, {}}};
   for (const auto& [key, values] : axes) {
@@ -279,8 +320,8 @@ experiment_spec load_seg_spec(const toml::table& root, const std::string& path, 
   if (spec.seeds != std::vector<std::uint64_t>{0}) spec_fail(path, "seeds: a segmentation study has no re-splits");
   if (spec.bootstrap > 0) spec_fail(path, "bootstrap: not available for segmentation studies");
   spec.roi = string_at(root, "roi", "dilate", path, {"dilate", "stored", "all"});
-  spec.roi_dilation = static_cast<std::int32_t>(integer_at(root, "roi_dilation", 10, path, 0));
-  spec.background = static_cast<std::int32_t>(integer_at(root, "background", 0, path, 0));
+  spec.roi_dilation = static_cast<std::int32_t>(integer_at(root, "roi_dilation", 10, path, 0, k_max_image_side));
+  spec.background = static_cast<std::int32_t>(integer_at(root, "background", 0, path, 0, k_max_classes));
   const auto* methods = root.get_as<toml::array>("methods");
   if (methods == nullptr || methods->empty())
     spec_fail(path, fmt::format("methods: expected a list of {}", fmt::join(seg_method_names(), ", ")));
@@ -382,8 +423,8 @@ void unique_dataset_names(std::vector<dataset_entry>& datasets, const std::strin
   }
 }
 
-void load_datasets(const toml::table& root, const std::string& path, const std::string& out_dir,
-                   experiment_spec& spec) {
+void load_datasets(const toml::table& root, const std::string& path, const std::string& out_dir, experiment_spec& spec,
+                   pending_writes& pending) {
   const auto* datasets = root.get_as<toml::array>("datasets");
   if (datasets == nullptr || datasets->empty()) spec_fail(path, "no [[datasets]]");
   for (std::size_t i = 0; i < datasets->size(); ++i) {
@@ -391,13 +432,12 @@ void load_datasets(const toml::table& root, const std::string& path, const std::
     if (t == nullptr) spec_fail(path, fmt::format("datasets[{}]: expected a table", i));
     std::vector<dataset_entry> found;
     if (const auto* synth = t->get_as<toml::table>("synth")) {
-      found = synth_dataset(*synth, path, out_dir, i);
+      found = synth_dataset(*synth, path, pending, out_dir, i);
     } else if (t->get("path") != nullptr) {
       found = path_datasets(*t, path, i, spec.notes);
     } else {
       spec_fail(path, fmt::format("datasets[{}]: needs 'path' or 'synth'", i));
     }
-    for (auto& d : found) d.model = model_of(d.path, root);
     spec.datasets.insert(spec.datasets.end(), found.begin(), found.end());
   }
   unique_dataset_names(spec.datasets, path);
@@ -456,20 +496,32 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
   experiment_spec spec;
   spec.file = path;
   spec.name = string_at(root, "name", fs::path(path).stem().string(), path);
-  spec.bins = static_cast<std::int32_t>(integer_at(root, "bins", 15, path, 1));
+  spec.bins = static_cast<std::int32_t>(integer_at(root, "bins", 15, path, 1, k_max_bins));
   load_conventions(root, path, spec);
   spec.backend = string_at(root, "backend", "auto", path, {"cpu", "cuda", "auto"});
-  spec.bootstrap = integer_at(root, "bootstrap", 0, path, 0);
+  spec.bootstrap = integer_at(root, "bootstrap", 0, path, 0, k_max_bootstrap);
   spec.bootstrap_seed = static_cast<std::uint64_t>(integer_at(root, "bootstrap_seed", 0, path, 0));
   std::vector<std::string> metrics;
   for (const auto& f : metric_fields()) metrics.emplace_back(f.name);
   spec.table_metric = string_at(root, "table_metric", "ece", path, metrics);
   load_notes(root, path, spec);
   load_seeds(root, path, spec);
-  load_datasets(root, path, out_dir, spec);
+  pending_writes pending;
+  load_datasets(root, path, out_dir, spec, pending);
   spec.task = string_at(root, "task", "classification", path, {"classification", "segmentation"});
-  if (spec.task == "segmentation") return load_seg_spec(root, path, std::move(spec));
-  load_methods(root, path, spec);
+  if (spec.task == "segmentation") {
+    spec = load_seg_spec(root, path, std::move(spec));
+  } else {
+    load_methods(root, path, spec);
+  }
+  const auto cells = static_cast<double>(spec.datasets.size()) * static_cast<double>(spec.methods.size()) *
+                     static_cast<double>(spec.seeds.size());
+  if (cells > static_cast<double>(k_max_cells))
+    spec_fail(path, fmt::format("{} datasets x {} method configurations x {} seeds make {:.0f} cells, more than {}",
+                                spec.datasets.size(), spec.methods.size(), spec.seeds.size(), cells, k_max_cells));
+  // Every check passed: now the synthetic dumps are written (once; atomic), and the models read.
+  for (const auto& write : pending) write();
+  for (auto& d : spec.datasets) d.model = model_of(d.path, root);
   return spec;
 }
 
