@@ -8,9 +8,17 @@
 
 namespace calibench {
 
-calibrator::calibrator(std::string method, std::shared_ptr<const calibration_map> map, fit_curve curve)
-    : method_(std::move(method)), map_(std::move(map)), curve_(std::move(curve)) {
+calibrator::calibrator(std::string method, std::shared_ptr<const calibration_map> map, fit_curve curve,
+                       std::int64_t num_classes)
+    : method_(std::move(method)), map_(std::move(map)), curve_(std::move(curve)), num_classes_(num_classes) {
   CALIBENCH_EXPECTS(map_ != nullptr, "a calibrator needs parameters");
+}
+
+scored_split calibrator::apply(const split_data& split) const {
+  if (num_classes_ > 0 && split.num_classes != num_classes_)
+    throw input_error(fmt::format("{}: {}: K = {}, but this {} calibrator was fitted on K = {}", split.file,
+                                  split.values_path(), split.num_classes, method_, num_classes_));
+  return map_->apply(split);
 }
 
 nlohmann::json calibrator::to_json() const { return {{"method", method_}, {"params", params()}}; }

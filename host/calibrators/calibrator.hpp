@@ -3,6 +3,7 @@
 // go through the method registry (host/calibrators/registry.hpp), so this type knows no method.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -35,7 +36,10 @@ struct fit_curve {
 
 class calibrator {
  public:
-  calibrator(std::string method, std::shared_ptr<const calibration_map> map, fit_curve curve = {});
+  /// `num_classes`: the K it was fitted on (0: not known, e.g. loaded from JSON); apply refuses
+  /// a split of another K.
+  calibrator(std::string method, std::shared_ptr<const calibration_map> map, fit_curve curve = {},
+             std::int64_t num_classes = 0);
 
   /// The method as the registry names it (e.g. "ts", "ts+sctl").
   const std::string& method() const { return method_; }
@@ -45,7 +49,7 @@ class calibrator {
   nlohmann::json to_json() const;
   static calibrator from_json(const nlohmann::json& j, const std::string& where);
   /// The calibrated probabilities of a split, scored for the metric suite.
-  scored_split apply(const split_data& split) const { return map_->apply(split); }
+  scored_split apply(const split_data& split) const;
   const fit_curve& curve() const { return curve_; }
   /// The parameters as their family's type, or nullptr (tests, callers that need one value).
   template <class Map>
@@ -57,6 +61,7 @@ class calibrator {
   std::string method_;
   std::shared_ptr<const calibration_map> map_;
   fit_curve curve_;
+  std::int64_t num_classes_ = 0;
 };
 
 }  // namespace calibench

@@ -57,7 +57,7 @@ calibrator fit_calibrator(const split_data& val, const fit_request& request, swe
   const bool on_backend = row.uses_backend(request);
   CALIBENCH_EXPECTS(!on_backend || backend != nullptr, "this fit runs on a sweep backend; none was given");
   fitted f = row.fit({val, request, on_backend ? backend : nullptr});
-  return calibrator(row.name, std::move(f.map), std::move(f.curve));
+  return calibrator(row.name, std::move(f.map), std::move(f.curve), val.num_classes);
 }
 
 void check_fit_backend(const fit_request& request) {

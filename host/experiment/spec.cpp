@@ -299,6 +299,13 @@ std::vector<method_config> expand_method(const toml::table& t, const std::string
         for (auto pos = m.label.find(placeholder); pos != std::string::npos; pos = m.label.find(placeholder))
           m.label.replace(pos, placeholder.size(), value);
       }
+      for (auto open = label_template.find('{'); open != std::string::npos; open = label_template.find('{', open + 1)) {
+        const auto close = label_template.find('}', open);
+        const std::string key = label_template.substr(open + 1, close == std::string::npos ? close : close - open - 1);
+        if (close == std::string::npos || m.options.count(key) == 0)
+          spec_fail(file,
+                    fmt::format("{}.label = '{}': '{{{}}}' names no option of this entry", where, label_template, key));
+      }
     } else {
       m.label = method == k_uncalibrated ? "uncal" : method;
       for (const auto& [key, values] : axes) {
@@ -398,6 +405,18 @@ std::string model_of(const std::string& dump, const toml::table& root) {
   }
 }
 
+/// Names and labels are table cells (Markdown, LaTeX, CSV): no control characters (a newline
+/// ends a row) and no '|' (a Markdown column separator).
+void check_table_text(const std::string& file, const std::string& what, const std::string& text) {
+  const auto bad = std::find_if(text.begin(), text.end(),
+                                [](char c) { return c == '|' || (static_cast<unsigned char>(c) < 0x20) || c == 0x7f; });
+  if (bad != text.end())
+    spec_fail(file, fmt::format("{} has {} at position {}: names and labels are table cells (no '|' and no control "
+                                "characters)",
+                                what, *bad == '|' ? std::string("'|'") : fmt::format("character 0x{:02x}", *bad),
+                                bad - text.begin()));
+}
+
 /// Dataset names are rows of the tables, so they must differ. A name taken from a file's stem
 /// that another dataset also has becomes the file's path relative to the spec's folder (a glob
 /// over two folders); any other clash is an error.
@@ -415,6 +434,7 @@ void unique_dataset_names(std::vector<dataset_entry>& datasets, const std::strin
   for (std::size_t i = 0; i < datasets.size(); ++i)
     if (!renamed[i].empty()) datasets[i].name = renamed[i];
   for (std::size_t i = 0; i < datasets.size(); ++i) {
+    check_table_text(file, fmt::format("dataset name '{}' ({})", datasets[i].name, datasets[i].path), datasets[i].name);
     for (std::size_t j = i + 1; j < datasets.size(); ++j) {
       if (datasets[i].name == datasets[j].name)
         spec_fail(file, fmt::format("datasets {} and {} are both named '{}'; give them distinct 'name's",
@@ -431,6 +451,8 @@ void load_datasets(const toml::table& root, const std::string& path, const std::
     const auto* t = (*datasets)[i].as_table();
     if (t == nullptr) spec_fail(path, fmt::format("datasets[{}]: expected a table", i));
     std::vector<dataset_entry> found;
+    if (t->get("synth") != nullptr && t->get("path") != nullptr)
+      spec_fail(path, fmt::format("datasets[{}]: has both 'path' and 'synth'; give one", i));
     if (const auto* synth = t->get_as<toml::table>("synth")) {
       found = synth_dataset(*synth, path, pending, out_dir, i);
     } else if (t->get("path") != nullptr) {
@@ -464,6 +486,7 @@ void load_methods(const toml::table& root, const std::string& path, experiment_s
   }
   std::set<std::string> labels;
   for (const auto& m : spec.methods) {
+    check_table_text(path, fmt::format("label '{}'", m.label), m.label);
     if (!labels.insert(m.label).second)
       spec_fail(path, fmt::format("two method configurations share the label '{}'; set 'label'", m.label));
   }
@@ -496,6 +519,7 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
   experiment_spec spec;
   spec.file = path;
   spec.name = string_at(root, "name", fs::path(path).stem().string(), path);
+  check_table_text(path, "name", spec.name);
   spec.bins = static_cast<std::int32_t>(integer_at(root, "bins", 15, path, 1, k_max_bins));
   load_conventions(root, path, spec);
   spec.backend = string_at(root, "backend", "auto", path, {"cpu", "cuda", "auto"});

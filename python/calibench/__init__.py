@@ -65,6 +65,12 @@ _DLPACK_CPU = 1  # DLDeviceType kDLCPU
 def _array(x: Any, name: str) -> Any:
     """What the engine can read: NumPy arrays and DLPack exporters as they are (no copy),
     other sequences through numpy.asarray."""
+    if isinstance(x, np.ma.MaskedArray):
+        if np.ma.getmaskarray(x).any():
+            first = tuple(int(i) for i in np.argwhere(np.ma.getmaskarray(x))[0])
+            raise ValueError(f"{name}: masked array with a masked entry at index {list(first)}; calibench reads "
+                             "every entry: fill or drop the masked ones first")
+        x = np.ma.getdata(x)
     if not isinstance(x, np.ndarray) and hasattr(x, "__dlpack__"):
         if getattr(x, "requires_grad", False):
             x = x.detach()  # a tensor that requires grad refuses to export itself
@@ -85,6 +91,13 @@ def _array(x: Any, name: str) -> Any:
     if not x.dtype.isnative:
         x = x.astype(x.dtype.newbyteorder("="))  # DLPack holds native byte order only
     return x
+
+
+def _integer(value: Any, name: str) -> int:
+    """An integer argument: ints and NumPy integers (15.5, "15" and True are refused, not truncated)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{name}: expected an integer, got {value!r}")
+    return int(value)
 
 
 def _call_with_arrays(fn, *args):
@@ -147,7 +160,8 @@ def evaluate(
     conv = _conventions(conventions, binning, classwise_binning, adaptive, classwise_reduction, brier, nll_clip)
     return _call_with_arrays(
         lambda v, t: _core.evaluate(
-            v, t, bool(probs), int(bins), conv, int(bootstrap), int(seed), float(level), bool(reliability), name
+            v, t, bool(probs), _integer(bins, "bins"), conv, _integer(bootstrap, "bootstrap"), _integer(seed, "seed"),
+            float(level), bool(reliability), name
         ),
         values,
         y,
@@ -231,7 +245,8 @@ class Calibrator:
         conv = _conventions(conventions, binning, classwise_binning, adaptive, classwise_reduction, brier, nll_clip)
         return _call_with_arrays(
             lambda v, t: self._impl.evaluate(
-                v, t, is_probs, int(bins), conv, int(bootstrap), int(seed), float(level), bool(reliability), name
+                v, t, is_probs, _integer(bins, "bins"), conv, _integer(bootstrap, "bootstrap"), _integer(seed, "seed"),
+                float(level), bool(reliability), name
             ),
             values,
             y,
@@ -332,7 +347,7 @@ def fit(
     args = _core._fit_args()
     args.method = method
     args.options = {str(k): _option_text(str(k), v) for k, v in given.items() if v is not None}
-    args.bins = int(bins)
+    args.bins = _integer(bins, "bins")
     args.conventions = _conventions(conventions, binning, classwise_binning, adaptive, classwise_reduction, brier,
                                     nll_clip)
     args.backend = backend
@@ -346,7 +361,9 @@ def fit(
 def _candidates(values: Union[str, Sequence[float], np.ndarray], option: str) -> list:
     if isinstance(values, str):
         return _core.parse_grid(values, option)
-    out = np.asarray(values, dtype=np.float64).ravel()
+    out = np.asarray(values, dtype=np.float64)
+    if out.ndim != 1:
+        raise ValueError(f"{option}: expected a 1-D sequence of candidates, got shape {list(out.shape)}")
     if out.size == 0:
         raise ValueError(f"{option}: no candidates")
     return out.tolist()
@@ -356,7 +373,9 @@ def _inverse_grid(values: Union[str, Sequence[float], np.ndarray]) -> Tuple[floa
     """(start, step, count) of an arithmetic inverse-temperature grid."""
     if isinstance(values, str):
         return _core.parse_arithmetic_grid(values, "inverse_temperatures")
-    b = np.asarray(values, dtype=np.float64).ravel()
+    b = np.asarray(values, dtype=np.float64)
+    if b.ndim != 1:
+        raise ValueError(f"inverse_temperatures: expected a 1-D sequence of candidates, got shape {list(b.shape)}")
     if b.size == 0:
         raise ValueError("inverse_temperatures: no candidates")
     if b.size == 1:
@@ -383,7 +402,7 @@ def _sweep(family, logits, labels, candidates, grid, bins, binning, backend, ada
         args.candidates = candidates
     if grid is not None:
         args.grid = grid
-    args.bins = int(bins)
+    args.bins = _integer(bins, "bins")
     args.binning = binning
     args.backend = backend
     args.adaece = bool(adaece)
