@@ -122,6 +122,21 @@ fs::path synth_dump_path(const std::string& out_dir, const std::string& name, st
   return fs::path(out_dir) / "data" / fmt::format("{}-{:016x}.h5", name, hash);
 }
 
+/// Queues the writing of a synthetic dump at `path` (skipped when an earlier run wrote it: the
+/// name holds the options' hash); out of memory names the spec, the dataset and its size.
+void defer_synth_write(pending_writes& pending, const fs::path& path, const std::string& file, const std::string& where,
+                       const std::string& size, std::function<void(const std::string&)> write) {
+  pending.push_back([path, file, where, size, write = std::move(write)] {
+    if (fs::exists(path)) return;
+    fs::create_directories(path.parent_path());
+    try {
+      write(path.string());  // atomic: a partial file never appears
+    } catch (const std::bad_alloc&) {
+      throw error(fmt::format("{}: {}: out of memory generating {}", file, where, size));
+    }
+  });
+}
+
 /// `synth = { segmentation = true, ... }`: a segmentation dump generated into DIR/data.
 std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std::string& file, pending_writes& pending,
                                              const std::string& out_dir, std::size_t index) {
@@ -149,17 +164,9 @@ std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std
                     o.augmentations));
   const std::string name = string_at(synth, "name", fmt::format("seg-k{}-s{}", o.classes, o.seed), file);
   const fs::path path = synth_dump_path(out_dir, name, h.value(), file, where);
-  pending.push_back([path, o, file, where] {
-    if (fs::exists(path)) return;  // written by an earlier run (the name holds the options' hash)
-    fs::create_directories(path.parent_path());
-    try {
-      write_seg_synth_dump(path.string(), o);  // atomic: a partial file never appears
-    } catch (const std::bad_alloc&) {
-      throw error(
-          fmt::format("{}: {}: out of memory generating {}", file, where,
-                      fmt::format("{} images of {} x {} x {} classes", o.images, o.height, o.width, o.classes)));
-    }
-  });
+  defer_synth_write(pending, path, file, where,
+                    fmt::format("{} images of {} x {} x {} classes", o.images, o.height, o.width, o.classes),
+                    [o](const std::string& target) { write_seg_synth_dump(target, o); });
   return {{path.string(), name, ""}};
 }
 
@@ -198,16 +205,9 @@ std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::st
                     o.class_distortion, o.class_bias));
   const std::string name = string_at(synth, "name", fmt::format("synth-k{}-s{}", o.num_classes, o.seed), file);
   const fs::path path = synth_dump_path(out_dir, name, h.value(), file, where);
-  pending.push_back([path, o, file, where] {
-    if (fs::exists(path)) return;  // written by an earlier run (the name holds the options' hash)
-    fs::create_directories(path.parent_path());
-    try {
-      write_synth_dump(path.string(), o);  // atomic: a partial file never appears
-    } catch (const std::bad_alloc&) {
-      throw error(fmt::format("{}: {}: out of memory generating {}", file, where,
-                              fmt::format("{} + {} rows x {} classes", o.n_val, o.n_test, o.num_classes)));
-    }
-  });
+  defer_synth_write(pending, path, file, where,
+                    fmt::format("{} + {} rows x {} classes", o.n_val, o.n_test, o.num_classes),
+                    [o](const std::string& target) { write_synth_dump(target, o); });
   return {{path.string(), name, ""}};
 }
 
