@@ -25,6 +25,7 @@ struct eval_args {
   std::uint64_t seed = 0;
   double level = 0.95;
   bool reliability = false;
+  bool classwise = false;
   std::string inversions_against;
   std::string format = "table";
 };
@@ -62,6 +63,7 @@ int run_eval(const eval_args& a) {
   }
   if (a.bootstrap > 0) r.bootstrap = bootstrap_metrics(scored, r.options, {a.bootstrap, a.seed, a.level});
   if (a.reliability) r.reliability = reliability_bins(scored, r.options);
+  if (a.classwise) r.classwise = breakdown_classwise(scored, r.options);
   if (!a.inversions_against.empty()) {
     r.order_inversions = order_inversions(scored.confidence, other);
     r.inversions_against = a.inversions_against;
@@ -86,6 +88,8 @@ command_runner setup_eval(CLI::App& cmd) {
   cmd.add_option("--level", a->level, "Interval level, a fraction (0.95)")
       ->check(finite_number(0.0, 1.0, true, true, "a fraction in (0, 1)"));
   cmd.add_flag("--reliability", a->reliability, "Also print the reliability-diagram bins");
+  cmd.add_flag("--classwise", a->classwise,
+               "Also print classwise ECE per class and per bin, split into under- and over-confidence");
   cmd.add_option("--inversions-against", a->inversions_against,
                  "Another dump: fraction of sample pairs whose confidence order differs");
   cmd.add_option("--format", a->format, "table | json")->check(CLI::IsMember({"table", "json"}));

@@ -75,8 +75,6 @@ nlohmann::json seg_json(const seg_eval_args& a, const seg_eval_options& o, const
                        {"ece", json_number(m.ece)},
                        {"mce", json_number(m.mce)},
                        {"sce", json_number(m.sce)},
-                       {"sce_under", json_number(m.sce_under)},
-                       {"sce_over", json_number(m.sce_over)},
                        {"nll", json_number(m.nll)},
                        {"brier", json_number(m.brier)},
                        {"dice", dice},

@@ -1,6 +1,7 @@
-// Classwise metrics (docs/metrics.md): per class, its column of probabilities binned (SCE with
-// its under/over split), cut into equal-mass groups (ACE) and ranked (one-vs-rest AUROC);
-// classes run in parallel over blocks of columns and are reduced in class order.
+// Classwise metrics (docs/metrics.md): per class, its column of probabilities binned (SCE),
+// cut into equal-mass groups (ACE) and ranked (one-vs-rest AUROC), and the per-class and
+// per-bin under/over split of SCE; classes run in parallel over blocks of columns and are
+// reduced in class order.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -22,23 +23,20 @@ constexpr std::int64_t k_class_block = 64;
 
 /// Per-class results, reduced in class order after the parallel loop.
 struct class_result {
-  double ece = 0, under = 0, over = 0;  // classwise equal-width ECE and its split
-  double ace_sum = 0;                   // sum over non-empty equal-mass groups of |A - C|
+  double ece = 0;      // classwise equal-width ECE
+  double ace_sum = 0;  // sum over non-empty equal-mass groups of |A - C|
   std::int64_t ace_groups = 0;
   double auroc = k_nan;  // NaN when the class has no positives or no negatives
 };
 
-/// Classwise metrics of one class from its column of probabilities.
-class_result classwise_one(std::span<const double> column, std::span<const std::int32_t> labels, std::int32_t cls,
-                           const metric_options& options, std::vector<bin_stats>& bins,
-                           std::vector<std::pair<double, std::int64_t>>& sorted) {
-  const auto n = static_cast<std::int64_t>(column.size());
+/// Equal-width bin statistics of class `cls` over its column of probabilities, one entry per
+/// slot of the classwise rule (`bins` has that size).
+void bin_column(std::span<const double> column, std::span<const std::int32_t> labels, std::int32_t cls,
+                const metric_options& options, std::vector<bin_stats>& bins) {
   const std::int32_t m = options.num_bins;
   const binning rule = options.classwise_binning();
-  class_result r;
-
   std::fill(bins.begin(), bins.end(), bin_stats{});
-  for (std::int64_t i = 0; i < n; ++i) {
+  for (std::size_t i = 0; i < column.size(); ++i) {
     const std::int32_t slot = bin_index(rule, column[i], m);
     if (slot < 0) continue;  // guo-strict: p = 0 is in no bin but counts in N
     auto& b = bins[static_cast<std::size_t>(slot)];
@@ -46,16 +44,61 @@ class_result classwise_one(std::span<const double> column, std::span<const std::
     b.sum_confidence += column[i];
     b.sum_correct += labels[i] == cls ? 1.0 : 0.0;
   }
-  for (const auto& b : bins) {
-    const double gap = b.sum_correct - b.sum_confidence;
-    r.ece += std::fabs(gap);
-    r.under += std::max(0.0, gap);
-    r.over += std::max(0.0, -gap);
-  }
-  r.ece /= static_cast<double>(n);
-  r.under /= static_cast<double>(n);
-  r.over /= static_cast<double>(n);
+}
 
+/// Per-thread scratch of the class loop.
+struct class_scratch {
+  std::vector<bin_stats> bins;
+  std::vector<std::pair<double, std::int64_t>> sorted;
+};
+
+/// Calls fn(scratch, cls, column) for every class, with the class's column of probabilities
+/// gathered contiguously; blocks of columns run in parallel, each thread with its own scratch
+/// (its bins sized for the classwise rule). fn writes only to per-class storage.
+template <class Fn>
+void for_each_class_column(const scored_split& s, const metric_options& options, Fn&& fn) {
+  const std::int64_t n = s.num_samples;
+  const std::int64_t k = s.num_classes;
+  const std::int64_t num_blocks = (k + k_class_block - 1) / k_class_block;
+  thread_errors errors;
+#pragma omp parallel
+  {
+    std::vector<double> columns;
+    class_scratch scratch;
+    errors.run([&] {
+      scratch.bins.resize(static_cast<std::size_t>(bin_slots(options.classwise_binning(), options.num_bins)));
+    });
+#pragma omp for schedule(dynamic, 1)
+    for (std::int64_t block = 0; block < num_blocks; ++block) {
+      errors.run([&] {
+        const std::int64_t j0 = block * k_class_block;
+        const std::int64_t width = std::min(k_class_block, k - j0);
+        columns.resize(static_cast<std::size_t>(width * n));
+        for (std::int64_t i = 0; i < n; ++i) {
+          const double* row = s.probs.data() + i * k + j0;
+          for (std::int64_t c = 0; c < width; ++c) columns[c * n + i] = row[c];
+        }
+        for (std::int64_t c = 0; c < width; ++c)
+          fn(scratch, static_cast<std::int32_t>(j0 + c),
+             std::span<const double>(columns.data() + c * n, static_cast<std::size_t>(n)));
+      });
+    }
+  }
+  errors.rethrow();
+}
+
+/// Classwise metrics of one class from its column of probabilities.
+class_result classwise_one(std::span<const double> column, std::span<const std::int32_t> labels, std::int32_t cls,
+                           const metric_options& options, class_scratch& scratch) {
+  const auto n = static_cast<std::int64_t>(column.size());
+  const std::int32_t m = options.num_bins;
+  class_result r;
+
+  bin_column(column, labels, cls, options, scratch.bins);
+  for (const auto& b : scratch.bins) r.ece += std::fabs(b.sum_correct - b.sum_confidence);
+  r.ece /= static_cast<double>(n);
+
+  auto& sorted = scratch.sorted;
   sorted.resize(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) sorted[i] = {column[i], i};
   std::sort(sorted.begin(), sorted.end());  // value ascending, ties by index: a stable order
@@ -99,37 +142,10 @@ class_result classwise_one(std::span<const double> column, std::span<const std::
 }
 
 std::vector<class_result> classwise_all(const scored_split& s, const metric_options& options) {
-  const std::int64_t n = s.num_samples;
-  const std::int64_t k = s.num_classes;
-  std::vector<class_result> results(static_cast<std::size_t>(k));
-  const std::int64_t num_blocks = (k + k_class_block - 1) / k_class_block;
-  thread_errors errors;
-#pragma omp parallel
-  {
-    std::vector<double> columns;
-    std::vector<bin_stats> bins;
-    std::vector<std::pair<double, std::int64_t>> sorted;
-    errors.run(
-        [&] { bins.resize(static_cast<std::size_t>(bin_slots(options.classwise_binning(), options.num_bins))); });
-#pragma omp for schedule(dynamic, 1)
-    for (std::int64_t block = 0; block < num_blocks; ++block) {
-      errors.run([&] {
-        const std::int64_t j0 = block * k_class_block;
-        const std::int64_t width = std::min(k_class_block, k - j0);
-        columns.resize(static_cast<std::size_t>(width * n));
-        for (std::int64_t i = 0; i < n; ++i) {
-          const double* row = s.probs.data() + i * k + j0;
-          for (std::int64_t c = 0; c < width; ++c) columns[c * n + i] = row[c];
-        }
-        for (std::int64_t c = 0; c < width; ++c) {
-          results[static_cast<std::size_t>(j0 + c)] =
-              classwise_one(std::span<const double>(columns.data() + c * n, static_cast<std::size_t>(n)), s.labels,
-                            static_cast<std::int32_t>(j0 + c), options, bins, sorted);
-        }
-      });
-    }
-  }
-  errors.rethrow();
+  std::vector<class_result> results(static_cast<std::size_t>(s.num_classes));
+  for_each_class_column(s, options, [&](class_scratch& scratch, std::int32_t cls, std::span<const double> column) {
+    results[static_cast<std::size_t>(cls)] = classwise_one(column, s.labels, cls, options, scratch);
+  });
   return results;
 }
 
@@ -144,8 +160,6 @@ void classwise_metrics(const scored_split& s, const metric_options& options, met
   std::int64_t ace_groups = 0, auroc_classes = 0;
   for (const auto& r : per_class) {
     m.sce += r.ece;
-    m.sce_under += r.under;
-    m.sce_over += r.over;
     ace_sum += r.ace_sum;
     ace_groups += r.ace_groups;
     if (!std::isnan(r.auroc)) {
@@ -154,14 +168,57 @@ void classwise_metrics(const scored_split& s, const metric_options& options, met
     }
   }
   if (options.reduction == classwise_reduction::mean) {
-    const double kd = static_cast<double>(k);
-    m.sce /= kd;
-    m.sce_under /= kd;
-    m.sce_over /= kd;
+    m.sce /= static_cast<double>(k);
   }
   m.ace = ace_sum / static_cast<double>(ace_groups);
   m.auroc = auroc_classes > 0 ? auroc_sum / static_cast<double>(auroc_classes) : k_nan;
 }
 
 }  // namespace detail
+
+classwise_breakdown breakdown_classwise(const scored_split& s, const metric_options& options) {
+  const std::int64_t n = s.num_samples;
+  const std::int64_t k = s.num_classes;
+  const auto slots = static_cast<std::size_t>(bin_slots(options.classwise_binning(), options.num_bins));
+  // gap[j * slots + i] = sum over bin i of class j of (1{y = j} - p_nj), i.e. |B_ij| (A_ij - C_ij).
+  std::vector<double> gap(static_cast<std::size_t>(k) * slots);
+  for_each_class_column(s, options, [&](class_scratch& scratch, std::int32_t cls, std::span<const double> column) {
+    bin_column(column, s.labels, cls, options, scratch.bins);
+    for (std::size_t i = 0; i < slots; ++i)
+      gap[static_cast<std::size_t>(cls) * slots + i] = scratch.bins[i].sum_correct - scratch.bins[i].sum_confidence;
+  });
+
+  classwise_breakdown out;
+  out.classes.resize(static_cast<std::size_t>(k));
+  out.bin_under.assign(slots, 0.0);
+  out.bin_over.assign(slots, 0.0);
+  const auto accuracy = class_accuracy(s);
+  std::vector<std::int64_t> count(static_cast<std::size_t>(k));
+  for (const std::int32_t y : s.labels) count[static_cast<std::size_t>(y)] += 1;
+  const double nd = static_cast<double>(n);
+  for (std::size_t j = 0; j < static_cast<std::size_t>(k); ++j) {
+    auto& c = out.classes[j];
+    c.count = count[j];
+    c.accuracy = accuracy[j];
+    for (std::size_t i = 0; i < slots; ++i) {
+      const double g = gap[j * slots + i];
+      c.ece += std::fabs(g);
+      c.under += std::max(0.0, g);
+      c.over += std::max(0.0, -g);
+      out.bin_under[i] += std::max(0.0, g) / nd;
+      out.bin_over[i] += std::max(0.0, -g) / nd;
+    }
+    c.ece /= nd;
+    c.under /= nd;
+    c.over /= nd;
+  }
+  if (options.reduction == classwise_reduction::mean) {
+    for (std::size_t i = 0; i < slots; ++i) {
+      out.bin_under[i] /= static_cast<double>(k);
+      out.bin_over[i] /= static_cast<double>(k);
+    }
+  }
+  return out;
+}
+
 }  // namespace calibench

@@ -22,7 +22,7 @@ std::vector<double> proper_scores(const scored_split& s, const metric_options& o
 /// ECE, MCE, RMSCE and its debiased form, unweighted ACE from the equal-width slots.
 void binned_top_label(const scored_split& s, const metric_options& options, metric_set& m);
 
-/// SCE with its under/over split, ACE and the macro one-vs-rest AUROC.
+/// SCE, ACE and the macro one-vs-rest AUROC.
 void classwise_metrics(const scored_split& s, const metric_options& options, metric_set& m);
 
 /// The area under the retention curve (docs/metrics.md, r_auc).

@@ -25,8 +25,6 @@ std::span<const metric_field> metric_fields() {
       {"mce", &metric_set::mce, true},
       {"adaece", &metric_set::adaece, true},
       {"sce", &metric_set::sce, true},
-      {"sce_under", &metric_set::sce_under, true},
-      {"sce_over", &metric_set::sce_over, true},
       {"ace", &metric_set::ace, true},
       {"nll", &metric_set::nll, false},
       {"brier", &metric_set::brier, false},

@@ -68,7 +68,7 @@ struct metric_options {
 struct metric_set {
   std::int64_t n = 0;
   std::int64_t k = 0;
-  double accuracy = 0, ece = 0, mce = 0, adaece = 0, sce = 0, sce_under = 0, sce_over = 0, ace = 0;
+  double accuracy = 0, ece = 0, mce = 0, adaece = 0, sce = 0, ace = 0;
   double nll = 0, brier = 0, auroc = 0, precision = 0, recall = 0, f1 = 0, r_auc = 0;
   double rmsce = 0, rmsce_debiased = 0, ace_unweighted = 0, smece = 0, kde_ece = 0;
 };
@@ -98,6 +98,24 @@ std::vector<bin_stats> reliability_bins(const scored_split& s, const metric_opti
 /// f = i / (points - 1): accuracy when the round(f N) most confident predictions are kept and
 /// the rest count as correct.
 std::vector<double> retention_curve(const scored_split& s, std::int64_t points);
+
+/// The under/over split of classwise ECE (the class-based TS paper's equations 3-5 and its
+/// Figure 1): per class j, ECE_j = sum_i |B_ij|/N |A_ij - C_ij| = under_j + over_j with
+/// max(0, A_ij - C_ij) and max(0, C_ij - A_ij); per bin slot i, the same terms summed over the
+/// classes and reduced as `sce` is (mean over classes, or their sum), so that
+/// sum_i (bin_under_i + bin_over_i) = sce. Summed over classes and bins the under and over
+/// parts are equal whenever every row sums to 1 (sum_ij (y_ij - p_ij) = 0), which is why the
+/// split is reported per class and per bin only.
+struct class_calibration {
+  std::int64_t count = 0;  ///< samples with label j
+  double accuracy = 0;     ///< fraction of them predicted j (recall); NaN without samples
+  double ece = 0, under = 0, over = 0;
+};
+struct classwise_breakdown {
+  std::vector<class_calibration> classes;   ///< K
+  std::vector<double> bin_under, bin_over;  ///< one per slot of options.classwise_binning()
+};
+classwise_breakdown breakdown_classwise(const scored_split& s, const metric_options& options);
 
 /// Accuracy of the predictions among the samples of each class (recall), NaN for a class
 /// without samples.

@@ -11,6 +11,28 @@ namespace calibench {
 
 nlohmann::json json_number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
+nlohmann::json classwise_json(const classwise_breakdown& c, const metric_options& options) {
+  nlohmann::json classes = nlohmann::json::array();
+  for (std::size_t j = 0; j < c.classes.size(); ++j) {
+    const auto& x = c.classes[j];
+    classes.push_back({{"class", j},
+                       {"count", x.count},
+                       {"accuracy", json_number(x.accuracy)},
+                       {"ece", json_number(x.ece)},
+                       {"under", json_number(x.under)},
+                       {"over", json_number(x.over)}});
+  }
+  nlohmann::json bins = nlohmann::json::array();
+  for (std::size_t i = 0; i < c.bin_under.size(); ++i) {
+    const auto edge = bin_slot_bounds(options.classwise_binning(), static_cast<std::int32_t>(i), options.num_bins);
+    bins.push_back({{"lo", edge.lo},
+                    {"hi", edge.hi},
+                    {"under", json_number(c.bin_under[i])},
+                    {"over", json_number(c.bin_over[i])}});
+  }
+  return {{"classes", std::move(classes)}, {"bins", std::move(bins)}};
+}
+
 nlohmann::json eval_json(const eval_report& r) {
   nlohmann::json j = nlohmann::json::object();
   j["n"] = r.metrics.n;
@@ -45,6 +67,7 @@ nlohmann::json eval_json(const eval_report& r) {
     }
     j["reliability"] = std::move(bins);
   }
+  if (r.classwise) j["classwise"] = classwise_json(*r.classwise, r.options);
   if (r.order_inversions) j["order_inversions"] = json_number(*r.order_inversions);
   j["conventions"] = conventions_json(r.options);
   if (!r.compared.empty()) {
@@ -65,6 +88,26 @@ std::string value_text(double v, bool percent) {
   if (std::isnan(v)) return "n/a";
   if (std::isinf(v)) return v > 0 ? "inf" : "-inf";
   return percent ? fmt::format("{:.2f}", 100.0 * v) : fmt::format("{:.4f}", v);
+}
+
+std::string classwise_table(const classwise_breakdown& c, const metric_options& options) {
+  std::string out = fmt::format(
+      "\nclasswise ECE per class, split into under- and over-confident bins (ECE_j = under + over, "
+      "terms |B_ij|/N)\n{:>8}{:>10}{:>12}{:>10}{:>10}{:>10}\n",
+      "class", "count", "accuracy %", "ECE %", "under %", "over %");
+  for (std::size_t j = 0; j < c.classes.size(); ++j) {
+    const auto& x = c.classes[j];
+    out += fmt::format("{:>8}{:>10}{:>12}{:>10}{:>10}{:>10}\n", j, x.count, value_text(x.accuracy, true),
+                       value_text(x.ece, true), value_text(x.under, true), value_text(x.over, true));
+  }
+  out += fmt::format("\nper bin of p_nj, over the classes ({}; the bins sum to SCE)\n{:<17}{:>10}{:>10}\n",
+                     classwise_reduction_name(options.reduction), "bin", "under %", "over %");
+  for (std::size_t i = 0; i < c.bin_under.size(); ++i) {
+    const auto edge = bin_slot_bounds(options.classwise_binning(), static_cast<std::int32_t>(i), options.num_bins);
+    out += fmt::format("{:<17}{:>10}{:>10}\n", fmt::format("[{:.4f}, {:.4f}]", edge.lo, edge.hi),
+                       value_text(c.bin_under[i], true), value_text(c.bin_over[i], true));
+  }
+  return out;
 }
 }  // namespace
 
@@ -117,6 +160,7 @@ std::string eval_table(const eval_report& r) {
                          b.count ? value_text(b.sum_confidence / cnt, true) : "-");
     }
   }
+  if (r.classwise) out += classwise_table(*r.classwise, o);
   return out;
 }
 

@@ -24,6 +24,7 @@ struct eval_report {
   metric_set metrics;
   std::optional<bootstrap_result> bootstrap;
   std::optional<std::vector<bin_stats>> reliability;
+  std::optional<classwise_breakdown> classwise;
   std::optional<double> order_inversions;
   std::string inversions_against;
   /// --compare-conventions: the metrics under each preset, in preset order.
@@ -34,6 +35,9 @@ struct eval_report {
 nlohmann::json json_number(double v);
 
 nlohmann::json eval_json(const eval_report& r);
+/// `eval --classwise` as JSON: {"classes": [{class, count, accuracy, ece, under, over}],
+/// "bins": [{lo, hi, under, over}]}.
+nlohmann::json classwise_json(const classwise_breakdown& c, const metric_options& options);
 /// The metrics of one split as `eval --format json` prints them, conventions included.
 nlohmann::json metrics_json(const metric_set& m, const metric_options& options);
 std::string eval_table(const eval_report& r);

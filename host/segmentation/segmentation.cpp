@@ -202,7 +202,7 @@ seg_metrics finish(const seg_accumulator& acc, const metric_options& mo, bool re
   r.mean_dice = dice_classes > 0 ? dice_sum / static_cast<double>(dice_classes) : k_nan;
   if (reliability) r.reliability = acc.top;  // every slot, empty ones included
   if (acc.roi_pixels == 0) {
-    r.accuracy = r.ece = r.mce = r.sce = r.sce_under = r.sce_over = r.nll = r.brier = k_nan;
+    r.accuracy = r.ece = r.mce = r.sce = r.nll = r.brier = k_nan;
     return r;
   }
   const double n = static_cast<double>(acc.roi_pixels);
@@ -217,23 +217,14 @@ seg_metrics finish(const seg_accumulator& acc, const metric_options& mo, bool re
   }
   r.ece /= n;
   for (std::int64_t c = 0; c < k; ++c) {
-    double ece = 0, under = 0, over = 0;
+    double ece = 0;
     for (std::int64_t s = 0; s < acc.slots; ++s) {
       const auto& b = acc.classwise[static_cast<std::size_t>(c * acc.slots + s)];
-      const double gap = b.sum_correct - b.sum_confidence;
-      ece += std::fabs(gap);
-      under += std::max(0.0, gap);
-      over += std::max(0.0, -gap);
+      ece += std::fabs(b.sum_correct - b.sum_confidence);
     }
     r.sce += ece / n;
-    r.sce_under += under / n;
-    r.sce_over += over / n;
   }
-  if (mo.reduction == classwise_reduction::mean) {
-    r.sce /= static_cast<double>(k);
-    r.sce_under /= static_cast<double>(k);
-    r.sce_over /= static_cast<double>(k);
-  }
+  if (mo.reduction == classwise_reduction::mean) r.sce /= static_cast<double>(k);
   return r;
 }
 

@@ -35,7 +35,7 @@ struct seg_eval_options {
 /// Metrics of one (method, group).
 struct seg_metrics {
   std::int64_t roi_pixels = 0, pixels = 0;
-  double accuracy = 0, ece = 0, mce = 0, sce = 0, sce_under = 0, sce_over = 0, nll = 0, brier = 0;
+  double accuracy = 0, ece = 0, mce = 0, sce = 0, nll = 0, brier = 0;
   std::vector<double> dice;  ///< per class over all pixels; NaN when the class is neither predicted nor present
   double mean_dice = 0;      ///< mean over foreground classes with a defined Dice
   std::vector<bin_stats> reliability;

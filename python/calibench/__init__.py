@@ -140,14 +140,16 @@ def evaluate(
     seed: int = 0,
     level: float = 0.95,
     reliability: bool = False,
+    classwise: bool = False,
 ) -> dict:
     """Every metric of `calibench eval` (docs/metrics.md) for one split.
 
     Returns the object `calibench eval --format json` prints: the keys n, k, accuracy, ece, mce,
-    adaece, sce, sce_under, sce_over, ace, nll, brier, auroc, precision, recall, f1, r_auc,
-    rmsce, rmsce_debiased, ace_unweighted, smece, kde_ece and conventions; with bootstrap > 0
-    also "bootstrap" and "ci" ({metric: {"low", "high"}}); with reliability=True also
-    "reliability". Non-finite values are None, as JSON prints null.
+    adaece, sce, ace, nll, brier, auroc, precision, recall, f1, r_auc, rmsce, rmsce_debiased,
+    ace_unweighted, smece, kde_ece and conventions; with bootstrap > 0 also "bootstrap" and "ci"
+    ({metric: {"low", "high"}}); with reliability=True also "reliability"; with classwise=True
+    also "classwise" (`eval --classwise`: per class count, accuracy, ece, under, over; per bin
+    under, over). Non-finite values are None, as JSON prints null.
 
     logits_or_probs: [N, K] logits, or probabilities with probs=True (validated: no negative
     entry, rows sum to 1 within 1e-3). bins: M. conventions: a preset name (calibench.presets);
@@ -161,7 +163,7 @@ def evaluate(
     return _call_with_arrays(
         lambda v, t: _core.evaluate(
             v, t, bool(probs), _integer(bins, "bins"), conv, _integer(bootstrap, "bootstrap"), _integer(seed, "seed"),
-            float(level), bool(reliability), name
+            float(level), bool(reliability), bool(classwise), name
         ),
         values,
         y,
@@ -235,6 +237,7 @@ class Calibrator:
         seed: int = 0,
         level: float = 0.95,
         reliability: bool = False,
+        classwise: bool = False,
     ) -> dict:
         """The metrics of the calibrated scores, as `calibench fit --format json` reports them
         under "val" and "test" (same keys as `calibench.evaluate`)."""
@@ -246,7 +249,7 @@ class Calibrator:
         return _call_with_arrays(
             lambda v, t: self._impl.evaluate(
                 v, t, is_probs, _integer(bins, "bins"), conv, _integer(bootstrap, "bootstrap"), _integer(seed, "seed"),
-                float(level), bool(reliability), name
+                float(level), bool(reliability), bool(classwise), name
             ),
             values,
             y,

@@ -6,7 +6,7 @@ import h5py
 import numpy as np
 import pytest
 
-METRIC_KEYS = {"n", "k", "accuracy", "ece", "mce", "adaece", "sce", "sce_under", "sce_over", "ace", "nll",
+METRIC_KEYS = {"n", "k", "accuracy", "ece", "mce", "adaece", "sce", "ace", "nll",
                "brier", "auroc", "precision", "recall", "f1", "r_auc", "rmsce", "rmsce_debiased", "ace_unweighted",
                "smece", "kde_ece"}
 

@@ -2,7 +2,7 @@
 "Conventions of other libraries") against the float64 reference tests/reference/conventions_ref.py:
 every binning rule, classwise binning, adaptive rule, classwise reduction, Brier variant and NLL
 clip separately, every preset, explicit options over a preset, --compare-conventions, the
-`conventions` JSON object, --reliability under every rule, the extra estimators (rmsce,
+`conventions` JSON object, --reliability and --classwise under every rule, the extra estimators (rmsce,
 rmsce_debiased, ace_unweighted, smece, kde_ece), usage errors, and the real dumps in
 ../shared/data/real/h5 (skipped when absent).
 
@@ -48,6 +48,27 @@ def close(a, b, tol=TOL) -> bool:
     return abs(a - b) <= tol * (1.0 + max(abs(a), abs(b)))
 
 
+def compare_classwise(cc: dict, cw: dict, tol=TOL) -> list[str]:
+    """Disagreements in the `classwise` object of `eval --classwise` (counts exact)."""
+    bad = []
+    if set(cc) != set(cw):
+        return [f"classwise keys: cli={sorted(cc)} ref={sorted(cw)}"]
+    for part, exact, fields in (("classes", ("class", "count"), ("accuracy", "ece", "under", "over")),
+                                ("bins", (), ("lo", "hi", "under", "over"))):
+        if len(cc[part]) != len(cw[part]):
+            bad.append(f"classwise.{part}: cli has {len(cc[part])} entries, ref {len(cw[part])}")
+            continue
+        for i, (ec, ew) in enumerate(zip(cc[part], cw[part])):
+            if set(ec) != set(ew):
+                bad.append(f"classwise.{part}[{i}] keys: cli={sorted(ec)} ref={sorted(ew)}")
+                continue
+            bad += [f"classwise.{part}[{i}].{f}: cli={ec[f]!r} ref={ew[f]!r} (exact)"
+                    for f in exact if ec[f] != ew[f]]
+            bad += [f"classwise.{part}[{i}].{f}: cli={ec[f]!r} ref={ew[f]!r}"
+                    for f in fields if not close(ec[f], ew[f], tol)]
+    return bad
+
+
 def compare(cli: dict, want: dict, tol=TOL) -> list[str]:
     """Disagreements between the CLI JSON object and the reference object (empty if none)."""
     bad = []
@@ -83,6 +104,8 @@ def compare(cli: dict, want: dict, tol=TOL) -> list[str]:
             for f in ("lo", "hi", "accuracy", "confidence"):
                 if not close(ec[f], ew[f], tol):
                     bad.append(f"reliability[{i}].{f}: cli={ec[f]!r} ref={ew[f]!r}")
+    if "classwise" in want and "classwise" in cli:
+        bad += compare_classwise(cli["classwise"], want["classwise"], tol)
     if "compare_conventions" in want and "compare_conventions" in cli:
         rc, rw = cli["compare_conventions"], want["compare_conventions"]
         if [r.get("preset") for r in rc] != [r["preset"] for r in rw]:
@@ -265,7 +288,8 @@ class Reference:
             self.splits[key] = ref.load_split(str(path), split)
         return self.splits[key]
 
-    def evaluate(self, path, split, m, conv, reliability=False, compare_presets=False, **boot):
+    def evaluate(self, path, split, m, conv, reliability=False, compare_presets=False, classwise=False,
+                 **boot):
         s = self.split(path, split)
         key = (str(path), split, m)
         if key not in self.indep:
@@ -282,7 +306,7 @@ class Reference:
                                                         "precision", "recall", "f1", "r_auc",
                                                         "smece", "kde_ece")}
         return cr.evaluate_split(s, m, conv, reliability, compare_presets,
-                                 independent=self.indep[key], **boot)
+                                 independent=self.indep[key], classwise=classwise, **boot)
 
 
 REFERENCE = Reference()
@@ -335,7 +359,8 @@ def reference_for(path, m, options, split="test"):
             flags.add(flag)
     conv = cr.resolve(**kw)
     return REFERENCE.evaluate(path, split, m, conv, reliability="--reliability" in flags,
-                              compare_presets="--compare-conventions" in flags, **boot)
+                              compare_presets="--compare-conventions" in flags,
+                              classwise="--classwise" in flags, **boot)
 
 
 def check(calibench, dumps, d: Data, m, options, split="test"):
@@ -358,10 +383,11 @@ def params(runs):
 
 
 PRESETS = cr.PRESET_ORDER
-EXTRAS = (("--reliability", None), ("--compare-conventions", None))
+EXTRAS = (("--reliability", None), ("--compare-conventions", None), ("--classwise", None))
 
 # 1. Shapes x kinds x dtypes: N in {1, 2, 7, 100, 1000}, K in {2, 3, 10, 100}; every preset,
-#    M cycling through {1, 2, 3, 10, 15}, with --reliability and --compare-conventions.
+#    M cycling through {1, 2, 3, 10, 15}, with --reliability, --compare-conventions and
+#    --classwise.
 SHAPE_RUNS = []
 _MS = (1, 2, 3, 10, 15)
 for _i, (_n, _k) in enumerate((n, k) for n in (1, 2, 7, 100, 1000) for k in (2, 3, 10, 100)):
@@ -390,12 +416,12 @@ for _d, _ms in ((D_STD, (10, 15)), (D_GRID10, (10, 5)), (D_LIN11, (11, 10)), (D_
     for _m in _ms:
         for _r in cr.BINNING_RULES:
             OPTION_RUNS.append((_d, _m, (("--binning", _r), ("--reliability", None))))
-            OPTION_RUNS.append((_d, _m, (("--classwise-binning", _r),)))
+            OPTION_RUNS.append((_d, _m, (("--classwise-binning", _r), ("--classwise", None))))
         for _r in cr.ADAPTIVE_RULES:
             OPTION_RUNS.append((_d, _m, (("--adaptive", _r),)))
     _m = _ms[0]
-    OPTION_RUNS.append((_d, _m, (("--classwise-reduction", "sum"),)))
-    OPTION_RUNS.append((_d, _m, (("--classwise-reduction", "mean"),)))
+    OPTION_RUNS.append((_d, _m, (("--classwise-reduction", "sum"), ("--classwise", None))))
+    OPTION_RUNS.append((_d, _m, (("--classwise-reduction", "mean"), ("--classwise", None))))
     for _b in cr.BRIER_VARIANTS:
         OPTION_RUNS.append((_d, _m, (("--brier", _b),)))
     for _e in ("1e-15", "1e-20", "0.1", "0.4999"):
@@ -439,8 +465,8 @@ ADVERSARIAL = [
     (Data("K1000", 3226, 2000, 1000), (15,)),
     (Data("N25000", 3227, 25000, 10), (15,)),
 ]
-ADVERSARIAL_RUNS = [(d, m, (("--conventions", p),)) for d, ms in ADVERSARIAL for m in ms
-                    for p in PRESETS]
+ADVERSARIAL_RUNS = [(d, m, (("--conventions", p), ("--classwise", None))) for d, ms in ADVERSARIAL
+                    for m in ms for p in PRESETS]
 
 
 @pytest.mark.parametrize("d,m,options", params(ADVERSARIAL_RUNS))
@@ -632,7 +658,8 @@ def test_quantile_edges_at_j_times_inverse_m(calibench, dumps, d, m):
     check(calibench, dumps, d, m, (("--conventions", "netcal"),))
 
 
-# 12. The real dumps (../shared/data/real/h5): every preset on the test split.
+# 12. The real dumps (../shared/data/real/h5): every preset on the test split (with --classwise
+#     under calibench's).
 REAL_DUMPS = sorted(REAL_DIR.glob("*.h5")) if REAL_DIR.is_dir() else []
 
 
@@ -642,10 +669,66 @@ REAL_DUMPS = sorted(REAL_DIR.glob("*.h5")) if REAL_DIR.is_dir() else []
 def test_real_dumps_every_preset(calibench, dump, preset):
     if dump is None:
         pytest.skip(f"real dumps directory {REAL_DIR} is absent or empty")
-    options = (("--conventions", preset),)
+    options = (("--conventions", preset),) + ((("--classwise", None),) if preset == "calibench" else ())
     args = cli_args(dump, 15, options)
     cli = run_json(calibench, args)
     want = reference_for(dump, 15, options)
     bad = compare(cli, want)
     assert not bad, (f"{dump.name} /test n={want['n']} k={want['k']}\ncommand: calibench "
                      f"{' '.join(map(str, args))}\n" + "\n".join(bad))
+
+
+# 13. --classwise (docs/metrics.md "Classwise breakdown"): the per-class and per-bin split adds
+#     up to SCE, and per class it carries what the aggregate could not: summed over classes and
+#     bins the under and over parts are equal for rows that sum to 1 (sum_ij (y_ij - p_ij) = 0),
+#     which is why eval has no sce_under / sce_over, while per class
+#     under_j - over_j = (n_j - sum_n p_nj) / N.  Both sides of each identity come from the CLI.
+def _adversarial(name):
+    return next(d for d, _ in ADVERSARIAL if d.name == name)
+
+
+CLASSWISE_CASES = [(D_STD, 15, "right-closed"), (D_GRID10, 10, "left-closed"), (D_LIN11, 11, "torchmetrics"),
+                   (D_CONF, 15, "digitize-linspace"), (_adversarial("K1000"), 15, "right-closed"),
+                   (_adversarial("class_absent"), 15, "right-closed")]
+
+
+@pytest.mark.parametrize("d,m,rule", CLASSWISE_CASES, ids=lambda v: v.name if isinstance(v, Data) else str(v))
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_classwise_split_adds_up(calibench, dumps, d, m, rule, reduction):
+    path = dumps(d)
+    cli = check(calibench, dumps, d, m, (("--classwise-binning", rule), ("--classwise-reduction", reduction),
+                                         ("--classwise", None)))
+    assert "sce_under" not in cli and "sce_over" not in cli
+    split, k, n = cli["classwise"], cli["k"], cli["n"]
+    classes, bins = split["classes"], split["bins"]
+    assert [c["class"] for c in classes] == list(range(k))
+    assert sum(c["count"] for c in classes) == n
+    assert len(bins) == cr.slot_count(m, rule)
+    scale = 1.0 / k if reduction == "mean" else 1.0
+    assert math.isclose(sum(c["ece"] for c in classes) * scale, cli["sce"], rel_tol=1e-12, abs_tol=1e-15)
+    assert math.isclose(sum(b["under"] + b["over"] for b in bins), cli["sce"], rel_tol=1e-12, abs_tol=1e-15)
+    for c in classes:
+        assert math.isclose(c["under"] + c["over"], c["ece"], rel_tol=1e-12, abs_tol=1e-15), c
+    s = REFERENCE.split(path, "test")
+    mass = s.p.sum(axis=0)
+    balance = [(c["count"] - mass[c["class"]]) / n for c in classes]
+    for c, want in zip(classes, balance):
+        assert abs(c["under"] - c["over"] - want) <= 1e-12, (c, want)
+    # The aggregate is vacuous (up to rounding); the per-class split is not (the guard keeps
+    # these cases meaningful: some class is off balance by more than rounding).
+    assert abs(sum(c["under"] for c in classes) - sum(c["over"] for c in classes)) <= 1e-12
+    assert max(abs(b) for b in balance) > 1e-3
+
+
+def test_classwise_table(calibench, dumps):
+    path = dumps(D_GRID10)
+    proc = calibench("eval", path, "--bins", "10", "--classwise")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "classwise ECE per class" in out and "per bin of p_nj" in out
+    cli = run_json(calibench, cli_args(path, 10, (("--classwise", None),)))
+    table = out[out.index("classwise ECE per class"):].splitlines()
+    rows = [line.split() for line in table[2:2 + cli["k"]]]
+    for row, c in zip(rows, cli["classwise"]["classes"]):
+        assert int(row[0]) == c["class"] and int(row[1]) == c["count"]
+        assert row[3] == f"{100 * c['ece']:.2f}" and row[4] == f"{100 * c['under']:.2f}"

@@ -176,7 +176,7 @@ def gen_probs_softmax(rng, n, k):
 
 def gen_probs_unnormalised(rng, n, k):
     """Softmax rows scaled by 1 + u, |u| < 9e-4: valid (sum within 1e-3) and used as stored,
-    not renormalised, so e.g. sce_under != sce_over."""
+    not renormalised, so e.g. the classwise under and over parts no longer balance."""
     p, y = gen_probs_softmax(rng, n, k)
     return p * (1.0 + rng.uniform(-9e-4, 9e-4, size=(n, 1))), y
 

@@ -43,6 +43,8 @@ EVAL_OPTIONS = [
      ["--conventions", "dirichlet", "--classwise-reduction", "mean"]),
     ({"bootstrap": 25, "seed": 3, "level": 0.9}, ["--bootstrap", 25, "--seed", 3, "--level", 0.9]),
     ({"reliability": True, "conventions": "torchmetrics"}, ["--reliability", "--conventions", "torchmetrics"]),
+    ({"classwise": True, "classwise_reduction": "sum"}, ["--classwise", "--classwise-reduction", "sum"]),
+    ({"classwise": True, "conventions": "torchmetrics"}, ["--classwise", "--conventions", "torchmetrics"]),
 ]
 
 

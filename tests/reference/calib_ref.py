@@ -27,8 +27,7 @@ from scipy.stats import rankdata
 
 # Metric keys of the JSON object, in contract order (docs/metrics.md, "calibench eval").
 METRIC_KEYS = (
-    "n", "k", "accuracy", "ece", "mce", "adaece", "sce", "sce_under", "sce_over", "ace",
-    "nll", "brier", "auroc", "precision", "recall", "f1", "r_auc",
+    "n", "k", "accuracy", "ece", "mce", "adaece", "sce", "ace", "nll", "brier", "auroc", "precision", "recall", "f1", "r_auc",
 )
 # Keys that get a bootstrap interval: every metric except n and k.
 CI_KEYS = METRIC_KEYS[2:]
@@ -265,10 +264,10 @@ def classwise_ece(s: Split, m: int, binning: str):
     return ece_j, under_j, over_j
 
 
-def sce(s: Split, m: int, binning: str) -> tuple[float, float, float]:
-    """(sce, sce_under, sce_over) = means over classes of the classwise errors."""
-    ece_j, under_j, over_j = classwise_ece(s, m, binning)
-    return float(np.mean(ece_j)), float(np.mean(under_j)), float(np.mean(over_j))
+def sce(s: Split, m: int, binning: str) -> float:
+    """sce = mean over classes of the classwise errors ECE_j."""
+    ece_j, _, _ = classwise_ece(s, m, binning)
+    return float(np.mean(ece_j))
 
 
 def ace(s: Split, m: int) -> float:
@@ -393,7 +392,6 @@ def order_inversions_loop(c, c2) -> float:
 
 def compute_metrics(s: Split, m: int, binning: str) -> dict:
     """All metric keys as Python floats/ints (may be nan/inf; see to_json_value)."""
-    sce_, under, over = sce(s, m, binning)
     prec, rec, f1 = precision_recall_f1(s)
     return {
         "n": s.n,
@@ -402,9 +400,7 @@ def compute_metrics(s: Split, m: int, binning: str) -> dict:
         "ece": ece(s, m, binning),
         "mce": mce(s, m, binning),
         "adaece": adaece(s, m),
-        "sce": sce_,
-        "sce_under": under,
-        "sce_over": over,
+        "sce": sce(s, m, binning),
         "ace": ace(s, m),
         "nll": nll(s),
         "brier": brier(s),

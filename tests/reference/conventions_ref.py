@@ -267,12 +267,13 @@ def reliability(s: ref.Split, m: int, rule: str) -> list[dict]:
 
 
 # --------------------------------------------------------------------------------------------
-# Classwise (sce, sce_under, sce_over) with --classwise-binning and --classwise-reduction
+# Classwise ECE (sce) with --classwise-binning and --classwise-reduction, and its under/over
+# split per class and per slot (eval --classwise)
 # --------------------------------------------------------------------------------------------
 
-def classwise_ece(s: ref.Split, m: int, rule: str):
-    """(ECE_j, under_j, over_j), each [K], over the S slots of `rule` applied to p_.j
-    (doc "Metrics" sce row, with the slots of "--classwise-binning RULE")."""
+def classwise_terms(s: ref.Split, m: int, rule: str) -> np.ndarray:
+    """[K, S] signed terms |B_ij|/N (A_ij - C_ij) over the S slots of `rule` applied to p_.j
+    (doc "Metrics" sce row, with the slots of "--classwise-binning RULE"); 0 for empty slots."""
     n, k = s.p.shape
     sn = slot_count(m, rule)
     b = slot_index(s.p, m, rule)                        # [N, K], -1 = no slot
@@ -285,20 +286,41 @@ def classwise_ece(s: ref.Split, m: int, rule: str):
     ne = count > 0
     safe = np.where(ne, count, 1)
     a, c = sum_pos / safe, sum_p / safe
-    w = np.where(ne, count / n, 0.0)
-    return (np.sum(w * np.abs(a - c), axis=1), np.sum(w * np.maximum(0.0, a - c), axis=1),
-            np.sum(w * np.maximum(0.0, c - a), axis=1))
+    return np.where(ne, count / n, 0.0) * (a - c)
 
 
-def sce(s: ref.Split, m: int, rule: str, reduction: str) -> tuple[float, float, float]:
-    """(sce, sce_under, sce_over): mean over the K classes, or the sum (doc "`sum`: ... sum_j ECE_j")."""
-    ece_j, under_j, over_j = classwise_ece(s, m, rule)
+def _reduce(values: np.ndarray, reduction: str, axis=None):
+    """Mean over the K classes, or the sum (doc "`sum`: ... sum_j ECE_j")."""
     if reduction == "mean":
-        return float(np.mean(ece_j)), float(np.mean(under_j)), float(np.mean(over_j))
+        return np.mean(values, axis=axis)
     if reduction == "sum":
-        return float(np.sum(ece_j)), float(np.sum(under_j)), float(np.sum(over_j))
+        return np.sum(values, axis=axis)
     raise ValueError(f"unknown reduction {reduction!r}")
 
+
+def sce(s: ref.Split, m: int, rule: str, reduction: str) -> float:
+    """SCE = the reduction over classes of ECE_j = sum_i |B_ij|/N |A_ij - C_ij|."""
+    return float(_reduce(np.sum(np.abs(classwise_terms(s, m, rule)), axis=1), reduction))
+
+
+def classwise_split(s: ref.Split, m: int, rule: str, reduction: str) -> dict:
+    """`eval --classwise` (docs/metrics.md "Classwise breakdown"): per class j its count, accuracy
+    (recall; null without samples), ECE_j and ECE_j^under / ECE_j^over (the class-based TS
+    paper's equations 3-5); per slot i the under / over terms reduced over classes as sce is."""
+    t = classwise_terms(s, m, rule)
+    under, over = np.maximum(0.0, t), np.maximum(0.0, -t)
+    classes = []
+    for j in range(s.k):
+        members = s.y == j
+        count = int(np.sum(members))
+        accuracy = float(np.mean(s.yhat[members] == j)) if count else None
+        classes.append({"class": j, "count": count, "accuracy": accuracy,
+                        "ece": float(np.sum(np.abs(t[j]))), "under": float(np.sum(under[j])),
+                        "over": float(np.sum(over[j]))})
+    bin_under, bin_over = _reduce(under, reduction, axis=0), _reduce(over, reduction, axis=0)
+    bins = [{"lo": lo, "hi": hi, "under": float(bin_under[i]), "over": float(bin_over[i])}
+            for i, (lo, hi) in enumerate(slot_edges(m, rule))]
+    return {"classes": classes, "bins": bins}
 
 # --------------------------------------------------------------------------------------------
 # Adaptive (equal-mass) adaece rules (docs/metrics.md "--adaptive RULE" table)
@@ -570,8 +592,7 @@ def compute_metrics(s: ref.Split, m: int, conv: Conventions, top_label_smooth=No
     out["ece"] = ece(s, m, conv.binning)
     out["mce"] = mce(s, m, conv.binning)
     out["adaece"] = adaece(s, m, conv.adaptive)
-    out["sce"], out["sce_under"], out["sce_over"] = sce(s, m, conv.classwise_binning,
-                                                        conv.classwise_reduction)
+    out["sce"] = sce(s, m, conv.classwise_binning, conv.classwise_reduction)
     out["nll"] = nll(s, conv.nll_clip)
     out["brier"] = brier(s, conv.brier)
     out["rmsce"] = rmsce(s, m, conv.binning)
@@ -586,7 +607,7 @@ def compare_conventions(s: ref.Split, m: int) -> list[dict]:
     for name in PRESET_ORDER:
         p = PRESETS[name]
         rows.append({"preset": name, "ece": ece(s, m, p.binning), "adaece": adaece(s, m, p.adaptive),
-                     "sce": sce(s, m, p.classwise_binning, p.classwise_reduction)[0],
+                     "sce": sce(s, m, p.classwise_binning, p.classwise_reduction),
                      "brier": brier(s, p.brier)})
     return rows
 
@@ -608,16 +629,18 @@ def bootstrap_ci(s: ref.Split, m: int, conv: Conventions, resamples: int, seed: 
 
 
 def evaluate(path, split="test", bins=15, conv: Conventions | None = None, reliability_bins=False,
-             compare=False, bootstrap=0, seed=0, level=0.95) -> dict:
-    """What `calibench eval PATH --split SPLIT --bins BINS <conventions options> --format json`
-    prints, with None where the CLI prints null."""
+             compare=False, bootstrap=0, seed=0, level=0.95, classwise=False) -> dict:
+    """What `calibench eval PATH --split SPLIT --bins BINS <conventions options> [--classwise]
+    --format json` prints, with None where the CLI prints null."""
     conv = conv or PRESETS["calibench"]
     s = ref.load_split(path, split)
-    return evaluate_split(s, bins, conv, reliability_bins, compare, bootstrap, seed, level)
+    return evaluate_split(s, bins, conv, reliability_bins, compare, bootstrap, seed, level,
+                          classwise=classwise)
 
 
 def evaluate_split(s: ref.Split, bins=15, conv: Conventions | None = None, reliability_bins=False,
-                   compare=False, bootstrap=0, seed=0, level=0.95, independent=None) -> dict:
+                   compare=False, bootstrap=0, seed=0, level=0.95, independent=None,
+                   classwise=False) -> dict:
     """evaluate() on a loaded split; `independent` = independent_metrics(s, bins) if known."""
     conv = conv or PRESETS["calibench"]
     metrics = compute_metrics(s, bins, conv, independent=independent)
@@ -625,6 +648,8 @@ def evaluate_split(s: ref.Split, bins=15, conv: Conventions | None = None, relia
     out["conventions"] = conv.to_json()
     if reliability_bins:
         out["reliability"] = reliability(s, bins, conv.binning)
+    if classwise:
+        out["classwise"] = classwise_split(s, bins, conv.classwise_binning, conv.classwise_reduction)
     if compare:
         out["compare_conventions"] = [
             {k: (v if k == "preset" else ref.to_json_value(v)) for k, v in row.items()}
@@ -649,6 +674,7 @@ def main(argv=None) -> int:
     ap.add_argument("--nll-clip", type=float)
     ap.add_argument("--compare-conventions", action="store_true")
     ap.add_argument("--reliability", action="store_true")
+    ap.add_argument("--classwise", action="store_true")
     ap.add_argument("--bootstrap", type=int, default=0)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--level", type=float, default=0.95)
@@ -656,7 +682,7 @@ def main(argv=None) -> int:
     conv = resolve(a.conventions, a.binning, a.classwise_binning, a.adaptive,
                    a.classwise_reduction, a.brier, a.nll_clip)
     res = evaluate(a.file, a.split, a.bins, conv, a.reliability, a.compare_conventions,
-                   a.bootstrap, a.seed, a.level)
+                   a.bootstrap, a.seed, a.level, classwise=a.classwise)
     json.dump(res, sys.stdout, indent=2)
     sys.stdout.write("\n")
     return 0

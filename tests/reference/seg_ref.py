@@ -52,8 +52,8 @@ METHODS = ("uncalibrated", "ts", "temperature-map", "augmented-mean")
 ROI_RULES = ("dilate", "stored", "all")
 # Keys of one entry of "results" (docs/segmentation.md "Output"), "reliability" optional.
 RESULT_KEYS = ("method", "group", "roi_pixels", "pixels", "accuracy", "ece", "mce", "sce",
-               "sce_under", "sce_over", "nll", "brier", "dice", "mean_dice")
-METRIC_KEYS = ("accuracy", "ece", "mce", "sce", "sce_under", "sce_over", "nll", "brier")
+               "nll", "brier", "dice", "mean_dice")
+METRIC_KEYS = ("accuracy", "ece", "mce", "sce", "nll", "brier")
 
 
 # --------------------------------------------------------------------------------------------
@@ -273,15 +273,14 @@ def mean_dice(d: list[float]) -> float:
 # --------------------------------------------------------------------------------------------
 
 def roi_metrics(s: ref.Split, bins: int, conv: cr.Conventions) -> dict:
-    """accuracy, ece, mce, sce, sce_under, sce_over, nll, brier of the ROI pixels (floats may
+    """accuracy, ece, mce, sce, nll, brier of the ROI pixels (floats may
     be nan/inf; all NaN when the ROI is empty)."""
     if s.n == 0:
         return {key: math.nan for key in METRIC_KEYS}
     out = {"accuracy": ref.accuracy(s),
            "ece": cr.ece(s, bins, conv.binning),
            "mce": cr.mce(s, bins, conv.binning)}
-    out["sce"], out["sce_under"], out["sce_over"] = cr.sce(s, bins, conv.classwise_binning,
-                                                           conv.classwise_reduction)
+    out["sce"] = cr.sce(s, bins, conv.classwise_binning, conv.classwise_reduction)
     out["nll"] = cr.nll(s, conv.nll_clip)
     out["brier"] = cr.brier(s, conv.brier)
     return out

@@ -213,31 +213,42 @@ HAND_CLASSWISE = {  # rule: ((ECE_0, under_0, over_0), (ECE_1, under_1, over_1))
 @pytest.mark.parametrize("rule", cr.BINNING_RULES)
 def test_hand_classwise(hand, rule):
     (e0, u0, o0), (e1, u1, o1) = HAND_CLASSWISE[rule]
-    ece_j, under_j, over_j = cr.classwise_ece(hand, 4, rule)
-    assert ece_j.tolist() == pytest.approx([e0, e1], abs=EXACT)
-    assert under_j.tolist() == pytest.approx([u0, u1], abs=EXACT)
-    assert over_j.tolist() == pytest.approx([o0, o1], abs=EXACT)
-    assert cr.sce(hand, 4, rule, "mean") == pytest.approx(
-        ((e0 + e1) / 2, (u0 + u1) / 2, (o0 + o1) / 2), abs=EXACT)
-    assert cr.sce(hand, 4, rule, "sum") == pytest.approx((e0 + e1, u0 + u1, o0 + o1), abs=EXACT)
+    split = cr.classwise_split(hand, 4, rule, "mean")
+    got = [(c["ece"], c["under"], c["over"]) for c in split["classes"]]
+    assert got[0] == pytest.approx((e0, u0, o0), abs=EXACT)
+    assert got[1] == pytest.approx((e1, u1, o1), abs=EXACT)
+    assert cr.sce(hand, 4, rule, "mean") == pytest.approx((e0 + e1) / 2, abs=EXACT)
+    assert cr.sce(hand, 4, rule, "sum") == pytest.approx(e0 + e1, abs=EXACT)
+    # The slots hold the same terms: under the mean they sum to the means over classes.
+    assert len(split["bins"]) == cr.slot_count(4, rule)
+    assert sum(b["under"] for b in split["bins"]) == pytest.approx((u0 + u1) / 2, abs=EXACT)
+    assert sum(b["over"] for b in split["bins"]) == pytest.approx((o0 + o1) / 2, abs=EXACT)
+    summed = cr.classwise_split(hand, 4, rule, "sum")["bins"]
+    assert sum(b["under"] + b["over"] for b in summed) == pytest.approx(e0 + e1, abs=EXACT)
 
 
 def classwise_loop(s, m, rule):
-    """Literal per-class, per-slot loop of the sce definition."""
+    """Literal per-class, per-slot loop of the sce definition: [(ECE_j, under_j, over_j)] and the
+    signed terms [K][S] |B_ij|/N (A_ij - C_ij)."""
     n, k = s.p.shape
-    out = []
+    out, terms = [], []
     for j in range(k):
         total = under = over = 0.0
+        row = []
         for i in range(cr.slot_count(m, rule)):
             members = [r for r in range(n) if cr.slot_index_loop(s.p[r, j], m, rule) == i]
+            term = 0.0
             if members:
                 a = sum(1.0 for r in members if s.y[r] == j) / len(members)
                 c = sum(s.p[r, j] for r in members) / len(members)
+                term = len(members) / n * (a - c)
                 total += len(members) / n * abs(a - c)
                 under += len(members) / n * max(0.0, a - c)
                 over += len(members) / n * max(0.0, c - a)
+            row.append(term)
         out.append((total, under, over))
-    return out
+        terms.append(row)
+    return out, terms
 
 
 @pytest.mark.parametrize("rule", cr.BINNING_RULES)
@@ -251,9 +262,13 @@ def test_classwise_matches_loop_with_edge_values(rule):
     y = rng.choice([0, 1, 3, 4], 40)
     s = probs_split(p, y)
     for m in (1, 2, 5, 6, 15):
-        got = np.array(cr.classwise_ece(s, m, rule)).T.ravel()
-        want = np.array(classwise_loop(s, m, rule)).ravel()
-        assert got == pytest.approx(want, abs=1e-14)
+        per_class, terms = classwise_loop(s, m, rule)
+        split = cr.classwise_split(s, m, rule, "mean")
+        got = [(c["ece"], c["under"], c["over"]) for c in split["classes"]]
+        assert np.array(got).ravel() == pytest.approx(np.array(per_class).ravel(), abs=1e-14)
+        assert cr.classwise_terms(s, m, rule).ravel() == pytest.approx(np.array(terms).ravel(), abs=1e-14)
+        assert [c["count"] for c in split["classes"]] == [int(np.sum(y == j)) for j in range(5)]
+        assert split["classes"][2]["accuracy"] is None   # class 2 never occurs as a label
 
 
 # ----------------------------------------------------------------------- adaptive rules
@@ -677,7 +692,7 @@ def test_matches_uncertainty_calibration(seed, n, k, boost, m):
         _get_ce(p, y, p=2, debias=False, num_bins=m, binning_scheme=get_equal_prob_bins,
                 mode="top-label"), **tol)
     # marginal (classwise) p = 1 is the mean of the per-class ECE_j: sce under right-closed
-    assert cr.sce(s, m, "right-closed", "mean")[0] == pytest.approx(
+    assert cr.sce(s, m, "right-closed", "mean") == pytest.approx(
         _get_ce(p, y, p=1, debias=False, num_bins=m, binning_scheme=get_equal_prob_bins,
                 mode="marginal"), **tol)
 

@@ -92,11 +92,12 @@ def test_hand_sce(hand):
     #   bin 0 {0, 1, 3}: A = 1/3, C = 1/3 -> 0
     #   bin 1 {2}: A = 1, C = 0.7 -> +0.3, weight 1/4 -> 0.075 (under)
     #   ECE_1 = 0.075
-    # SCE = 0.125, under = (0.05 + 0.075) / 2 = 0.0625, over = 0.125 / 2 = 0.0625
-    s, under, over = ref.sce(hand, 2, "right-closed")
-    assert s == pytest.approx(0.125, abs=EXACT)
-    assert under == pytest.approx(0.0625, abs=EXACT)
-    assert over == pytest.approx(0.0625, abs=EXACT)
+    # SCE = 0.125; per class under (0.05, 0.075), over (0.125, 0)
+    assert ref.sce(hand, 2, "right-closed") == pytest.approx(0.125, abs=EXACT)
+    ece_j, under_j, over_j = ref.classwise_ece(hand, 2, "right-closed")
+    assert ece_j.tolist() == pytest.approx([0.175, 0.075], abs=EXACT)
+    assert under_j.tolist() == pytest.approx([0.05, 0.075], abs=EXACT)
+    assert over_j.tolist() == pytest.approx([0.125, 0.0], abs=EXACT)
 
 
 def test_hand_ace(hand):
@@ -218,7 +219,7 @@ def sce_loop(s, m, binning):
         eces.append(e)
         unders.append(u)
         overs.append(o)
-    return np.mean(eces), np.mean(unders), np.mean(overs)
+    return np.array(eces), np.array(unders), np.array(overs)
 
 
 def ace_loop(s, m):
@@ -253,23 +254,27 @@ def test_vectorised_metrics_match_loops(seed, n, k, m, quantize):
     s = random_split(seed, n, k, quantize=quantize)
     for binning in ref.BINNINGS:
         assert ref.ece(s, m, binning) == pytest.approx(ece_loop(s, m, binning), abs=1e-13)
-        got = ref.sce(s, m, binning)
+        got = ref.classwise_ece(s, m, binning)
         want = sce_loop(s, m, binning)
         for g, w in zip(got, want):
-            assert g == pytest.approx(w, abs=1e-13)
+            assert g.tolist() == pytest.approx(w.tolist(), abs=1e-13)
+        assert ref.sce(s, m, binning) == pytest.approx(np.mean(want[0]), abs=1e-13)
     assert ref.ace(s, m) == pytest.approx(ace_loop(s, m), abs=1e-13)
 
 
 @pytest.mark.parametrize("seed,n,k", [(11, 500, 10), (12, 300, 2), (13, 50, 100)])
-def test_sce_is_under_plus_over(seed, n, k):
+def test_classwise_split_is_under_plus_over(seed, n, k):
     s = random_split(seed, n, k)
     for m in (1, 10, 15):
         for binning in ref.BINNINGS:
-            total, under, over = ref.sce(s, m, binning)
-            assert total == pytest.approx(under + over, abs=1e-14)
-            # rows of p sum to 1, so sum_i (pos_ij - sum p_ij) = n_j - sum_n p_nj and the mean
-            # over classes of (under_j - over_j) is (N - N) / (N K) = 0
-            assert under == pytest.approx(over, abs=1e-13)
+            ece_j, under_j, over_j = ref.classwise_ece(s, m, binning)
+            assert ece_j.tolist() == pytest.approx((under_j + over_j).tolist(), abs=1e-14)
+            # rows of p sum to 1, so sum_i (pos_ij - sum p_ij) = n_j - sum_n p_nj per class, and
+            # the mean over classes of (under_j - over_j) is (N - N) / (N K) = 0: the aggregate
+            # split is vacuous (why eval reports it per class only), the per-class one is not
+            balance = (np.bincount(s.y, minlength=k) - s.p.sum(axis=0)) / n
+            assert (under_j - over_j).tolist() == pytest.approx(balance.tolist(), abs=1e-13)
+            assert np.mean(under_j) == pytest.approx(np.mean(over_j), abs=1e-13)
 
 
 # ------------------------------------------------------------- logits, NLL, sklearn

@@ -60,11 +60,48 @@ TEST(Metrics, HandWorkedExample) {
   EXPECT_NEAR(m.auroc, 0.75, k_hand_tolerance);
   // retention accuracies 1, 1, .75, .75, .75 -> trapezoid 3.375 / 4.
   EXPECT_NEAR(m.r_auc, 0.84375, k_hand_tolerance);
-  EXPECT_NEAR(m.sce, m.sce_under + m.sce_over, k_hand_tolerance);
+  // SCE: class 0 column .9 (y = 0), .8, .6 (y = 0), .3 -> bin gaps +.1, -.8, +.4, -.3: ECE_0 .4;
+  // class 1 column .1, .2 (y = 1), .4, .7 (y = 1) -> (0, .2] gap +.7, (.2, .4] -.4, (.6, .8] +.3:
+  // ECE_1 .35; SCE = .375.
+  EXPECT_NEAR(m.sce, 0.375, k_hand_tolerance);
 
   // adaECE with two groups: {.6, .7} both correct -> .35; {.8, .9} one correct -> .35.
   const auto two = compute_metrics(s, metric_options::with_bins(2, binning::right_closed));
   EXPECT_NEAR(two.adaece, 0.35, k_hand_tolerance);
+}
+
+// The under/over split of the example above, per class and per bin (the class-based TS paper's
+// equations 3-5 and Figure 1d).
+TEST(Metrics, ClasswiseBreakdownHandWorked) {
+  const auto s = probs_split({0.9, 0.1, 0.8, 0.2, 0.6, 0.4, 0.3, 0.7}, {0, 1, 0, 1}, 2);
+  const auto options = metric_options::with_bins(5, binning::right_closed);
+  const auto b = breakdown_classwise(s, options);
+  ASSERT_EQ(b.classes.size(), 2U);
+  EXPECT_EQ(b.classes[0].count, 2);
+  EXPECT_EQ(b.classes[1].count, 2);
+  EXPECT_EQ(b.classes[0].accuracy, 1.0);
+  EXPECT_EQ(b.classes[1].accuracy, 0.5);
+  // class 0: under (.1 + .4) / 4, over (.8 + .3) / 4; class 1: under (.7 + .3) / 4, over .4 / 4.
+  EXPECT_NEAR(b.classes[0].under, 0.125, k_hand_tolerance);
+  EXPECT_NEAR(b.classes[0].over, 0.275, k_hand_tolerance);
+  EXPECT_NEAR(b.classes[0].ece, 0.4, k_hand_tolerance);
+  EXPECT_NEAR(b.classes[1].under, 0.25, k_hand_tolerance);
+  EXPECT_NEAR(b.classes[1].over, 0.1, k_hand_tolerance);
+  EXPECT_NEAR(b.classes[1].ece, 0.35, k_hand_tolerance);
+  // Per bin, mean over the two classes of the terms |B_ij|/N max(0, +-(A_ij - C_ij)).
+  const std::vector<double> under{0.0875, 0.0, 0.05, 0.0375, 0.0125}, over{0.0, 0.0875, 0.0, 0.1, 0.0};
+  ASSERT_EQ(b.bin_under.size(), 5U);
+  for (std::size_t i = 0; i < 5; ++i) {
+    EXPECT_NEAR(b.bin_under[i], under[i], k_hand_tolerance) << i;
+    EXPECT_NEAR(b.bin_over[i], over[i], k_hand_tolerance) << i;
+  }
+  // The per-class ECE is the one SCE averages, to the bit.
+  EXPECT_EQ((b.classes[0].ece + b.classes[1].ece) / 2, compute_metrics(s, options).sce);
+  // Under `sum` the bins are summed over classes instead: twice the mean.
+  auto summed = options;
+  summed.reduction = classwise_reduction::sum;
+  const auto bs = breakdown_classwise(s, summed);
+  for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(bs.bin_under[i], 2 * b.bin_under[i]) << i;
 }
 
 TEST(Metrics, RetentionCurveAndClassAccuracy) {
@@ -121,11 +158,19 @@ TEST(Metrics, ResultsDoNotDependOnThreadCount) {
   omp_set_num_threads(1);
   const auto one = compute_metrics(s, {});
   const auto boot_one = bootstrap_metrics(s, {}, {8, 5, 0.9});
+  const auto split_one = breakdown_classwise(s, {});
   omp_set_num_threads(4);
   const auto four = compute_metrics(s, {});
   const auto boot_four = bootstrap_metrics(s, {}, {8, 5, 0.9});
+  const auto split_four = breakdown_classwise(s, {});
   omp_set_num_threads(before);
   for (const auto& f : metric_fields()) EXPECT_EQ(one.*(f.member), four.*(f.member)) << f.name;
+  EXPECT_EQ(split_one.bin_under, split_four.bin_under);
+  EXPECT_EQ(split_one.bin_over, split_four.bin_over);
+  for (std::size_t j = 0; j < split_one.classes.size(); ++j) {
+    EXPECT_EQ(split_one.classes[j].under, split_four.classes[j].under) << j;
+    EXPECT_EQ(split_one.classes[j].over, split_four.classes[j].over) << j;
+  }
   for (std::size_t i = 0; i < boot_one.intervals.size(); ++i) {
     EXPECT_EQ(boot_one.intervals[i].low, boot_four.intervals[i].low);
     EXPECT_EQ(boot_one.intervals[i].high, boot_four.intervals[i].high);
