@@ -21,26 +21,14 @@ scored_split calibrator::apply(const split_data& split) const {
   return map_->apply(split);
 }
 
-nlohmann::json calibrator::to_json() const {
-  nlohmann::json j{{"method", method_}, {"params", params()}};
-  if (num_classes_ > 0) j["num_classes"] = num_classes_;
-  return j;
-}
+nlohmann::json calibrator::to_json() const { return {{"method", method_}, {"params", params()}}; }
 
 calibrator calibrator::from_json(const nlohmann::json& j, const std::string& where) {
   try {
     const std::string method = j.at("method").get<std::string>();
     const method_info* row = find_method(method);
     if (row == nullptr) throw input_error(fmt::format("{}: unknown calibration method '{}'", where, method));
-    // Written since 2026-12-04; older files carry no K and apply to any.
-    std::int64_t num_classes = 0;
-    if (j.contains("num_classes")) {
-      const auto& k = j.at("num_classes");
-      if (!k.is_number_integer() || k.get<std::int64_t>() < 2)
-        throw input_error(fmt::format("{}: num_classes must be an integer >= 2 (got {})", where, k.dump()));
-      num_classes = k.get<std::int64_t>();
-    }
-    return calibrator(row->name, row->load(j.at("params"), where), {}, num_classes);
+    return calibrator(row->name, row->load(j.at("params"), where));
   } catch (const nlohmann::json::exception& e) {
     throw input_error(fmt::format("{}: malformed calibrator parameters ({})", where, e.what()));
   }

@@ -36,8 +36,8 @@ struct fit_curve {
 
 class calibrator {
  public:
-  /// `num_classes`: the K it was fitted on (0: not known, e.g. loaded from JSON written before
-  /// the K was recorded); apply refuses a split of another K.
+  /// `num_classes`: the K it was fitted on (0: not known, e.g. loaded from JSON); apply refuses
+  /// a split of another K.
   calibrator(std::string method, std::shared_ptr<const calibration_map> map, fit_curve curve = {},
              std::int64_t num_classes = 0);
 
@@ -45,8 +45,7 @@ class calibrator {
   const std::string& method() const { return method_; }
   /// Parameters as the JSON `params` object of `calibench fit`.
   nlohmann::json params() const { return map_->params(); }
-  /// {"method": ..., "params": ..., "num_classes": K} (K when known); from_json reads it back
-  /// (throws input_error naming `where`).
+  /// {"method": ..., "params": ...}; from_json reads it back (throws input_error naming `where`).
   nlohmann::json to_json() const;
   static calibrator from_json(const nlohmann::json& j, const std::string& where);
   /// The calibrated probabilities of a split, scored for the metric suite.
