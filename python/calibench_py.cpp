@@ -107,13 +107,14 @@ nlohmann::json eval_object(const scored_split& scored, const metric_options& opt
 
 nb::object evaluate(const any_array& values, const any_array& labels, bool is_probs, std::int32_t bins,
                     const convention_args& conventions, std::int64_t bootstrap, std::uint64_t seed, double level,
-                    bool reliability, bool classwise, const std::string& values_name) {
+                    bool reliability, bool classwise, const std::string& metrics, const std::string& values_name) {
   const array_view v = view_of(values, values_name);
   const array_view y = view_of(labels, "labels");
   nlohmann::json j;
   {
     nb::gil_scoped_release release;
-    const metric_options options = metric_options_of(bins, conventions);
+    metric_options options = metric_options_of(bins, conventions);
+    options.selected = metric_selection::parse(metrics);
     if (bootstrap < 0) throw input_error(fmt::format("bootstrap must be >= 0 resamples (got {})", bootstrap));
     j = eval_object(score_split(make_split(v, y, is_probs, "test")), options, bootstrap, seed, level, reliability,
                     classwise);
@@ -157,13 +158,14 @@ struct fitted {
   /// methods keep the uncalibrated decision) under the given bins and conventions.
   nb::object evaluate(const any_array& values, const any_array& labels, bool probs, std::int32_t bins,
                       const convention_args& conventions, std::int64_t bootstrap, std::uint64_t seed, double level,
-                      bool reliability, bool classwise, const std::string& name) const {
+                      bool reliability, bool classwise, const std::string& metrics, const std::string& name) const {
     const array_view v = view_of(values, name);
     const array_view y = view_of(labels, "labels");
     nlohmann::json j;
     {
       nb::gil_scoped_release release;
-      const metric_options options = metric_options_of(bins, conventions);
+      metric_options options = metric_options_of(bins, conventions);
+      options.selected = metric_selection::parse(metrics);
       if (bootstrap < 0) throw input_error(fmt::format("bootstrap must be >= 0 resamples (got {})", bootstrap));
       const split_data s = make_split(v, y, probs, "test");
       j = eval_object(cal.apply(s), options, bootstrap, seed, level, reliability, classwise);
@@ -397,7 +399,7 @@ void bind_metrics(nb::module_& m) {
       .def_rw("nll_clip", &convention_args::nll_clip);
   m.def("evaluate", &evaluate, nb::arg("values"), nb::arg("labels"), nb::arg("probs"), nb::arg("bins"),
         nb::arg("conventions"), nb::arg("bootstrap"), nb::arg("seed"), nb::arg("level"), nb::arg("reliability"),
-        nb::arg("classwise"), nb::arg("values_name"));
+        nb::arg("classwise"), nb::arg("metrics"), nb::arg("values_name"));
   m.def("preset_names", [] {
     std::vector<std::string> names;
     for (auto n : preset_names()) names.emplace_back(n);
@@ -422,7 +424,7 @@ void bind_fit(nb::module_& m) {
       .def("transform", &fitted::transform, nb::arg("values"), nb::arg("probs"), nb::arg("values_name"))
       .def("evaluate", &fitted::evaluate, nb::arg("values"), nb::arg("labels"), nb::arg("probs"), nb::arg("bins"),
            nb::arg("conventions"), nb::arg("bootstrap"), nb::arg("seed"), nb::arg("level"), nb::arg("reliability"),
-           nb::arg("classwise"), nb::arg("values_name"));
+           nb::arg("classwise"), nb::arg("metrics"), nb::arg("values_name"));
   m.def("fit", &fit, nb::arg("values"), nb::arg("labels"), nb::arg("probs"), nb::arg("args"), nb::arg("values_name"),
         nb::arg("labels_name"));
   m.def("calibrator_from_json", &calibrator_from_json, nb::arg("text"), nb::arg("probs"));

@@ -1,7 +1,9 @@
-// Throughput of the CPU metric suite (all metrics of `calibench eval`) on synthetic logits
-// of the CIFAR-10, CIFAR-100 and ImageNet shapes. items = samples x classes.
+// Throughput of the CPU metric suite (all metrics of `calibench eval`, and each metric alone
+// through metric_selection) on synthetic logits of the CIFAR-10, CIFAR-100 and ImageNet shapes.
+// items = samples x classes.
 #include <benchmark/benchmark.h>
 
+#include <utility>
 #include <vector>
 
 #include "common/rng.hpp"
@@ -38,7 +40,31 @@ BENCHMARK(BM_metrics_all)
     ->Args({10000, 10})
     ->Args({10000, 100})
     ->Args({25000, 1000})
+    ->Args({50000, 1000})
     ->Unit(benchmark::kMillisecond);
+
+/// One metric alone (`eval --metrics NAME`): range(2) indexes metric_fields(). Where the time of
+/// the full suite goes, metric by metric (the scoring of the split is BM_metrics_score).
+void BM_metric_alone(benchmark::State& state) {
+  const auto s = make_split(state.range(0), state.range(1));
+  const auto field = static_cast<std::size_t>(state.range(2));
+  metric_options o;
+  o.selected = metric_selection::of({metric_fields()[field].name});
+  metric_set m;
+  for (auto _ : state) {
+    m = compute_metrics(s, o);
+    benchmark::DoNotOptimize(m);
+  }
+  state.SetLabel(metric_fields()[field].name);
+  state.SetItemsProcessed(state.iterations() * state.range(0) * state.range(1));
+}
+void metric_alone_args(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "k", "metric"});
+  for (const auto& [n, k] : {std::pair<std::int64_t, std::int64_t>{10000, 10}, {10000, 100}, {50000, 1000}}) {
+    for (std::size_t f = 0; f < metric_fields().size(); ++f) b->Args({n, k, static_cast<std::int64_t>(f)});
+  }
+}
+BENCHMARK(BM_metric_alone)->Apply(metric_alone_args)->Unit(benchmark::kMillisecond);
 
 void BM_metrics_score(benchmark::State& state) {
   auto rng = make_stream(2, 0);
@@ -56,8 +82,10 @@ void BM_metrics_score(benchmark::State& state) {
 }
 BENCHMARK(BM_metrics_score)
     ->ArgNames({"n", "k"})
+    ->Args({10000, 10})
     ->Args({10000, 100})
     ->Args({25000, 1000})
+    ->Args({50000, 1000})
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace

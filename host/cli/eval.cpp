@@ -27,6 +27,7 @@ struct eval_args {
   bool reliability = false;
   bool classwise = false;
   std::string inversions_against;
+  std::string metrics = "all";
   std::string format = "table";
 };
 
@@ -41,12 +42,14 @@ std::vector<double> other_confidence(const eval_args& a, const split_data& split
 }
 
 int run_eval(const eval_args& a) {
+  const metric_selection selected = metric_selection::parse(a.metrics);  // before any reading
   split_data split = read_split(a.file, a.split);
   eval_report r;
   r.file = a.file;
   r.split = a.split;
   r.scores = scores_text(split);
   r.options = resolve_conventions(a.conventions, a.bins);
+  r.options.selected = selected;
   const std::vector<double> other = a.inversions_against.empty() ? std::vector<double>() : other_confidence(a, split);
 
   const scored_split scored = score_split(std::move(split));
@@ -55,9 +58,12 @@ int run_eval(const eval_args& a) {
     for (const auto preset : preset_names()) {
       convention_names names;
       names.preset = std::string(preset);
-      const metric_options o = resolve_conventions(names, a.bins);
+      metric_options o = resolve_conventions(names, a.bins);
+      o.selected = metric_selection::of({"ece", "adaece", "sce", "brier"});  // what the comparison prints
       // The run's own conventions are not computed twice.
-      const bool same = conventions_json(o) == conventions_json(r.options);
+      const bool same = conventions_json(o) == conventions_json(r.options) && r.options.selected.has("ece") &&
+                        r.options.selected.has("adaece") && r.options.selected.has("sce") &&
+                        r.options.selected.has("brier");
       r.compared.emplace_back(names.preset, same ? r.metrics : compute_metrics(scored, o));
     }
   }
@@ -92,6 +98,8 @@ command_runner setup_eval(CLI::App& cmd) {
                "Also print classwise ECE per class and per bin, split into under- and over-confidence");
   cmd.add_option("--inversions-against", a->inversions_against,
                  "Another dump: fraction of sample pairs whose confidence order differs");
+  cmd.add_option("--metrics", a->metrics,
+                 "Comma-separated metrics to compute (default all; docs/metrics.md): e.g. ece,nll,brier");
   cmd.add_option("--format", a->format, "table | json")->check(CLI::IsMember({"table", "json"}));
   return [a] { return run_eval(*a); };
 }

@@ -97,6 +97,7 @@ class_result classwise_one(std::span<const double> column, std::span<const std::
   bin_column(column, labels, cls, options, scratch.bins);
   for (const auto& b : scratch.bins) r.ece += std::fabs(b.sum_correct - b.sum_confidence);
   r.ece /= static_cast<double>(n);
+  if (!options.selected.any({"ace", "auroc"})) return r;  // SCE alone needs no sort
 
   auto& sorted = scratch.sorted;
   sorted.resize(static_cast<std::size_t>(n));

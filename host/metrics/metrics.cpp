@@ -42,6 +42,66 @@ std::span<const metric_field> metric_fields() {
   return fields;
 }
 
+metric_selection metric_selection::parse(std::string_view names) {
+  if (names == "all") return all();
+  metric_selection out{0};
+  std::size_t pos = 0;
+  while (pos <= names.size()) {
+    const std::size_t end = std::min(names.find(',', pos), names.size());
+    const std::string_view name = names.substr(pos, end - pos);
+    const auto fields = metric_fields();
+    const auto it = std::find_if(fields.begin(), fields.end(), [&](const metric_field& f) { return f.name == name; });
+    if (it == fields.end()) {
+      std::string valid;
+      for (const auto& f : fields) valid += fmt::format("{}{}", valid.empty() ? "" : ", ", f.name);
+      throw input_error(fmt::format("unknown metric '{}' in '{}' (metrics: {}; or all)", name, names, valid));
+    }
+    out.bits |= std::uint32_t{1} << static_cast<std::uint32_t>(it - fields.begin());
+    pos = end + 1;
+  }
+  return out;
+}
+
+metric_selection metric_selection::of(std::initializer_list<std::string_view> names) {
+  metric_selection out{0};
+  const auto fields = metric_fields();
+  for (const auto name : names) {
+    const auto it = std::find_if(fields.begin(), fields.end(), [&](const metric_field& f) { return f.name == name; });
+    CALIBENCH_EXPECTS(it != fields.end(), "unknown metric field");
+    out.bits |= std::uint32_t{1} << static_cast<std::uint32_t>(it - fields.begin());
+  }
+  return out;
+}
+
+bool metric_selection::has(std::string_view name) const {
+  const auto fields = metric_fields();
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (fields[i].name == name) return has(i);
+  }
+  CALIBENCH_EXPECTS(false, "unknown metric field");
+  return false;
+}
+
+bool metric_selection::any(std::initializer_list<std::string_view> names) const {
+  return std::any_of(names.begin(), names.end(), [&](std::string_view name) { return has(name); });
+}
+
+bool metric_selection::is_all() const {
+  for (std::size_t i = 0; i < metric_fields().size(); ++i) {
+    if (!has(i)) return false;
+  }
+  return true;
+}
+
+std::string metric_selection::names() const {
+  std::string out;
+  const auto fields = metric_fields();
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (has(i)) out += fmt::format("{}{}", out.empty() ? "" : ",", fields[i].name);
+  }
+  return out;
+}
+
 scored_split score_split(split_data&& split) {
   scored_split s;
   s.num_samples = split.num_samples;
@@ -76,11 +136,26 @@ scored_split score_split(split_data&& split) {
       s.prediction[i] = pred;
       s.log_p_label[i] = std::log(row[y]);
     } else {
-      const auto t = softmax_top_label<double>(row, k, y);
-      s.confidence[i] = t.confidence;
-      s.prediction[i] = t.pred;
-      s.log_p_label[i] = t.log_p_label;
-      for (std::int64_t j = 0; j < k; ++j) row[j] = std::exp(row[j] - t.max_logit) / t.sum_exp;
+      // softmax_top_label's arithmetic (kernels/calib_math.hpp) with each exp taken once: the
+      // terms exp(z_j - max) are stored in place, summed, then divided by their sum.
+      double max = row[0];
+      std::int32_t pred = 0;
+      for (std::int64_t j = 1; j < k; ++j) {
+        if (row[j] > max) {  // strict: the lowest index wins ties
+          max = row[j];
+          pred = static_cast<std::int32_t>(j);
+        }
+      }
+      const double label_logit = row[y];
+      double sum = 0;
+      for (std::int64_t j = 0; j < k; ++j) {
+        row[j] = std::exp(row[j] - max);
+        sum += row[j];
+      }
+      s.confidence[i] = 1.0 / sum;
+      s.prediction[i] = pred;
+      s.log_p_label[i] = label_logit - max - std::log(sum);
+      for (std::int64_t j = 0; j < k; ++j) row[j] /= sum;
     }
   }
   return s;
@@ -112,17 +187,26 @@ metric_set compute_metrics(const scored_split& s, const metric_options& options)
   CALIBENCH_EXPECTS(options.num_bins >= 1, "need at least one bin");
   CALIBENCH_EXPECTS(s.num_samples >= 1 && s.num_classes >= 2, "need N >= 1 and K >= 2");
   CALIBENCH_EXPECTS(options.nll_clip >= 0 && options.nll_clip < 0.5, "nll clip outside [0, 0.5)");
+  const metric_selection& sel = options.selected;
   metric_set m;
   m.n = s.num_samples;
   m.k = s.num_classes;
-  const std::vector<double> correct = detail::proper_scores(s, options, m);
-  detail::binned_top_label(s, options, m);
-  m.adaece = adaptive_ece(s.confidence, correct, options);
-  m.smece = smooth_ece(s.confidence, correct);
-  m.kde_ece = kde_ece(s.confidence, correct);
-  m.r_auc = detail::retention_auc(s, correct);
-  detail::classwise_metrics(s, options, m);
-  detail::macro_prf(s, m);
+  // Each family runs when one of its fields is asked for; `correct` feeds the top-label ones.
+  const std::vector<double> correct = sel.any({"accuracy", "nll", "brier", "ece", "mce", "rmsce", "rmsce_debiased",
+                                               "ace_unweighted", "adaece", "smece", "kde_ece", "r_auc"})
+                                          ? detail::proper_scores(s, options, m)
+                                          : std::vector<double>();
+  if (sel.any({"ece", "mce", "rmsce", "rmsce_debiased", "ace_unweighted"})) detail::binned_top_label(s, options, m);
+  if (sel.has("adaece")) m.adaece = adaptive_ece(s.confidence, correct, options);
+  if (sel.has("smece")) m.smece = smooth_ece(s.confidence, correct);
+  if (sel.has("kde_ece")) m.kde_ece = kde_ece(s.confidence, correct);
+  if (sel.has("r_auc")) m.r_auc = detail::retention_auc(s, correct);
+  if (sel.any({"sce", "ace", "auroc"})) detail::classwise_metrics(s, options, m);
+  if (sel.any({"precision", "recall", "f1"})) detail::macro_prf(s, m);
+  const auto fields = metric_fields();
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (!sel.has(i)) m.*(fields[i].member) = detail::k_nan;
+  }
   return m;
 }
 

@@ -4,9 +4,11 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "host/io/dump.hpp"
@@ -39,6 +41,26 @@ enum class classwise_reduction : std::int32_t { mean, sum };
 /// Which Brier score.
 enum class brier_rule : std::int32_t { sum, per_class_mean, top_label };
 
+/// Which metrics to compute: bit i is metric_fields()[i] (docs/metrics.md, "--metrics"). A
+/// family of metrics runs only when one of its fields is selected; the others are left NaN and
+/// left out of every report.
+struct metric_selection {
+  std::uint32_t bits = ~std::uint32_t{0};
+
+  static metric_selection all() { return {}; }
+  /// "ece,nll,..." (metric_fields() names, comma-separated, any order; "all" for every one);
+  /// throws input_error naming the unknown name and listing the valid ones.
+  static metric_selection parse(std::string_view names);
+  /// Exactly the given fields (names as metric_fields() spells them; a wrong name is a bug).
+  static metric_selection of(std::initializer_list<std::string_view> names);
+  bool has(std::size_t field) const { return field < 32 && ((bits >> field) & 1U) != 0; }
+  bool has(std::string_view name) const;
+  bool any(std::initializer_list<std::string_view> names) const;
+  bool is_all() const;
+  /// The selected names in metric_fields() order, comma-separated.
+  std::string names() const;
+};
+
 /// Metric options. The defaults are calibench's own (docs/metrics.md); host/metrics/conventions.hpp builds the other
 /// libraries' conventions from their names.
 struct metric_options {
@@ -51,6 +73,7 @@ struct metric_options {
   brier_rule brier = brier_rule::sum;
   double nll_clip = 0;               ///< 0: none, else p_y clipped to [eps, 1 - eps]
   std::string preset = "calibench";  ///< the preset these came from, for reports
+  metric_selection selected;         ///< the metrics to compute (default: all)
 
   /// calibench's conventions with M bins under `rule`.
   static metric_options with_bins(std::int32_t bins, binning rule = binning::right_closed) {
@@ -64,7 +87,7 @@ struct metric_options {
 };
 
 /// Every metric of `calibench eval`. Undefined values (e.g. auroc with no class having both
-/// positives and negatives) are NaN.
+/// positives and negatives) and metrics not selected are NaN.
 struct metric_set {
   std::int64_t n = 0;
   std::int64_t k = 0;

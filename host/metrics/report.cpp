@@ -38,13 +38,17 @@ nlohmann::json eval_json(const eval_report& r) {
   j["n"] = r.metrics.n;
   j["k"] = r.metrics.k;
   const auto fields = metric_fields();
-  for (const auto& f : fields) j[f.name] = json_number(r.metrics.*(f.member));
+  const metric_selection& sel = r.options.selected;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (sel.has(i)) j[fields[i].name] = json_number(r.metrics.*(fields[i].member));
+  }
   if (r.bootstrap) {
     j["bootstrap"] = {{"resamples", r.bootstrap->options.resamples},
                       {"seed", r.bootstrap->options.seed},
                       {"level", r.bootstrap->options.level}};
     nlohmann::json ci = nlohmann::json::object();
     for (std::size_t i = 0; i < fields.size(); ++i) {
+      if (!sel.has(i)) continue;
       const auto& iv = r.bootstrap->intervals[i];
       ci[fields[i].name] = (std::isfinite(iv.low) && std::isfinite(iv.high))
                                ? nlohmann::json{{"low", iv.low}, {"high", iv.high}}
@@ -130,6 +134,7 @@ std::string eval_table(const eval_report& r) {
   const auto fields = metric_fields();
   for (std::size_t i = 0; i < fields.size(); ++i) {
     const auto& f = fields[i];
+    if (!o.selected.has(i)) continue;
     const std::string name = f.percent ? fmt::format("{} %", f.name) : std::string(f.name);
     out += fmt::format("{:<18}{:>10}", name, value_text(r.metrics.*(f.member), f.percent));
     if (ci) {

@@ -84,10 +84,12 @@ std::vector<double> proper_scores(const scored_split& s, const metric_options& o
   const bool clip = options.nll_clip > 0;
   const double log_lo = clip ? std::log(options.nll_clip) : 0.0;
   const double log_hi = clip ? std::log(1.0 - options.nll_clip) : 0.0;
+  const bool with_brier = options.selected.has("brier");  // the one pass over every class here
   for (std::int64_t i = 0; i < n; ++i) {
     correct[i] = s.prediction[i] == s.labels[i] ? 1.0 : 0.0;
     sum_correct += correct[i];
     sum_nll -= clip ? std::clamp(s.log_p_label[i], log_lo, log_hi) : s.log_p_label[i];
+    if (!with_brier) continue;
     if (options.brier == brier_rule::top_label) {
       const double d = s.confidence[i] - correct[i];
       sum_brier += d * d;

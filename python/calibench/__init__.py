@@ -124,6 +124,21 @@ def _conventions(conventions: str, binning, classwise_binning, adaptive, classwi
     return c
 
 
+def _metric_names(metrics: Union[None, str, Sequence[str]]) -> str:
+    """`metrics` as `eval --metrics` spells it: None is every metric."""
+    if metrics is None:
+        return "all"
+    if isinstance(metrics, str):
+        return metrics
+    names = list(metrics)
+    for name in names:
+        if not isinstance(name, str):
+            raise ValueError(f"metrics: expected metric names, got {name!r}")
+    if not names:
+        raise ValueError("metrics: an empty list selects nothing (None selects every metric)")
+    return ",".join(names)
+
+
 def evaluate(
     logits_or_probs: Any,
     labels: Any,
@@ -141,6 +156,7 @@ def evaluate(
     level: float = 0.95,
     reliability: bool = False,
     classwise: bool = False,
+    metrics: Union[None, str, Sequence[str]] = None,
 ) -> dict:
     """Every metric of `calibench eval` (docs/metrics.md) for one split.
 
@@ -149,7 +165,9 @@ def evaluate(
     ace_unweighted, smece, kde_ece and conventions; with bootstrap > 0 also "bootstrap" and "ci"
     ({metric: {"low", "high"}}); with reliability=True also "reliability"; with classwise=True
     also "classwise" (`eval --classwise`: per class count, accuracy, ece, under, over; per bin
-    under, over). Non-finite values are None, as JSON prints null.
+    under, over). Non-finite values are None, as JSON prints null. metrics: only these metric
+    keys are computed and returned (names or one comma-separated string, as `eval --metrics`;
+    None: every metric).
 
     logits_or_probs: [N, K] logits, or probabilities with probs=True (validated: no negative
     entry, rows sum to 1 within 1e-3). bins: M. conventions: a preset name (calibench.presets);
@@ -163,7 +181,7 @@ def evaluate(
     return _call_with_arrays(
         lambda v, t: _core.evaluate(
             v, t, bool(probs), _integer(bins, "bins"), conv, _integer(bootstrap, "bootstrap"), _integer(seed, "seed"),
-            float(level), bool(reliability), bool(classwise), name
+            float(level), bool(reliability), bool(classwise), _metric_names(metrics), name
         ),
         values,
         y,
@@ -238,6 +256,7 @@ class Calibrator:
         level: float = 0.95,
         reliability: bool = False,
         classwise: bool = False,
+        metrics: Union[None, str, Sequence[str]] = None,
     ) -> dict:
         """The metrics of the calibrated scores, as `calibench fit --format json` reports them
         under "val" and "test" (same keys as `calibench.evaluate`)."""
@@ -249,7 +268,7 @@ class Calibrator:
         return _call_with_arrays(
             lambda v, t: self._impl.evaluate(
                 v, t, is_probs, _integer(bins, "bins"), conv, _integer(bootstrap, "bootstrap"), _integer(seed, "seed"),
-                float(level), bool(reliability), bool(classwise), name
+                float(level), bool(reliability), bool(classwise), _metric_names(metrics), name
             ),
             values,
             y,
