@@ -4,6 +4,7 @@
 // reduced in class order.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <numeric>
 #include <utility>
@@ -29,20 +30,34 @@ struct class_result {
   double auroc = k_nan;  // NaN when the class has no positives or no negatives
 };
 
+/// bin_column under one rule: bin_index_fast (no search over the edges; equal to bin_index for
+/// every value, tests/unit/test_calib_math.cpp), guo-strict as right-closed without p = 0.
+template <binning Rule>
+void bin_column_as(std::span<const double> column, std::span<const std::int32_t> labels, std::int32_t cls,
+                   std::int32_t m, std::vector<bin_stats>& bins) {
+  constexpr binning fast = Rule == binning::guo_strict ? binning::right_closed : Rule;
+  for (std::size_t i = 0; i < column.size(); ++i) {
+    const double p = column[i];
+    if (Rule == binning::guo_strict && !(p > 0.0)) continue;  // p = 0 is in no bin but counts in N
+    auto& b = bins[static_cast<std::size_t>(bin_index_fast<fast>(p, m))];
+    b.count += 1;
+    b.sum_confidence += p;
+    b.sum_correct += labels[i] == cls ? 1.0 : 0.0;
+  }
+}
+
 /// Equal-width bin statistics of class `cls` over its column of probabilities, one entry per
 /// slot of the classwise rule (`bins` has that size).
 void bin_column(std::span<const double> column, std::span<const std::int32_t> labels, std::int32_t cls,
                 const metric_options& options, std::vector<bin_stats>& bins) {
   const std::int32_t m = options.num_bins;
-  const binning rule = options.classwise_binning();
   std::fill(bins.begin(), bins.end(), bin_stats{});
-  for (std::size_t i = 0; i < column.size(); ++i) {
-    const std::int32_t slot = bin_index(rule, column[i], m);
-    if (slot < 0) continue;  // guo-strict: p = 0 is in no bin but counts in N
-    auto& b = bins[static_cast<std::size_t>(slot)];
-    b.count += 1;
-    b.sum_confidence += column[i];
-    b.sum_correct += labels[i] == cls ? 1.0 : 0.0;
+  switch (options.classwise_binning()) {
+    case binning::right_closed: return bin_column_as<binning::right_closed>(column, labels, cls, m, bins);
+    case binning::left_closed: return bin_column_as<binning::left_closed>(column, labels, cls, m, bins);
+    case binning::guo_strict: return bin_column_as<binning::guo_strict>(column, labels, cls, m, bins);
+    case binning::torchmetrics: return bin_column_as<binning::torchmetrics>(column, labels, cls, m, bins);
+    case binning::digitize_linspace: return bin_column_as<binning::digitize_linspace>(column, labels, cls, m, bins);
   }
 }
 
@@ -50,6 +65,7 @@ void bin_column(std::span<const double> column, std::span<const std::int32_t> la
 struct class_scratch {
   std::vector<bin_stats> bins;
   std::vector<std::pair<double, std::int64_t>> sorted;
+  detail::radix_scratch radix;
 };
 
 /// Calls fn(scratch, cls, column) for every class, with the class's column of probabilities
@@ -100,9 +116,7 @@ class_result classwise_one(std::span<const double> column, std::span<const std::
   if (!options.selected.any({"ace", "auroc"})) return r;  // SCE alone needs no sort
 
   auto& sorted = scratch.sorted;
-  sorted.resize(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) sorted[i] = {column[i], i};
-  std::sort(sorted.begin(), sorted.end());  // value ascending, ties by index: a stable order
+  detail::sort_values(column, sorted, scratch.radix);  // value ascending, ties by index
 
   // ACE: equal-mass groups of the sorted column.
   std::int64_t pos = 0;
@@ -153,6 +167,55 @@ std::vector<class_result> classwise_all(const scored_split& s, const metric_opti
 }  // namespace
 
 namespace detail {
+
+void sort_values(std::span<const double> values, std::vector<std::pair<double, std::int64_t>>& sorted,
+                 radix_scratch& scratch) {
+  const auto n = static_cast<std::int64_t>(values.size());
+  sorted.resize(static_cast<std::size_t>(n));
+  if (n < 512) {
+    for (std::int64_t i = 0; i < n; ++i) sorted[i] = {values[i], i};
+    std::sort(sorted.begin(), sorted.end());
+    return;
+  }
+  constexpr int k_digit_bits = 11;
+  constexpr int k_passes = (64 + k_digit_bits - 1) / k_digit_bits;
+  constexpr std::size_t k_buckets = std::size_t{1} << k_digit_bits;
+  auto& keys = scratch.keys;
+  auto& index = scratch.index;
+  keys.resize(static_cast<std::size_t>(n));
+  index.resize(static_cast<std::size_t>(n));
+  scratch.keys_out.resize(static_cast<std::size_t>(n));
+  scratch.index_out.resize(static_cast<std::size_t>(n));
+  std::vector<std::int64_t> counts(k_passes * k_buckets, 0);
+  for (std::int64_t i = 0; i < n; ++i) {
+    // Non-negative doubles order as their bit patterns; -0 (sign bit set) is read as +0.
+    const double v = values[i] == 0.0 ? 0.0 : values[i];
+    std::uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    keys[i] = bits;
+    index[i] = i;
+    for (int pass = 0; pass < k_passes; ++pass)
+      counts[static_cast<std::size_t>(pass) * k_buckets + ((bits >> (pass * k_digit_bits)) & (k_buckets - 1))] += 1;
+  }
+  for (int pass = 0; pass < k_passes; ++pass) {
+    std::int64_t* count = counts.data() + static_cast<std::size_t>(pass) * k_buckets;
+    if (std::any_of(count, count + k_buckets, [n](std::int64_t c) { return c == n; })) continue;  // one digit
+    std::int64_t start = 0;
+    for (std::size_t b = 0; b < k_buckets; ++b) {
+      const std::int64_t c = count[b];
+      count[b] = start;
+      start += c;
+    }
+    for (std::int64_t i = 0; i < n; ++i) {  // stable: equal digits keep their order
+      const std::int64_t to = count[(keys[i] >> (pass * k_digit_bits)) & (k_buckets - 1)]++;
+      scratch.keys_out[to] = keys[i];
+      scratch.index_out[to] = index[i];
+    }
+    keys.swap(scratch.keys_out);
+    index.swap(scratch.index_out);
+  }
+  for (std::int64_t i = 0; i < n; ++i) sorted[i] = {values[index[i]], index[i]};
+}
 
 void classwise_metrics(const scored_split& s, const metric_options& options, metric_set& m) {
   const std::int64_t k = s.num_classes;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <limits>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "host/metrics/metrics.hpp"
@@ -33,5 +34,18 @@ void macro_prf(const scored_split& s, metric_set& m);
 
 /// Indices ordered by `key` descending, ties by index ascending.
 std::vector<std::int64_t> descending_order(std::span<const double> key);
+
+/// Scratch buffers of sort_values, reused across calls.
+struct radix_scratch {
+  std::vector<std::uint64_t> keys, keys_out;
+  std::vector<std::int64_t> index, index_out;
+};
+
+/// The pairs (values[i], i) in ascending (value, index) order into `sorted`: exactly what
+/// std::sort of the pairs gives, for non-negative values without NaN (-0 counts as +0). A stable
+/// LSD radix sort of the values' bit patterns (which order as the values do), 11-bit digits,
+/// passes where every key has the same digit skipped; short inputs use std::sort.
+void sort_values(std::span<const double> values, std::vector<std::pair<double, std::int64_t>>& sorted,
+                 radix_scratch& scratch);
 
 }  // namespace calibench::detail

@@ -3,11 +3,14 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "common/rng.hpp"
 #include "host/metrics/bootstrap.hpp"
+#include "host/metrics/families.hpp"
 #include "host/metrics/metrics.hpp"
 
 namespace calibench {
@@ -102,6 +105,38 @@ TEST(Metrics, ClasswiseBreakdownHandWorked) {
   summed.reduction = classwise_reduction::sum;
   const auto bs = breakdown_classwise(s, summed);
   for (std::size_t i = 0; i < 5; ++i) EXPECT_EQ(bs.bin_under[i], 2 * b.bin_under[i]) << i;
+}
+
+// The radix sort of the classwise metrics gives std::sort's (value, index) order exactly: ties
+// (heavy quantisation), zeros of both signs, subnormals, ones, every length around the
+// std::sort cut-over.
+TEST(Metrics, RadixSortEqualsStdSort) {
+  auto rng = make_stream(21, 0);
+  detail::radix_scratch scratch;
+  std::vector<std::pair<double, std::int64_t>> got;
+  for (const std::int64_t n : {0, 1, 2, 511, 512, 513, 4096, 70001}) {
+    for (int variant = 0; variant < 4; ++variant) {
+      std::vector<double> v(static_cast<std::size_t>(n));
+      for (auto& x : v) {
+        const double u = rng.uniform();
+        switch (variant) {
+          case 0: x = u; break;
+          case 1: x = std::floor(u * 8.0) / 8.0; break;  // many ties, exact zeros and 7/8
+          case 2: x = u < 0.2 ? 0.0 : (u < 0.3 ? -0.0 : (u < 0.4 ? 5e-324 * std::floor(u * 100) : 1.0)); break;
+          default: x = std::exp(-745.0 * u); break;  // every exponent down to subnormals
+        }
+      }
+      std::vector<std::pair<double, std::int64_t>> want(v.size());
+      for (std::int64_t i = 0; i < n; ++i) want[i] = {v[i], i};
+      std::sort(want.begin(), want.end());
+      detail::sort_values(v, got, scratch);
+      ASSERT_EQ(got.size(), want.size());
+      for (std::size_t i = 0; i < want.size(); ++i) {
+        ASSERT_EQ(got[i].second, want[i].second) << "n " << n << " variant " << variant << " at " << i;
+        ASSERT_EQ(std::signbit(got[i].first), std::signbit(want[i].first));
+      }
+    }
+  }
 }
 
 TEST(Metrics, RetentionCurveAndClassAccuracy) {
