@@ -86,22 +86,6 @@ bool metric_selection::any(std::initializer_list<std::string_view> names) const 
   return std::any_of(names.begin(), names.end(), [&](std::string_view name) { return has(name); });
 }
 
-bool metric_selection::is_all() const {
-  for (std::size_t i = 0; i < metric_fields().size(); ++i) {
-    if (!has(i)) return false;
-  }
-  return true;
-}
-
-std::string metric_selection::names() const {
-  std::string out;
-  const auto fields = metric_fields();
-  for (std::size_t i = 0; i < fields.size(); ++i) {
-    if (has(i)) out += fmt::format("{}{}", out.empty() ? "" : ",", fields[i].name);
-  }
-  return out;
-}
-
 scored_split score_split(split_data&& split) {
   scored_split s;
   s.num_samples = split.num_samples;

@@ -56,9 +56,6 @@ struct metric_selection {
   bool has(std::size_t field) const { return field < 32 && ((bits >> field) & 1U) != 0; }
   bool has(std::string_view name) const;
   bool any(std::initializer_list<std::string_view> names) const;
-  bool is_all() const;
-  /// The selected names in metric_fields() order, comma-separated.
-  std::string names() const;
 };
 
 /// Metric options. The defaults are calibench's own (docs/metrics.md); host/metrics/conventions.hpp builds the other
