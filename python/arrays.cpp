@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -210,6 +211,33 @@ split_data make_split(const array_view& values, const array_view& labels, bool i
   const auto y = read_labels(labels, s.num_samples, s.num_classes, values.name, storage);
   s.labels = storage.empty() ? std::vector<std::int32_t>(y.begin(), y.end()) : std::move(storage);
   return s;
+}
+
+scored_split score_arrays(const array_view& values, const array_view& labels, bool is_probs, const score_needs& needs) {
+  check_matrix(values);
+  const std::int64_t n = values.shape[0], k = values.shape[1];
+  using code = nb::dlpack::dtype_code;
+  const bool is_float = values.dtype.code == static_cast<std::uint8_t>(code::Float);
+  const std::int64_t row_stride = n == 1 ? k : values.strides[0];
+  if (!(is_float && (values.dtype.bits == 32 || values.dtype.bits == 64) && values.strides[1] == 1 &&
+        row_stride >= k)) {
+    ++g_input_copies;
+    return score_split(make_split(values, labels, is_probs, "test"), needs);
+  }
+  auto score = [&](const auto* data) {
+    const score_rows<std::remove_cvref_t<decltype(*data)>> rows{data, n, k, row_stride};
+    std::vector<std::int32_t> storage;
+    std::span<const std::int32_t> y;
+    try {
+      y = read_labels(labels, n, k, values.name, storage);
+    } catch (const input_error&) {  // as make_split checks them: a bad value is reported first
+      check_score_rows(values.name, data, n, k, row_stride, is_probs);
+      throw;
+    }
+    return score_values(rows, y, is_probs, values.name, needs);
+  };
+  if (values.dtype.bits == 32) return score(reinterpret_cast<const float*>(values.data));
+  return score(reinterpret_cast<const double*>(values.data));
 }
 
 /// float32 logits for the sweeps: read in place when `v` is C-contiguous float32 logits;

@@ -15,6 +15,7 @@
 #include <nanobind/ndarray.h>
 
 #include "host/io/dump.hpp"
+#include "host/metrics/metrics.hpp"
 
 namespace calibench::python {
 
@@ -67,6 +68,11 @@ std::span<const std::int32_t> read_labels(const array_view& v, std::int64_t n, s
 
 /// A split built from arrays, checked like a dump split (values copied to float64).
 split_data make_split(const array_view& values, const array_view& labels, bool is_probs, const std::string& split_name);
+
+/// The scored split of arrays, checked like a dump split: float32 and float64 matrices whose
+/// rows are contiguous are read in place; any other dtype or layout is converted to float64
+/// first (counted in g_input_copies).
+scored_split score_arrays(const array_view& values, const array_view& labels, bool is_probs, const score_needs& needs);
 
 /// float32 logits for the sweeps: read in place when `v` is C-contiguous float32 logits;
 /// otherwise converted into `storage` (float64 rounds to float32, probabilities become log p).

@@ -116,8 +116,8 @@ nb::object evaluate(const any_array& values, const any_array& labels, bool is_pr
     metric_options options = metric_options_of(bins, conventions);
     options.selected = metric_selection::parse(metrics);
     if (bootstrap < 0) throw input_error(fmt::format("bootstrap must be >= 0 resamples (got {})", bootstrap));
-    j = eval_object(score_split(make_split(v, y, is_probs, "test")), options, bootstrap, seed, level, reliability,
-                    classwise);
+    j = eval_object(score_arrays(v, y, is_probs, needs_of(options, classwise)), options, bootstrap, seed, level,
+                    reliability, classwise);
   }
   return parse_json(j);
 }

@@ -88,6 +88,32 @@ BENCHMARK(BM_metrics_score)
     ->Args({50000, 1000})
     ->Unit(benchmark::kMillisecond);
 
+/// `calibench.evaluate(z, y, metrics=["ece"])` without Python: float32 logits read in place
+/// (score_values, no probabilities kept), then the ECE.
+void BM_ece_float32(benchmark::State& state) {
+  auto rng = make_stream(3, 0);
+  const std::int64_t n = state.range(0), k = state.range(1);
+  std::vector<float> z(static_cast<std::size_t>(n * k));
+  std::vector<std::int32_t> y(static_cast<std::size_t>(n));
+  for (auto& v : z) v = static_cast<float>(3.0 * rng.normal());
+  for (auto& label : y) label = static_cast<std::int32_t>(rng.below(static_cast<std::uint64_t>(k)));
+  metric_options o;
+  o.selected = metric_selection::of({"ece"});
+  metric_set m;
+  for (auto _ : state) {
+    m = compute_metrics(score_values(score_rows<float>{z.data(), n, k, k}, y, false, "bench", needs_of(o)), o);
+    benchmark::DoNotOptimize(m);
+  }
+  state.SetItemsProcessed(state.iterations() * n * k);
+  state.counters["ece"] = m.ece;
+}
+BENCHMARK(BM_ece_float32)
+    ->ArgNames({"n", "k"})
+    ->Args({10000, 10})
+    ->Args({10000, 100})
+    ->Args({50000, 1000})
+    ->Unit(benchmark::kMillisecond);
+
 }  // namespace
 
 BENCHMARK_MAIN();

@@ -52,7 +52,9 @@ int run_eval(const eval_args& a) {
   r.options.selected = selected;
   const std::vector<double> other = a.inversions_against.empty() ? std::vector<double>() : other_confidence(a, split);
 
-  const scored_split scored = score_split(std::move(split));
+  // --compare-conventions computes SCE under every preset: it keeps the probabilities.
+  const scored_split scored =
+      score_split(std::move(split), a.compare_conventions ? score_needs{} : needs_of(r.options, a.classwise));
   r.metrics = compute_metrics(scored, r.options);
   if (a.compare_conventions) {
     for (const auto preset : preset_names()) {

@@ -19,6 +19,11 @@ inline constexpr double k_prob_sum_tolerance = 1e-3;
 /// index [r, j]" (r counted from `first_row`) for the first bad entry.
 void check_scores(const std::string& where, const double* values, std::int64_t rows, std::int64_t num_classes,
                   bool is_probs, std::int64_t first_row = 0);
+/// The same checks on float32 or float64 rows `row_stride` elements apart, read where they lie.
+/// Logits are checked in one vectorised pass, and entry by entry only when it finds a bad one.
+template <class In>
+void check_score_rows(const std::string& where, const In* values, std::int64_t rows, std::int64_t num_classes,
+                      std::int64_t row_stride, bool is_probs, std::int64_t first_row = 0);
 
 /// One split of a dump, held in memory as float64 (float16/32 convert exactly).
 struct split_data {

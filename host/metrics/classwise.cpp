@@ -219,6 +219,7 @@ void sort_values(std::span<const double> values, std::vector<std::pair<double, s
 
 void classwise_metrics(const scored_split& s, const metric_options& options, metric_set& m) {
   const std::int64_t k = s.num_classes;
+  CALIBENCH_EXPECTS(!s.probs.empty(), "classwise metrics need the probabilities (score_needs)");
   const auto per_class = classwise_all(s, options);
   double ace_sum = 0, auroc_sum = 0;
   std::int64_t ace_groups = 0, auroc_classes = 0;
@@ -241,6 +242,7 @@ void classwise_metrics(const scored_split& s, const metric_options& options, met
 }  // namespace detail
 
 classwise_breakdown breakdown_classwise(const scored_split& s, const metric_options& options) {
+  CALIBENCH_EXPECTS(!s.probs.empty(), "the classwise breakdown needs the probabilities (score_needs)");
   const std::int64_t n = s.num_samples;
   const std::int64_t k = s.num_classes;
   const auto slots = static_cast<std::size_t>(bin_slots(options.classwise_binning(), options.num_bins));

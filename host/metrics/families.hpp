@@ -5,6 +5,7 @@
 // (metrics.cpp) runs them in turn. Internal to host/metrics/.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <span>
@@ -16,6 +17,25 @@
 namespace calibench::detail {
 
 inline constexpr double k_nan = std::numeric_limits<double>::quiet_NaN();
+
+/// One row's Brier term sum_j (p_j - [j = y])^2, summed left to right with one fused
+/// multiply-add per class where the target has FMA (std::fma: what the compiler made of
+/// `brier += d * d` before, written out so that no inlining context can change it); `p(j)` gives p_j. proper_scores (on
+/// kept probabilities) and the scoring pass (on the softmax terms, when the probabilities are not kept) both use it, so
+/// the two give the same bits.
+template <class Prob>
+double brier_row(std::int64_t k, std::int32_t y, Prob p) {
+  double brier = 0;
+  for (std::int64_t j = 0; j < k; ++j) {
+    const double d = p(j) - (j == y ? 1.0 : 0.0);
+#if defined(__FMA__)
+    brier = std::fma(d, d, brier);
+#else
+    brier += d * d;  // no FMA unit: software std::fma would be slow, and nothing contracts
+#endif
+  }
+  return brier;
+}
 
 /// Correctness of each sample's prediction (1 or 0), and accuracy, NLL and Brier into `m`.
 std::vector<double> proper_scores(const scored_split& s, const metric_options& options, metric_set& m);

@@ -21,15 +21,40 @@ namespace calibench {
 struct scored_split {
   std::int64_t num_samples = 0;
   std::int64_t num_classes = 0;
-  std::vector<double> probs;             ///< row-major N x K probabilities
+  std::vector<double> probs;             ///< row-major N x K probabilities; empty when not kept
   std::vector<std::int32_t> labels;      ///< N
   std::vector<double> confidence;        ///< N, max_j p_nj
   std::vector<std::int32_t> prediction;  ///< N, argmax (lowest index on ties)
   std::vector<double> log_p_label;       ///< N, log p_{n, y_n}
+  std::vector<double> brier_terms;       ///< N, sum_j (p_nj - [j = y_n])^2 when asked for; else empty
 };
 
-/// Scores a split: softmax of logits (or probabilities as stored). Consumes `split.values`.
-scored_split score_split(split_data&& split);
+/// What a scoring pass keeps besides confidence, prediction and log p_y.
+struct score_needs {
+  bool probs = true;         ///< the N x K probabilities (classwise metrics, calibrators, `apply`)
+  bool brier_terms = false;  ///< each row's Brier term (the Brier score without the probabilities)
+};
+
+/// Scores a split: softmax of logits (or probabilities as stored), in place in `split.values`,
+/// which it consumes. Throws input_error at a NaN (a degenerate calibrator's output).
+///
+/// The softmax of docs/metrics.md in double, as tests/reference/calib_ref.py computes it: m =
+/// max_j z_j, the terms exp(z_j - m) (std::exp) summed left to right into S, p_j = term_j / S,
+/// confidence 1 / S, log p_y = z_y - m - log S. The ranking metrics (AUROC, r_auc, the
+/// equal-mass bins, isotonic fits) depend on the exact bits through their ties.
+scored_split score_split(split_data&& split, const score_needs& needs = {});
+
+/// Scores that the caller holds (a NumPy array): float32 or float64 rows of `cols` entries,
+/// `row_stride` elements apart, read where they lie and checked as a dump split is
+/// (check_score_rows, naming `where`). Labels must already be in [0, cols).
+template <class In>
+struct score_rows {
+  const In* data = nullptr;
+  std::int64_t rows = 0, cols = 0, row_stride = 0;
+};
+template <class In>
+scored_split score_values(const score_rows<In>& values, std::span<const std::int32_t> labels, bool is_probs,
+                          const std::string& where, const score_needs& needs);
 
 /// The rows `rows[0..]` of `s` in that order (a bootstrap resample).
 scored_split gather_rows(const scored_split& s, std::span<const std::int64_t> rows);
@@ -100,6 +125,10 @@ struct metric_field {
   bool percent;  ///< printed x100 in tables
 };
 std::span<const metric_field> metric_fields();
+
+/// What compute_metrics under `options.selected` reads (and breakdown_classwise, if
+/// `classwise`): the probabilities only for the classwise metrics.
+score_needs needs_of(const metric_options& options, bool classwise = false);
 
 metric_set compute_metrics(const scored_split& s, const metric_options& options);
 

@@ -85,6 +85,8 @@ std::vector<double> proper_scores(const scored_split& s, const metric_options& o
   const double log_lo = clip ? std::log(options.nll_clip) : 0.0;
   const double log_hi = clip ? std::log(1.0 - options.nll_clip) : 0.0;
   const bool with_brier = options.selected.has("brier");  // the one pass over every class here
+  CALIBENCH_EXPECTS(!with_brier || options.brier == brier_rule::top_label || !s.probs.empty() || !s.brier_terms.empty(),
+                    "the Brier score needs the probabilities or the Brier terms (score_needs)");
   for (std::int64_t i = 0; i < n; ++i) {
     correct[i] = s.prediction[i] == s.labels[i] ? 1.0 : 0.0;
     sum_correct += correct[i];
@@ -95,13 +97,12 @@ std::vector<double> proper_scores(const scored_split& s, const metric_options& o
       sum_brier += d * d;
       continue;
     }
-    const double* row = s.probs.data() + i * k;
-    double brier = 0;
-    for (std::int64_t j = 0; j < k; ++j) {
-      const double d = row[j] - (j == s.labels[i] ? 1.0 : 0.0);
-      brier += d * d;
+    if (!s.brier_terms.empty()) {
+      sum_brier += s.brier_terms[i];
+      continue;
     }
-    sum_brier += brier;
+    const double* row = s.probs.data() + i * k;
+    sum_brier += brier_row(k, s.labels[i], [&](std::int64_t j) { return row[j]; });
   }
   m.accuracy = sum_correct / nd;
   m.nll = sum_nll / nd;
