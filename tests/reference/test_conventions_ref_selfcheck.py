@@ -712,14 +712,17 @@ def test_matches_uncertainty_calibration_on_edges():
 # -------------------------------------------------------------------------- speed
 
 
-def test_large_inputs_run_in_seconds():
-    import time
+def test_large_inputs_are_order_invariant():
+    """At N = 25,000 (the e2e suites' largest splits) the vectorised reference estimators return
+    values in [0, 1] that do not depend on the order of the samples (no ties here), i.e. the
+    vectorised paths hold at scale. How long they take is measured nowhere in a test."""
     s = logits_split(61, 25000, 10)
-    t = time.perf_counter()
-    cr.smece(s.c, s.correct)
-    cr.kde_ece(s.c, s.correct)
-    for rule in cr.ADAPTIVE_RULES:
-        cr.adaece(s, 15, rule)
-    for rule in cr.BINNING_RULES:
-        cr.sce(s, 15, rule, "mean")
-    assert time.perf_counter() - t < 30
+    perm = np.random.default_rng(62).permutation(s.n)
+    t = s.take(perm)
+    assert len(np.unique(s.c)) == s.n  # no tied confidences: every order gives the same bins
+    pairs = [(cr.smece(s.c, s.correct), cr.smece(t.c, t.correct)),
+             (cr.kde_ece(s.c, s.correct), cr.kde_ece(t.c, t.correct))]
+    pairs += [(cr.adaece(s, 15, rule), cr.adaece(t, 15, rule)) for rule in cr.ADAPTIVE_RULES]
+    pairs += [(cr.sce(s, 15, rule, "mean"), cr.sce(t, 15, rule, "mean")) for rule in cr.BINNING_RULES]
+    for a, b in pairs:
+        assert 0.0 <= a <= 1.0 and abs(a - b) <= 1e-12, (a, b)
