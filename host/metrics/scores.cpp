@@ -161,10 +161,10 @@ bool score_into(const In* values, std::int64_t row_stride, bool is_probs, const 
     const In* row = values + i * row_stride;
     double* out = probs == nullptr ? nullptr : probs + i * k;
     const std::int32_t y = s.labels[static_cast<std::size_t>(i)];
-    const row_scores r =
-        is_probs ? probability_row(row, k, y, out, needs.brier_terms)
-                 : logit_row(row, k, y, scratch.data() + static_cast<std::size_t>(omp_get_thread_num()) * k, out,
-                             needs.brier_terms);
+    const row_scores r = is_probs
+                             ? probability_row(row, k, y, out, needs.brier_terms)
+                             : logit_row(row, k, y, scratch.data() + static_cast<std::size_t>(omp_get_thread_num()) * k,
+                                         out, needs.brier_terms);
     s.confidence[i] = r.confidence;
     s.prediction[i] = r.prediction;
     s.log_p_label[i] = r.log_p_label;
@@ -182,7 +182,8 @@ std::int64_t first_bad_row(const std::vector<double>& values, std::int64_t k, bo
     std::uint32_t bad = 0;
     for (std::int64_t j = 0; j < k; ++j) {
       const double v = row[j];
-      bad |= static_cast<std::uint32_t>(v != v || (infinite_too && std::fabs(v) == std::numeric_limits<double>::infinity()));
+      bad |= static_cast<std::uint32_t>(v != v ||
+                                        (infinite_too && std::fabs(v) == std::numeric_limits<double>::infinity()));
     }
     if (bad != 0) return i;
   }
@@ -236,8 +237,8 @@ scored_split score_values(const score_rows<In>& values, std::span<const std::int
 }
 template scored_split score_values(const score_rows<float>&, std::span<const std::int32_t>, bool, const std::string&,
                                    const score_needs&);
-template scored_split score_values(const score_rows<double>&, std::span<const std::int32_t>, bool,
-                                   const std::string&, const score_needs&);
+template scored_split score_values(const score_rows<double>&, std::span<const std::int32_t>, bool, const std::string&,
+                                   const score_needs&);
 
 scored_split gather_rows(const scored_split& s, std::span<const std::int64_t> rows) {
   scored_split out;
