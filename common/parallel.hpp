@@ -13,11 +13,21 @@ namespace calibench {
 /// Starts the OpenMP thread pool now. libgomp creates its threads at the first parallel region
 /// and ends the process when it cannot ("Thread creation failed", exit 1): under a memory limit
 /// that happens in the middle of a computation unless the pool exists before the large
-/// allocations. Later regions reuse these threads.
+/// allocations. Later regions reuse these threads. Each thread also throws and catches once:
+/// the first exception a thread throws allocates its per-thread exception state (libstdc++'s
+/// globals, dynamic TLS of a dlopen'd module), and glibc aborts the process when that allocation
+/// fails ("cannot allocate memory for thread-local data"), as it can for a std::bad_alloc thrown
+/// in a worker under a memory limit (seen once in tests/hostile/test_memory.py under CI load).
 inline int start_thread_pool() {
   std::atomic<int> started{0};  // a region with an empty body is compiled away
 #pragma omp parallel
-  started.fetch_add(1, std::memory_order_relaxed);
+  {
+    try {
+      throw 0;
+    } catch (int) {
+      started.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
   return started.load();
 }
 
