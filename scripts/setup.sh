@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 APT_PACKAGES=(cmake ninja-build g++ pkg-config libhdf5-dev hdf5-tools libcli11-dev nlohmann-json3-dev libfmt-dev libtomlplusplus-dev
               libgtest-dev libgmock-dev libbenchmark-dev libomp-dev libopenmpi-dev openmpi-bin
               libeigen3-dev liblbfgspp-dev libnlopt-cxx-dev clang-format)
-PY_PACKAGES=(numpy h5py scipy scikit-learn pytest matplotlib scikit-build-core nanobind)
+PY_PACKAGES=(numpy h5py scipy scikit-learn pytest matplotlib pandas pyarrow scikit-build-core nanobind)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -24,7 +24,7 @@ if ((${#missing[@]})); then
   }
 fi
 
-if ! python3 -c "import numpy, h5py, scipy, sklearn, pytest, matplotlib, scikit_build_core, nanobind" 2>/dev/null; then
+if ! python3 -c "import numpy, h5py, scipy, sklearn, pytest, matplotlib, pandas, pyarrow, scikit_build_core, nanobind" 2>/dev/null; then
   echo "setup: installing Python packages: ${PY_PACKAGES[*]}" >&2
   python3 -m pip install -q --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi

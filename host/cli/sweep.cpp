@@ -11,11 +11,14 @@
 #endif
 
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <iostream>
 #include <memory>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -171,8 +174,10 @@ struct sweep_args {
   std::string spec;
   std::string out;
   bool verbose = false;
-  bool list = false;  ///< print the cells and exit
-  bool plots = true;  ///< run experiments/plot_sweep.py on the output (when it and matplotlib are there)
+  bool list = false;   ///< print the cells and exit
+  bool plots = true;   ///< run experiments/plot_sweep.py on the output (when it and matplotlib are there)
+  std::string shard;   ///< --shard I/N: run cells I, I + N, I + 2N, ... and write no reports
+  bool merge = false;  ///< --merge: run nothing; write the reports from the cells on disk
 };
 
 /// This process's place among the processes of an MPI run (rank 0 of 1 without MPI), and how
@@ -181,6 +186,7 @@ struct sweep_ranks {
   std::int32_t rank = 0;
   std::int32_t size = 1;
   std::int32_t local_rank = -1;  ///< rank on this node under MPI, for the GPU choice
+  bool shard = false;            ///< one of `--shard I/N`'s processes: rank I of size N, no reports
   std::function<sweep_summary(const sweep_summary&)> combine = [](const sweep_summary& s) { return s; };
 };
 
@@ -197,35 +203,101 @@ std::string make_plots(const std::string& out_dir) {
   return fmt::format("Plots failed (exit {}); see {}/plots.log.\n", code, out_dir);
 }
 
+/// `--shard I/N` as this process's place among N shards: cell i runs in shard i mod N, the
+/// assignment of MPI ranks, so that shards and ranks split a study the same way.
+sweep_ranks parse_shard(const std::string& text) {
+  auto number = [](std::string_view digits, std::int64_t& value) {
+    const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+    return !digits.empty() && ec == std::errc{} && end == digits.data() + digits.size();
+  };
+  const std::string_view all(text);
+  const auto slash = all.find('/');
+  std::int64_t i = -1, n = 0;
+  if (slash == std::string_view::npos || !number(all.substr(0, slash), i) || !number(all.substr(slash + 1), n) ||
+      n < 1 || n > 1000000 || i < 0 || i >= n)
+    throw input_error(fmt::format("--shard: expected I/N with 0 <= I < N <= 1000000, e.g. 0/4 (got '{}')", text));
+  sweep_ranks shard;
+  shard.rank = static_cast<std::int32_t>(i);
+  shard.size = static_cast<std::int32_t>(n);
+  shard.shard = true;
+  return shard;
+}
+
+/// --list: this process's cells (every cell, or a shard's share) and their identities.
+int list_cells(const std::vector<cell>& cells, const sweep_ranks& ranks) {
+  if (ranks.rank != 0 && !ranks.shard) return 0;
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    if (ranks.shard && static_cast<std::int32_t>(i % static_cast<std::size_t>(ranks.size)) != ranks.rank) continue;
+    const cell& c = cells[i];
+    std::cout << fmt::format("{}  {}  {}  seed {}\n", c.id, c.dataset->name, c.method->label, c.seed);
+  }
+  return 0;
+}
+
+/// The reports (table on stdout), the plots and the closing line of a run or a merge.
+int write_outputs(const sweep_args& a, const experiment_spec& spec, const std::vector<cell>& cells,
+                  const std::string& summary, bool failed) {
+  std::cout << write_reports(spec, cells, a.out);
+  if (a.plots) std::cout << "\n" << make_plots(a.out);
+  std::cout << "\n" << summary;
+  return failed ? k_exit_failed_cells : 0;
+}
+
+/// --merge: the reports of a study whose cells the shards ran; refuses while a cell has no
+/// result file (a shard still running or never started), naming the first such cell.
+int merge_cells(const sweep_args& a, const experiment_spec& spec, const std::vector<cell>& cells) {
+  std::int64_t missing = 0, failed = 0, first = -1;
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    const nlohmann::json r = read_cell(cell_path(a.out, cells[i]));
+    if (r.is_null() && first < 0) first = static_cast<std::int64_t>(i);
+    missing += r.is_null() ? 1 : 0;
+    failed += !r.is_null() && r.contains("error") ? 1 : 0;
+  }
+  if (missing > 0) {
+    const cell& c = cells[static_cast<std::size_t>(first)];
+    return report_error(fmt::format("--merge: {} of {} cells have no result in {} yet; the first is cell {} ({} | {} | "
+                                    "seed {}: {}); wait for the shards that run them, or run the sweep without "
+                                    "--shard or --merge to run them here",
+                                    missing, cells.size(), (std::filesystem::path(a.out) / "cells").string(), first,
+                                    c.dataset->name, c.method->label, c.seed, cell_path(a.out, c)),
+                        k_exit_failed_cells);
+  }
+  return write_outputs(a, spec, cells,
+                       fmt::format("{} cells merged from {}: {} failed. Output in {}\n", cells.size(),
+                                   (std::filesystem::path(a.out) / "cells").string(), failed, a.out),
+                       failed > 0);
+}
+
 /// Exit status 0 when every cell finished, 3 when some failed (their errors are recorded).
 int run_sweep(const sweep_args& a, const sweep_ranks& ranks) {
   if (ranks.local_rank >= 0) select_device(ranks.local_rank);  // one GPU per rank
   const experiment_spec spec = load_spec(a.spec, a.out);
   const std::vector<cell> cells = expand_cells(spec);
-  if (a.list) {
-    if (ranks.rank == 0) {
-      for (const auto& c : cells)
-        std::cout << fmt::format("{}  {}  {}  seed {}\n", c.id, c.dataset->name, c.method->label, c.seed);
-    }
-    return 0;
-  }
+  if (a.list) return list_cells(cells, ranks);
+  if (a.merge) return merge_cells(a, spec, cells);
   sweep_run_options o;
   o.verbose = a.verbose;
-  o.progress = ranks.size == 1 && ::isatty(2) != 0;
+  o.progress = (ranks.size == 1 || ranks.shard) && ::isatty(2) != 0;
   o.rank = ranks.rank;
   o.ranks = ranks.size;
   sweep_summary s = run_cells(spec, cells, a.out, o);
   // Every rank's cells are on disk before rank 0 reads them all.
   s = ranks.combine(s);
+  const std::string counts =
+      fmt::format("{} cells: {} run, {} already done, {} failed; {:.2f} s ({:.1f} cells/s)", s.cells, s.ran, s.skipped,
+                  s.failed, s.seconds, static_cast<double>(s.ran) / std::max(s.seconds, 1e-9));
+  if (ranks.shard) {
+    std::cout << fmt::format(
+        "shard {}/{}: {}. Reports not written: once every shard has finished, run\n"
+        "  calibench sweep {} --out {} --merge\n",
+        ranks.rank, ranks.size, counts, a.spec, a.out);
+    return s.failed > 0 ? k_exit_failed_cells : 0;
+  }
   if (ranks.rank != 0) return s.failed > 0 ? k_exit_failed_cells : 0;
-  const std::string table = write_reports(spec, cells, a.out);
-  std::cout << table;
-  if (a.plots) std::cout << "\n" << make_plots(a.out);
-  std::cout << fmt::format(
-      "\n{} cells: {} run, {} already done, {} failed; {:.2f} s ({:.1f} cells/s){}. Output in {}\n", s.cells, s.ran,
-      s.skipped, s.failed, s.seconds, static_cast<double>(s.ran) / std::max(s.seconds, 1e-9),
-      ranks.size > 1 ? fmt::format(", {} ranks", ranks.size) : "", a.out);
-  return s.failed > 0 ? k_exit_failed_cells : 0;
+  return write_outputs(
+      a, spec, cells,
+      fmt::format("{}{}. Output in {}\n", counts, ranks.size > 1 ? fmt::format(", {} ranks", ranks.size) : "", a.out),
+      s.failed > 0);
 }
 
 /// True when this process was started by an MPI launcher (Open MPI, MPICH/PMI, PMIx).
@@ -238,7 +310,12 @@ bool launched_by_mpi() {
 
 /// `calibench sweep`, sharded over MPI ranks when launched by mpirun (and built with MPI).
 int run_sweep_maybe_mpi(const sweep_args& a) {
-  if (!launched_by_mpi()) return run_sweep(a, {});
+  if (!launched_by_mpi()) return run_sweep(a, a.shard.empty() ? sweep_ranks{} : parse_shard(a.shard));
+  if (!a.shard.empty() || a.merge)
+    throw input_error(
+        fmt::format("{}: run it as one process, not under mpirun (the ranks already share the cells and "
+                    "rank 0 writes the reports)",
+                    a.merge ? "--merge" : "--shard"));
 #if defined(CALIBENCH_HAVE_MPI)
   MPI_Init(nullptr, nullptr);
   sweep_ranks ranks;
@@ -301,6 +378,13 @@ command_runner setup_sweep(CLI::App& cmd) {
   cmd.add_flag("--verbose", a->verbose, "One line per finished cell on stderr");
   cmd.add_flag("--list", a->list, "Print the cells and their identities, run nothing");
   cmd.add_flag("!--no-plots", a->plots, "Do not run experiments/plot_sweep.py on the output");
+  auto* shard = cmd.add_option("--shard", a->shard,
+                               "I/N: run cells I, I+N, I+2N, ... (0 <= I < N; the MPI ranks' assignment) and write no "
+                               "reports; then --merge");
+  auto* merge = cmd.add_flag("--merge", a->merge,
+                             "Run nothing: write the reports from the cells in DIR/cells (after every shard finished)");
+  merge->excludes(shard);
+  cmd.get_option("--list")->excludes(merge);
   return [a] { return run_sweep_maybe_mpi(*a); };
 }
 

@@ -31,6 +31,7 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _core  # noqa: E402  (after the OpenMP setting above)
+from .results import load_results  # noqa: E402  (pandas is imported when it is called)
 
 __all__ = [
     "evaluate",
@@ -47,6 +48,7 @@ __all__ = [
     "fit_options",
     "presets",
     "device_info",
+    "load_results",
     "__version__",
 ]
 
