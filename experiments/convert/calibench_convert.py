@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 # calibench-convert: bring saved classifier outputs (literature pickles, .npz, .npy pairs,
-# PyTorch .pt files) into calibench's HDF5 logit dump (docs/metrics.md, "Inputs"), validating them on
-# the way. Untrusted pickles and .pt files are read with a restricted unpickler (safe_unpickle.py)
-# and never need torch. Usage: README.md beside this file, or --help.
+# PyTorch .pt files; lm-evaluation-harness sample logs and CSV/Parquet tables through
+# python/calibench/inputs.py) into calibench's HDF5 logit dump (docs/metrics.md, "Inputs"),
+# validating them on the way. Untrusted pickles and .pt files are read with a restricted
+# unpickler (safe_unpickle.py) and never need torch. Usage: README.md beside this file, or --help.
 """Convert logit files into calibench HDF5 dumps.
 
 Library use (the CLI is a thin wrapper):
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import reprlib
 import shlex
@@ -52,6 +54,10 @@ SPLIT_ROLES = ["val_logits", "val_labels", "test_logits", "test_labels"]
 SINGLE_ROLES = ["logits", "labels"]
 PICKLE_EXTS = {".p", ".pkl", ".pickle", ".dat"}
 TORCH_EXTS = {".pt", ".pth"}
+# Formats parsed by python/calibench/inputs.py (read_lm_eval, read_table), by extension.
+READER_EXTS = {".jsonl": "lm-eval", ".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+READER_FORMATS = ("lm-eval", "csv", "parquet")
+INPUTS_PY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "python", "calibench", "inputs.py")
 
 
 class ConvertError(Exception):
@@ -84,6 +90,7 @@ class Found:
     layout: str   # human description of the structure, for `source`
     class_names: list | None = None
     notes: list = field(default_factory=list)
+    said: list = field(default_factory=list)  # notes also printed on stderr (e.g. padded choices)
 
     @property
     def single(self):
@@ -193,13 +200,21 @@ def resolve_format(path, forced):
     if kind is not None:
         return kind
     ext = os.path.splitext(path)[1].lower()
+    if ext in READER_EXTS:
+        return READER_EXTS[ext]
     if ext in PICKLE_EXTS:
         return "pickle"  # protocol 0/1 pickles have no magic bytes
     if ext in TORCH_EXTS:
         return "torch"
     if ext in (".npz", ".npy"):
         return ext[1:]  # damaged: numpy's loader says what is wrong
-    raise ConvertError(f"{path}: cannot tell the file's format; pass --format pickle|npz|npy|torch")
+    try:
+        with open(path, "rb") as f:
+            if f.read(4) == b"PAR1":
+                return "parquet"
+    except OSError as e:
+        raise ConvertError(f"{path}: cannot read ({e.strerror or e})") from None
+    raise ConvertError(f"{path}: cannot tell the file's format; pass --format pickle|npz|npy|torch|lm-eval|csv|parquet")
 
 
 def first_line(exc):
@@ -387,6 +402,93 @@ def find_separate(files, fmt):
     return Found(arrays, origins, layout), formats
 
 
+# ----------------------------------------------------------------------------- other tools' files
+
+
+def load_inputs():
+    """python/calibench/inputs.py, loaded by path (it needs only numpy, not the compiled module),
+    else the installed calibench.inputs."""
+    name = "calibench_inputs_for_convert"
+    if name in sys.modules:
+        return sys.modules[name]
+    if os.path.isfile(INPUTS_PY):
+        spec = importlib.util.spec_from_file_location(name, INPUTS_PY)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return module
+    try:
+        from calibench import inputs as module
+    except ImportError as e:
+        raise ConvertError(f"cannot read lm-eval/CSV/Parquet files: neither {os.path.normpath(INPUTS_PY)} nor the "
+                           f"calibench package is available ({e})") from None
+    return module
+
+
+def reader_options_used(opts):
+    """The options that apply only to lm-eval or only to tables, as given."""
+    lm = {"--lm-filter": opts.lm_filter, "--length-norm": opts.length_norm,
+          "--target-delimiter": opts.target_delimiter, "--pad-value": opts.pad_value,
+          "--no-pad": opts.no_pad or None}
+    table = {"--logit-columns": opts.logit_columns, "--logit-prefix": opts.logit_prefix,
+             "--list-column": opts.list_column, "--label-column": opts.label_column,
+             "--split-column": opts.split_column, "--csv-delimiter": opts.csv_delimiter}
+    return ({k for k, v in lm.items() if v is not None}, {k for k, v in table.items() if v is not None})
+
+
+def check_reader_options(opts, fmt):
+    lm, table = reader_options_used(opts)
+    stray = (table if fmt == "lm-eval" else lm if fmt in ("csv", "parquet") else lm | table)
+    if stray:
+        raise ConvertError(f"{', '.join(sorted(stray))} do{'es' if len(stray) == 1 else ''} not apply to "
+                           f"{fmt} input")
+
+
+def find_with_reader(paths, fmt, opts):
+    """lm-eval sample logs, CSV or Parquet tables, through calibench/inputs.py."""
+    inputs = load_inputs()
+    try:
+        if fmt == "lm-eval":
+            pad = None if opts.no_pad else (inputs.PAD_VALUE if opts.pad_value is None else opts.pad_value)
+            if pad is not None and not np.isfinite(pad):
+                raise ConvertError(f"--pad-value {opts.pad_value}: must be finite (calibench dumps hold no Inf or NaN)")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the padding note is printed by run()
+                logits, labels, info = inputs.read_lm_eval(
+                    paths, filter=opts.lm_filter, length_norm=opts.length_norm,
+                    target_delimiter=" " if opts.target_delimiter is None else opts.target_delimiter, pad_value=pad)
+            found = Found({"logits": logits, "labels": labels},
+                          {"logits": Origin(paths[0], "log-likelihoods"), "labels": Origin(paths[0], "targets")},
+                          f"lm-evaluation-harness samples ({len(paths)} file{'s' if len(paths) > 1 else ''})",
+                          notes=list(info["notes"]))
+            if info["padded_rows"]:
+                found.said = [info["notes"][1]]
+            return found
+        columns = opts.logit_columns.split(",") if opts.logit_columns else None
+        values, labels, info = inputs.read_table(
+            paths[0], logit_columns=columns, logit_prefix=opts.logit_prefix, list_column=opts.list_column,
+            label_column=opts.label_column, split_column=opts.split_column, format=fmt,
+            delimiter=opts.csv_delimiter or ",")
+    except inputs.InputError as e:
+        raise ConvertError(str(e)) from None
+    path = paths[0]
+    if info["split"] is None:
+        return Found({"logits": values, "labels": labels},
+                     {"logits": Origin(path, "values"), "labels": Origin(path, f"column {info['label_column']!r}")},
+                     info["layout"], notes=list(info["notes"]))
+    arrays, origins = {}, {}
+    for split in ("val", "test"):
+        rows = info["split"] == split
+        arrays[f"{split}_logits"], arrays[f"{split}_labels"] = values[rows], labels[rows]
+        origins[f"{split}_logits"] = Origin(path, f"{split} rows")
+        origins[f"{split}_labels"] = Origin(path, f"column {info['label_column']!r}, {split} rows")
+    return Found(arrays, origins, info["layout"], notes=list(info["notes"]))
+
+
 # ----------------------------------------------------------------------------- validation
 
 
@@ -545,7 +647,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser():
-    p = _Parser(prog=PROG, description="Convert saved logits (pickle, .npz, .npy, PyTorch .pt) into a calibench "
+    p = _Parser(prog=PROG, description="Convert saved logits (pickle, .npz, .npy, PyTorch .pt, lm-evaluation-harness "
+                "samples .jsonl, CSV, Parquet) into a calibench "
                 "HDF5 dump. Pickles and .pt files are read with a restricted unpickler: only arrays, tensors, "
                 "lists, tuples, dicts and scalars can be loaded, and torch is not needed.",
                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -554,11 +657,34 @@ def build_parser():
                 "  %(prog)s test-logits.npz --split-seed 0 -o mnist.h5 --dataset MNIST --model cnn\n"
                 "  %(prog)s --val-logits vl.npy --val-labels vy.npy --test-logits tl.npy --test-labels ty.npy -o x.h5\n"
                 "  %(prog)s --logits pyx.npy --labels y.npy --split-seed 0 --probs -o cleanlab.h5\n"
+                "  %(prog)s samples_arc_easy_2024-06-01T12-00-00.000000.jsonl --split-seed 0 -o arc.h5\n"
+                "  %(prog)s scores.parquet --list-column logits --label-column y --split-column split -o x.h5\n"
                 "  %(prog)s outputs.pt --inspect")
-    p.add_argument("input", nargs="?", help="input file holding logits and labels (pickle, .npz, .pt/.pth)")
+    p.add_argument("input", nargs="*", help="input file holding logits and labels (pickle, .npz, .pt/.pth, "
+                   "lm-eval samples .jsonl, .csv, .parquet); several lm-eval sample files are concatenated")
     p.add_argument("-o", "--output", help="output HDF5 file (written atomically)")
-    p.add_argument("--format", default="auto", choices=["auto", "pickle", "npz", "npy", "torch"],
-                   help="input format (default: from the file's content, then its extension)")
+    p.add_argument("--format", default="auto", choices=["auto", "pickle", "npz", "npy", "torch", *READER_FORMATS],
+                   help="input format (default: from the file's content, then its extension: .jsonl is lm-eval)")
+    g = p.add_argument_group("lm-evaluation-harness sample logs (samples_<task>_<date>.jsonl of --log_samples)")
+    g.add_argument("--lm-filter", metavar="NAME", help="the filter whose records to read when a file holds several")
+    g.add_argument("--length-norm", choices=["chars", "bytes"],
+                   help="divide each log-likelihood by its choice's length in characters (acc_norm) or UTF-8 bytes "
+                   "(acc_bytes)")
+    g.add_argument("--target-delimiter", metavar="TEXT",
+                   help="the task's target_delimiter before each choice (default ' '; '' with a chat template)")
+    g.add_argument("--pad-value", type=float, metavar="V",
+                   help="value for the choices a record lacks when tasks have varying numbers of choices "
+                   "(default -1e4; must be finite)")
+    g.add_argument("--no-pad", action="store_true", help="refuse records with fewer choices than others")
+    g = p.add_argument_group("CSV and Parquet tables (one row per sample)")
+    g.add_argument("--logit-columns", metavar="A,B,...", help="the value columns, in class order")
+    g.add_argument("--logit-prefix", metavar="PREFIX",
+                   help="the value columns are those whose names start with PREFIX (ordered by the number after it)")
+    g.add_argument("--list-column", metavar="NAME", help="one column holding the K values of a row as a list")
+    g.add_argument("--label-column", metavar="NAME", help="the label column (default label, labels, target or y)")
+    g.add_argument("--split-column", metavar="NAME",
+                   help="a column saying val (valid, validation) or test per row (else pass --split-seed)")
+    g.add_argument("--csv-delimiter", metavar="C", help="CSV field delimiter (default ',')")
     g = p.add_argument_group("separate files, one array each (.npy, or a pickle/.pt/.npz of one array)")
     for role in SPLIT_ROLES + SINGLE_ROLES:
         g.add_argument("--" + role.replace("_", "-"), metavar="FILE", dest="file_" + role)
@@ -615,6 +741,7 @@ def gather(opts):
     files = {r: getattr(opts, "file_" + r) for r in SPLIT_ROLES + SINGLE_ROLES if getattr(opts, "file_" + r)}
     keyopts = {r: getattr(opts, "key_" + r) for r in SPLIT_ROLES + SINGLE_ROLES}
     if files:
+        check_reader_options(opts, "--val-logits/... files")
         if opts.input:
             raise ConvertError("give either an input file or --val-logits/--val-labels/... files, not both")
         if any(keyopts.values()):
@@ -635,7 +762,16 @@ def gather(opts):
     if not opts.input:
         raise ConvertError("no input: give an input file, or --val-logits/--val-labels/--test-logits/--test-labels "
                            "(or --logits/--labels with --split-seed)")
-    fmt = resolve_format(opts.input, opts.format)
+    formats = [(path, resolve_format(path, opts.format)) for path in opts.inputs]
+    fmt = formats[0][1]
+    if len(formats) > 1 and any(f != "lm-eval" for _, f in formats):
+        raise ConvertError("several input files are accepted only for lm-eval sample logs; "
+                           + ", ".join(f"{p} is {f}" for p, f in formats if f != "lm-eval"))
+    check_reader_options(opts, fmt)
+    if fmt in READER_FORMATS:
+        if any(keyopts.values()):
+            raise ConvertError(f"the --*-key options apply to .npz files and pickled dicts, not to {fmt} input")
+        return find_with_reader(opts.inputs, fmt, opts), formats
     obj = read_file(opts.input, fmt)
     if opts.inspect:
         return obj, [(opts.input, fmt)]
@@ -644,13 +780,17 @@ def gather(opts):
 
 def run(argv):
     opts = build_parser().parse_args(argv)
+    opts.inputs, opts.input = opts.input, (opts.input[0] if opts.input else None)
     if not opts.inspect and not opts.output:
         raise ConvertError("missing -o/--output")
     found, inputs = gather(opts)
     if opts.inspect:
         for path, fmt in inputs:
             print(f"{path}: {fmt}")
-        print(describe(found))
+        if isinstance(found, Found):
+            print(describe_found(found))
+        else:
+            print(describe(found))
         return 0
 
     out = opts.output
@@ -747,10 +887,20 @@ def run(argv):
     except OSError as e:
         raise ConvertError(f"{out}: cannot write ({e.strerror or e})") from None
     if not opts.quiet:
+        for text in found.said:  # after the checks: an input that fails gets one line only
+            print(f"{PROG}: note: {text}", file=sys.stderr)
         desc = ", ".join(f"{s} {d[stored].shape[0]} x {d[stored].shape[1]} {d[stored].dtype} {stored}"
                          for s, d in splits.items())
         print(f"{PROG}: wrote {out}: {desc}")
     return 0
+
+
+def describe_found(found):
+    lines = [f"layout: {found.layout}"]
+    for role, arr in found.arrays.items():
+        lines.append(f"{role.replace('_', ' ')}: array {arr.dtype} {tuple(arr.shape)}")
+    lines.extend(found.notes)
+    return "\n".join(lines)
 
 
 def values_label(split, opts):
