@@ -31,6 +31,7 @@ import numpy as np
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import _core  # noqa: E402  (after the OpenMP setting above)
+from .inputs import InputError, read_lm_eval, read_table  # noqa: E402  (numpy only; pyarrow when reading Parquet)
 from .results import load_results  # noqa: E402  (pandas is imported when it is called)
 
 __all__ = [
@@ -49,6 +50,9 @@ __all__ = [
     "presets",
     "device_info",
     "load_results",
+    "read_lm_eval",
+    "read_table",
+    "InputError",
     "__version__",
 ]
 
