@@ -1,7 +1,8 @@
 // The metric families of the suite (host/metrics/metrics.hpp), one file each:
 // top_label.cpp (accuracy, NLL, Brier and the equal-width and equal-mass top-label ECEs),
 // classwise.cpp (SCE, ACE, one-vs-rest AUROC), ranking.cpp (retention, order inversions,
-// macro precision / recall / F1), smooth_estimators.cpp (smECE, KDE ECE). compute_metrics
+// macro precision / recall / F1), smooth_estimators.cpp (smECE, KDE ECE), sorted_estimators.cpp
+// (KS error, ECE sweep, AURC and E-AURC). compute_metrics
 // (metrics.cpp) runs them in turn. Internal to host/metrics/.
 #pragma once
 
@@ -40,7 +41,8 @@ double brier_row(std::int64_t k, std::int32_t y, Prob p) {
 /// Correctness of each sample's prediction (1 or 0), and accuracy, NLL and Brier into `m`.
 std::vector<double> proper_scores(const scored_split& s, const metric_options& options, metric_set& m);
 
-/// ECE, MCE, RMSCE and its debiased form, unweighted ACE from the equal-width slots.
+/// ECE, MCE, RMSCE and its debiased form, unweighted ACE and the Brier decomposition from
+/// the equal-width slots.
 void binned_top_label(const scored_split& s, const metric_options& options, metric_set& m);
 
 /// SCE, ACE and the macro one-vs-rest AUROC.
@@ -51,6 +53,13 @@ double retention_auc(const scored_split& s, std::span<const double> correct);
 
 /// Macro precision, recall and F1 over the labels present in y or in the predictions.
 void macro_prf(const scored_split& s, metric_set& m);
+
+/// ks_error, ece_sweep (ascending confidence order), aurc and eaurc (descending), as selected.
+void sorted_top_label(const scored_split& s, std::span<const double> correct, const metric_options& options,
+                      metric_set& m);
+
+/// Indices ordered by `key` ascending, ties by index ascending.
+std::vector<std::int64_t> ascending_order(std::span<const double> key);
 
 /// Indices ordered by `key` descending, ties by index ascending.
 std::vector<std::int64_t> descending_order(std::span<const double> key);

@@ -38,7 +38,15 @@ std::span<const metric_field> metric_fields() {
       {"ace_unweighted", &metric_set::ace_unweighted, true},
       {"smece", &metric_set::smece, true},
       {"kde_ece", &metric_set::kde_ece, true},
+      {"ks_error", &metric_set::ks_error, true},
+      {"ece_sweep", &metric_set::ece_sweep, true},
+      {"aurc", &metric_set::aurc, true},
+      {"eaurc", &metric_set::eaurc, true},
+      {"brier_reliability", &metric_set::brier_reliability, false},
+      {"brier_resolution", &metric_set::brier_resolution, false},
+      {"brier_uncertainty", &metric_set::brier_uncertainty, false},
   };
+  static_assert(std::size(fields) <= 32, "metric_selection holds one bit per field");
   return fields;
 }
 
@@ -95,11 +103,15 @@ metric_set compute_metrics(const scored_split& s, const metric_options& options)
   m.n = s.num_samples;
   m.k = s.num_classes;
   // Each family runs when one of its fields is asked for; `correct` feeds the top-label ones.
-  const std::vector<double> correct = sel.any({"accuracy", "nll", "brier", "ece", "mce", "rmsce", "rmsce_debiased",
-                                               "ace_unweighted", "adaece", "smece", "kde_ece", "r_auc"})
-                                          ? detail::proper_scores(s, options, m)
-                                          : std::vector<double>();
-  if (sel.any({"ece", "mce", "rmsce", "rmsce_debiased", "ace_unweighted"})) detail::binned_top_label(s, options, m);
+  const std::vector<double> correct =
+      sel.any({"accuracy", "nll", "brier", "ece", "mce", "rmsce", "rmsce_debiased", "ace_unweighted", "adaece", "smece",
+               "kde_ece", "r_auc", "ks_error", "ece_sweep", "aurc", "eaurc"})
+          ? detail::proper_scores(s, options, m)
+          : std::vector<double>();
+  if (sel.any({"ece", "mce", "rmsce", "rmsce_debiased", "ace_unweighted", "brier_reliability", "brier_resolution",
+               "brier_uncertainty"}))
+    detail::binned_top_label(s, options, m);
+  detail::sorted_top_label(s, correct, options, m);
   if (sel.has("adaece")) m.adaece = adaptive_ece(s.confidence, correct, options);
   if (sel.has("smece")) m.smece = smooth_ece(s.confidence, correct);
   if (sel.has("kde_ece")) m.kde_ece = kde_ece(s.confidence, correct);

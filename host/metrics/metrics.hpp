@@ -116,6 +116,8 @@ struct metric_set {
   double accuracy = 0, ece = 0, mce = 0, adaece = 0, sce = 0, ace = 0;
   double nll = 0, brier = 0, auroc = 0, precision = 0, recall = 0, f1 = 0, r_auc = 0;
   double rmsce = 0, rmsce_debiased = 0, ace_unweighted = 0, smece = 0, kde_ece = 0;
+  double ks_error = 0, ece_sweep = 0, aurc = 0, eaurc = 0;
+  double brier_reliability = 0, brier_resolution = 0, brier_uncertainty = 0;
 };
 
 /// Names of the metric_set fields in the JSON order of docs/metrics.md, with accessors.

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <utility>
 
 #include "common/error.hpp"
@@ -12,16 +11,8 @@
 namespace calibench {
 namespace {
 
+using detail::ascending_order;
 using detail::k_nan;
-
-/// Indices 0..n-1 ordered by `key` ascending, ties by index ascending.
-std::vector<std::int64_t> ascending_order(std::span<const double> key) {
-  std::vector<std::int64_t> order(key.size());
-  std::iota(order.begin(), order.end(), std::int64_t{0});
-  std::sort(order.begin(), order.end(),
-            [&](std::int64_t a, std::int64_t b) { return key[a] < key[b] || (key[a] == key[b] && a < b); });
-  return order;
-}
 
 /// Weighted ECE `sum_b n_b/N |A_b - C_b|` of the samples in `order` (ascending confidence)
 /// over bins with edges e_0..e_M: right-closed bins (e_j, e_{j+1}] (a sample <= e_0 is in no
@@ -115,7 +106,8 @@ void binned_top_label(const scored_split& s, const metric_options& options, metr
   const double nd = static_cast<double>(s.num_samples);
   double squared = 0, debiased = 0, unweighted = 0;
   std::int64_t non_empty = 0;
-  for (const auto& b : reliability_bins(s, options)) {
+  const std::vector<bin_stats> bins = reliability_bins(s, options);
+  for (const auto& b : bins) {
     if (b.count == 0) continue;
     const double cnt = static_cast<double>(b.count);
     const double acc = b.sum_correct / cnt, conf = b.sum_confidence / cnt;
@@ -131,6 +123,21 @@ void binned_top_label(const scored_split& s, const metric_options& options, metr
   m.rmsce = std::sqrt(squared / nd);
   m.rmsce_debiased = std::sqrt(std::max(0.0, debiased / nd));
   m.ace_unweighted = non_empty > 0 ? unweighted / static_cast<double>(non_empty) : k_nan;
+  // Murphy's decomposition of the top-label Brier score over the same slots.
+  double hits = 0;
+  for (const auto& b : bins) hits += b.sum_correct;
+  const double base_rate = hits / nd;
+  double reliability = 0, resolution = 0;
+  for (const auto& b : bins) {
+    if (b.count == 0) continue;
+    const double cnt = static_cast<double>(b.count);
+    const double acc = b.sum_correct / cnt, conf = b.sum_confidence / cnt;
+    reliability += cnt * (conf - acc) * (conf - acc);
+    resolution += cnt * (acc - base_rate) * (acc - base_rate);
+  }
+  m.brier_reliability = reliability / nd;
+  m.brier_resolution = resolution / nd;
+  m.brier_uncertainty = base_rate * (1.0 - base_rate);
 }
 
 }  // namespace detail

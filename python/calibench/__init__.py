@@ -168,7 +168,8 @@ def evaluate(
 
     Returns the object `calibench eval --format json` prints: the keys n, k, accuracy, ece, mce,
     adaece, sce, ace, nll, brier, auroc, precision, recall, f1, r_auc, rmsce, rmsce_debiased,
-    ace_unweighted, smece, kde_ece and conventions; with bootstrap > 0 also "bootstrap" and "ci"
+    ace_unweighted, smece, kde_ece, ks_error, ece_sweep, aurc, eaurc, brier_reliability,
+    brier_resolution, brier_uncertainty and conventions; with bootstrap > 0 also "bootstrap" and "ci"
     ({metric: {"low", "high"}}); with reliability=True also "reliability"; with classwise=True
     also "classwise" (`eval --classwise`: per class count, accuracy, ece, under, over; per bin
     under, over). Non-finite values are None, as JSON prints null. metrics: only these metric

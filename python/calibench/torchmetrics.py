@@ -32,7 +32,7 @@ import calibench
 
 # One row per metric key of `calibench.evaluate`, in the order of docs/metrics.md and `eval --format json`:
 # (key, class name, higher_is_better). n and k are counts, not metrics, and have no class.
-METRICS: Tuple[Tuple[str, str, bool], ...] = (
+METRICS: Tuple[Tuple[str, str, Optional[bool]], ...] = (
     ("accuracy", "Accuracy", True),
     ("ece", "ExpectedCalibrationError", False),
     ("mce", "MaximumCalibrationError", False),
@@ -51,6 +51,13 @@ METRICS: Tuple[Tuple[str, str, bool], ...] = (
     ("ace_unweighted", "AverageCalibrationError", False),
     ("smece", "SmoothCalibrationError", False),
     ("kde_ece", "KDECalibrationError", False),
+    ("ks_error", "KSCalibrationError", False),
+    ("ece_sweep", "SweepCalibrationError", False),
+    ("aurc", "AURC", False),
+    ("eaurc", "ExcessAURC", False),
+    ("brier_reliability", "BrierReliability", False),
+    ("brier_resolution", "BrierResolution", True),
+    ("brier_uncertainty", "BrierUncertainty", None),  # a property of the labels, neither better nor worse
 )
 
 #: The metric keys the classes accept, in `calibench.evaluate`'s order.

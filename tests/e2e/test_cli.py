@@ -8,7 +8,8 @@ import pytest
 
 METRIC_KEYS = {"n", "k", "accuracy", "ece", "mce", "adaece", "sce", "ace", "nll",
                "brier", "auroc", "precision", "recall", "f1", "r_auc", "rmsce", "rmsce_debiased", "ace_unweighted",
-               "smece", "kde_ece"}
+               "smece", "kde_ece", "ks_error", "ece_sweep", "aurc", "eaurc", "brier_reliability", "brier_resolution",
+               "brier_uncertainty"}
 
 
 def ok(proc):

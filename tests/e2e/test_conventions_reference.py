@@ -304,7 +304,8 @@ class Reference:
                 base = cr.compute_metrics(s, m, cr.PRESETS["calibench"], top_label_smooth=smooth)
                 self.indep[key] = {k: base[k] for k in ("n", "k", "accuracy", "ace", "auroc",
                                                         "precision", "recall", "f1", "r_auc",
-                                                        "smece", "kde_ece")}
+                                                        "smece", "kde_ece", "ks_error", "ece_sweep", "aurc",
+                                                        "eaurc")}
         return cr.evaluate_split(s, m, conv, reliability, compare_presets,
                                  independent=self.indep[key], classwise=classwise, **boot)
 

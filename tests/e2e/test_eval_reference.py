@@ -38,6 +38,10 @@ def _close(a, b) -> bool:
 
 
 CONVENTIONS_KEYS = {"rmsce", "rmsce_debiased", "ace_unweighted", "smece", "kde_ece", "conventions"}
+# The estimators on the confidence order and the Brier decomposition: test_estimators.py checks
+# them against tests/reference/estimators_ref.py.
+CONVENTIONS_KEYS |= {"ks_error", "ece_sweep", "aurc", "eaurc", "brier_reliability", "brier_resolution",
+                     "brier_uncertainty"}
 
 
 def compare(cli: dict, want: dict) -> list[str]:

@@ -14,12 +14,14 @@ sys.path.insert(0, str(HERE))
 from test_eval_reference import gen_dup_rows, gen_edges5, gen_probs_softmax, gen_standard  # noqa: E402
 
 FIELDS = ["accuracy", "ece", "mce", "adaece", "sce", "ace", "nll", "brier", "auroc", "precision", "recall", "f1",
-          "r_auc", "rmsce", "rmsce_debiased", "ace_unweighted", "smece", "kde_ece"]
+          "r_auc", "rmsce", "rmsce_debiased", "ace_unweighted", "smece", "kde_ece", "ks_error", "ece_sweep", "aurc",
+          "eaurc", "brier_reliability", "brier_resolution", "brier_uncertainty"]
 # Single metrics, each family's members apart and together, and mixtures across families.
 SELECTIONS = [[f] for f in FIELDS] + [
     ["ece", "nll"], ["sce", "ace"], ["auroc", "sce"], ["precision", "f1"], ["brier", "accuracy", "r_auc"],
     ["kde_ece", "smece", "adaece", "ece"], ["rmsce", "mce", "ace_unweighted", "rmsce_debiased"],
     ["f1", "ece"],  # any order: printed in the metric order
+    ["ks_error", "ece_sweep", "adaece"], ["eaurc", "r_auc"], ["brier_resolution", "brier", "mce"],
 ]
 DUMPS = {  # name: (generator, n, k, is_probs)
     "std": (gen_standard, 600, 10, False),

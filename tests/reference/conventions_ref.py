@@ -31,9 +31,10 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import calib_ref as ref  # noqa: E402
+import estimators_ref as est  # noqa: E402
 
 # docs/metrics.md "calibench eval": metric keys of the JSON object, in contract order.
-METRIC_KEYS = ref.METRIC_KEYS + ("rmsce", "rmsce_debiased", "ace_unweighted", "smece", "kde_ece")
+METRIC_KEYS = ref.METRIC_KEYS + ("rmsce", "rmsce_debiased", "ace_unweighted", "smece", "kde_ece") + tuple(est.KEYS)
 CI_KEYS = METRIC_KEYS[2:]  # every metric except n and k gets a bootstrap interval
 
 BINNING_RULES = ("right-closed", "guo-strict", "left-closed", "torchmetrics", "digitize-linspace")
@@ -246,6 +247,17 @@ def rmsce_debiased(s: ref.Split, m: int, rule: str) -> float:
         if cnt[i] >= 2:
             total += cnt[i] / s.n * ((a[i] - c[i]) ** 2 - a[i] * (1.0 - a[i]) / (cnt[i] - 1.0))
     return math.sqrt(max(0.0, total))
+
+
+def brier_decomposition(s: ref.Split, m: int, rule: str) -> tuple[float, float, float]:
+    """Murphy's reliability, resolution, uncertainty over the slots of --binning
+    (estimators_ref.brier_decomposition for every binning rule)."""
+    count, sa, sc = slot_stats(s.c, s.correct, m, rule)
+    ne = count > 0
+    a, cbar = sa[ne] / count[ne], sc[ne] / count[ne]
+    base = sa.sum() / s.n
+    return (float(np.sum(count[ne] * (cbar - a) ** 2) / s.n), float(np.sum(count[ne] * (a - base) ** 2) / s.n),
+            float(base * (1.0 - base)))
 
 
 def ace_unweighted(s: ref.Split, m: int, rule: str) -> float:
@@ -571,6 +583,14 @@ def independent_metrics(s: ref.Split, m: int) -> dict:
            "auroc": ref.auroc(s), "r_auc": ref.r_auc(s),
            "smece": smece(s.c, s.correct), "kde_ece": kde_ece(s.c, s.correct)}
     out["precision"], out["recall"], out["f1"] = ref.precision_recall_f1(s)
+    out.update(order_estimators(s))
+    return out
+
+
+def order_estimators(s: ref.Split) -> dict:
+    """ks_error, ece_sweep, aurc, eaurc (estimators_ref; no convention changes them)."""
+    out = {"ks_error": est.ks_error(s.c, s.correct), "ece_sweep": est.ece_sweep(s.c, s.correct)}
+    out["aurc"], out["eaurc"] = est.aurc(s.c, s.correct)
     return out
 
 
@@ -587,6 +607,7 @@ def compute_metrics(s: ref.Split, m: int, conv: Conventions, top_label_smooth=No
                    "auroc": ref.auroc(s), "r_auc": ref.r_auc(s)}
             out["precision"], out["recall"], out["f1"] = ref.precision_recall_f1(s)
             out["smece"], out["kde_ece"] = top_label_smooth
+            out.update(order_estimators(s))
             independent = out
     out = dict(independent)
     out["ece"] = ece(s, m, conv.binning)
@@ -598,6 +619,8 @@ def compute_metrics(s: ref.Split, m: int, conv: Conventions, top_label_smooth=No
     out["rmsce"] = rmsce(s, m, conv.binning)
     out["rmsce_debiased"] = rmsce_debiased(s, m, conv.binning)
     out["ace_unweighted"] = ace_unweighted(s, m, conv.binning)
+    out["brier_reliability"], out["brier_resolution"], out["brier_uncertainty"] = brier_decomposition(
+        s, m, conv.binning)
     return {key: out[key] for key in METRIC_KEYS}
 
 
