@@ -114,8 +114,8 @@ void check_matrix(const array_view& v) {
         fmt::format("{}: expected floating-point values (float16, bfloat16, float32 or float64), found {}", v.name,
                     dtype_name(v.dtype)));
   if (v.shape.size() != 2)
-    throw input_error(
-        fmt::format("{}: expected rank 2 [N, K], found rank {} shape {}", v.name, v.shape.size(), shape_text(v.shape)));
+    throw input_error(fmt::format("{}: expected rank 2 [N, K] (or a binary [N] or [N, 1]), found rank {} shape {}",
+                                  v.name, v.shape.size(), shape_text(v.shape)));
   if (v.shape[0] == 0) throw input_error(fmt::format("{}: N = 0 samples (shape {})", v.name, shape_text(v.shape)));
   if (v.shape[1] < 2)
     throw input_error(

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib.util
+import inspect
 import os
 import reprlib
 import shlex
@@ -469,10 +470,12 @@ def find_with_reader(paths, fmt, opts):
                 found.said = [info["notes"][1]]
             return found
         columns = opts.logit_columns.split(",") if opts.logit_columns else None
+        # One value column is a binary score; an older installed calibench.inputs lacks the option.
+        binary = {"binary": True} if "binary" in inspect.signature(inputs.read_table).parameters else {}
         values, labels, info = inputs.read_table(
             paths[0], logit_columns=columns, logit_prefix=opts.logit_prefix, list_column=opts.list_column,
             label_column=opts.label_column, split_column=opts.split_column, format=fmt,
-            delimiter=opts.csv_delimiter or ",")
+            delimiter=opts.csv_delimiter or ",", **binary)
     except inputs.InputError as e:
         raise ConvertError(str(e)) from None
     path = paths[0]
@@ -503,8 +506,19 @@ def fmt_index(idx):
     return f"index {idx[0]}" if len(idx) == 1 else f"index [{', '.join(map(str, idx))}]"
 
 
+def is_binary(values):
+    """One score per row, [N] or [N, 1]: a binary split, the log-odds (or P) of class 1, which
+    calibench reads as K = 2 (docs/metrics.md, "Inputs"). [N, 1] as K = 1 has no other meaning."""
+    return values.ndim == 1 or (values.ndim == 2 and values.shape[1] == 1)
+
+
+def num_classes_of(values):
+    return 2 if is_binary(values) else int(values.shape[1])
+
+
 def check_values(values, label, origin, probs, after=""):
-    """NaN/Inf, and for probabilities negativity and row sums. `label` e.g. 'val logits'."""
+    """NaN/Inf, and for probabilities negativity and row sums (binary: each value in [0, 1]).
+    `label` e.g. 'val logits'."""
     where = f"{origin.file}: {label}{origin.paren()}"
     bad = first_true(np.isnan(values))
     if bad is not None:
@@ -512,7 +526,12 @@ def check_values(values, label, origin, probs, after=""):
     bad = first_true(np.isinf(values))
     if bad is not None:
         raise ConvertError(f"{where}: {'-' if values[bad] < 0 else '+'}Inf{after} at {fmt_index(bad)}")
-    if probs:
+    if probs and is_binary(values):
+        bad = first_true((values < 0) | (values > 1))
+        if bad is not None:
+            raise ConvertError(f"{where}: probability {float(values[bad]):.6g}{after} outside [0, 1] at "
+                               f"{fmt_index(bad)} (a binary split holds P(class 1))")
+    elif probs:
         bad = first_true(values < 0)
         if bad is not None:
             raise ConvertError(f"{where}: negative probability {float(values[bad]):.6g}{after} at {fmt_index(bad)}")
@@ -528,14 +547,14 @@ def check_logits_shape(values, label, origin):
     if values.dtype.kind not in "f":
         hint = " (logits and labels swapped?)" if values.dtype.kind in "iub" else ""
         raise ConvertError(f"{where}: have type {values.dtype}, expected floating point{hint}")
-    if values.ndim != 2:
-        raise ConvertError(f"{where}: have shape {tuple(values.shape)}, expected [N, K]")
-    n, k = values.shape
-    if n == 0:
+    if values.ndim not in (1, 2):
+        raise ConvertError(f"{where}: have shape {tuple(values.shape)}, expected [N, K] (or one score per row, "
+                           "[N] or [N, 1], for a binary split)")
+    if values.shape[0] == 0:
         raise ConvertError(f"{where}: are empty (N = 0, shape {tuple(values.shape)})")
-    if k < 2:
-        raise ConvertError(f"{where}: have K = {k} class{'es' if k != 1 else ''} (shape {tuple(values.shape)}); "
-                           "need K >= 2")
+    if values.ndim == 2 and values.shape[1] == 0:
+        raise ConvertError(f"{where}: have K = 0 classes (shape {tuple(values.shape)}); need K >= 2 (or one score "
+                           "per row for a binary split)")
 
 
 def prepare_labels(labels, n, k, label, origin, logits_origin, notes):
@@ -587,7 +606,12 @@ def prepare_values(values, label, origin, opts, notes):
     in_dtype = values.dtype
     if opts.probs_to_logits:
         # In float64, as data/real/SOURCES.md did, so that its log-probability copies reproduce exactly.
-        values = np.log(np.maximum(values.astype(np.float64), LOG_CLIP))
+        # A binary P(class 1) becomes its log-odds, both sides clipped as the K-class log p is, so
+        # that [0, s] is the K-class [log(1 - p), log p] shifted by a constant.
+        p = values.astype(np.float64)
+        values = np.log(np.maximum(p, LOG_CLIP))
+        if is_binary(p):
+            values = values - np.log(np.maximum(1.0 - p, LOG_CLIP))
     dtype = keep_dtype(in_dtype) if opts.dtype == "keep" else np.dtype(opts.dtype)
     out = np.ascontiguousarray(values, dtype=dtype)
     if dtype != in_dtype.newbyteorder("="):
@@ -700,10 +724,12 @@ def build_parser():
                    help="extra string attribute on / (repeatable), e.g. --attr license=MIT")
     kind = g.add_mutually_exclusive_group()
     kind.add_argument("--probs", action="store_true",
-                      help="the input holds probabilities: validate them and store /<split>/probs")
+                      help="the input holds probabilities: validate them and store /<split>/probs "
+                      "(binary [N] / [N, 1]: P(class 1), each in [0, 1])")
     kind.add_argument("--probs-to-logits", action="store_true",
                       help=f"the input holds probabilities: validate them and store log(max(p, {LOG_CLIP:g})) "
-                      "(computed in float64) as /<split>/logits")
+                      "(computed in float64) as /<split>/logits; binary P(class 1): the log-odds "
+                      f"log(max(p, {LOG_CLIP:g})) - log(max(1 - p, {LOG_CLIP:g}))")
     g.add_argument("--split-seed", type=int, metavar="SEED",
                    help="input holds one set: split it 50/50 into val/test with "
                    "np.random.RandomState(SEED).permutation(N) and store /val/index, /test/index")
@@ -791,6 +817,9 @@ def run(argv):
             print(describe_found(found))
         else:
             print(describe(found))
+            lines = binary_lines(found_for_inspect(opts))
+            if lines:
+                print("\n".join(lines))
         return 0
 
     out = opts.output
@@ -821,7 +850,7 @@ def run(argv):
         if opts.split_seed < 0 or opts.split_seed > 2**32 - 1:
             raise ConvertError(f"--split-seed {opts.split_seed}: must be in [0, 2**32 - 1]")
         values = prepare_values(found.arrays["logits"], values_label("", opts), found.origins["logits"], opts, notes)
-        n, k = values.shape
+        n, k = values.shape[0], num_classes_of(values)
         labels = prepare_labels(found.arrays["labels"], n, k, "labels", found.origins["labels"],
                                 found.origins["logits"], notes)
         if n < 2:
@@ -842,7 +871,8 @@ def run(argv):
         for split in ("val", "test"):  # shapes first, so that a K mismatch is reported as such
             check_logits_shape(found.arrays[f"{split}_logits"], values_label(split, opts),
                                found.origins[f"{split}_logits"])
-        kv, kt = (found.arrays[f"{s}_logits"].shape[1] for s in ("val", "test"))
+        check_binary_mix(found, opts)
+        kv, kt = (num_classes_of(found.arrays[f"{s}_logits"]) for s in ("val", "test"))
         if kv != kt:
             raise ConvertError(f"{found.origins['test_logits'].file}: val logits have K = {kv} classes "
                                f"({found.origins['val_logits']}) but test logits have K = {kt} "
@@ -850,10 +880,15 @@ def run(argv):
         for split in ("val", "test"):
             lo, yo = found.origins[f"{split}_logits"], found.origins[f"{split}_labels"]
             values = prepare_values(found.arrays[f"{split}_logits"], values_label(split, opts), lo, opts, notes)
-            n, k = values.shape
+            n, k = values.shape[0], num_classes_of(values)
             labels = prepare_labels(found.arrays[f"{split}_labels"], n, k, f"{split} labels", yo, lo, notes)
             splits[split] = {stored: values, "labels": labels}
-    k = splits["val"][stored].shape[1]
+    k = num_classes_of(splits["val"][stored])
+    binary = is_binary(splits["val"][stored])
+    said = list(found.said)
+    if binary:
+        said.append(binary_note(stored))
+        notes.append(said[-1])
 
     class_names = parse_class_names(opts.class_names)
     if class_names is None and found.class_names is not None:
@@ -864,9 +899,13 @@ def run(argv):
 
     if not (opts.probs or opts.probs_to_logits) and not opts.quiet:
         if all(looks_like_probs(s[stored]) for s in splits.values()):
-            print(f"{PROG}: warning: the values look like probabilities (rows non-negative, summing to 1); "
+            what = "all in [0, 1], like P(class 1)" if binary else "rows non-negative, summing to 1"
+            print(f"{PROG}: warning: the values look like probabilities ({what}); "
                   "pass --probs (or --probs-to-logits) if they are", file=sys.stderr)
-    if opts.probs_to_logits:
+    if opts.probs_to_logits and binary:
+        notes.append(f"input probabilities P(class 1) stored as logits = the log-odds log(max(p, {LOG_CLIP:g})) - "
+                     f"log(max(1 - p, {LOG_CLIP:g})) computed in float64")
+    elif opts.probs_to_logits:
         notes.append(f"input probabilities stored as logits = log(max(p, {LOG_CLIP:g})) computed in float64")
 
     first_input = inputs[0][0]
@@ -887,10 +926,10 @@ def run(argv):
     except OSError as e:
         raise ConvertError(f"{out}: cannot write ({e.strerror or e})") from None
     if not opts.quiet:
-        for text in found.said:  # after the checks: an input that fails gets one line only
+        for text in said:  # after the checks: an input that fails gets one line only
             print(f"{PROG}: note: {text}", file=sys.stderr)
-        desc = ", ".join(f"{s} {d[stored].shape[0]} x {d[stored].shape[1]} {d[stored].dtype} {stored}"
-                         for s, d in splits.items())
+        desc = ", ".join(f"{s} {' x '.join(map(str, d[stored].shape))} {d[stored].dtype} {stored}"
+                         f"{' (binary)' if binary else ''}" for s, d in splits.items())
         print(f"{PROG}: wrote {out}: {desc}")
     return 0
 
@@ -900,7 +939,56 @@ def describe_found(found):
     for role, arr in found.arrays.items():
         lines.append(f"{role.replace('_', ' ')}: array {arr.dtype} {tuple(arr.shape)}")
     lines.extend(found.notes)
+    lines.extend(binary_lines(found))
     return "\n".join(lines)
+
+
+def found_for_inspect(opts):
+    """For --inspect of a pickle, .npz or separate files: the arrays a conversion would take, or
+    None where it would find none (the structure printed above then says why)."""
+    try:
+        found, _ = gather(argparse.Namespace(**{**vars(opts), "inspect": False}))
+    except ConvertError:
+        return None
+    return found
+
+
+def binary_lines(found):
+    """--inspect's lines for value arrays holding one score per row (a binary split)."""
+    if found is None:
+        return []
+    lines = []
+    for role in ("val_logits", "test_logits", "logits"):
+        arr = found.arrays.get(role)
+        if arr is not None and arr.dtype.kind == "f" and is_binary(arr) and arr.shape[0]:
+            lines.append(f"binary: {role.replace('_', ' ')} ({found.origins[role]}) hold one score per row, shape "
+                         f"{tuple(arr.shape)}: stored as given, read by calibench as K = 2 (logits [0, s]; "
+                         "with --probs, P(class 1) as probabilities [1 - p, p])")
+    return lines
+
+
+def binary_note(stored):
+    what = ("/<split>/probs hold P(class 1), which calibench reads as K = 2 probabilities [1 - p, p]"
+            if stored == "probs" else
+            "/<split>/logits hold the log-odds s of class 1, which calibench reads as K = 2 logits [0, s]")
+    return f"binary split (one score per row, labels 0/1, num_classes = 2): {what}"
+
+
+def check_binary_mix(found, opts):
+    """val and test both binary or both [N, K]: calibench reads K = 2 either way, but a mix is
+    almost surely two different exports (or the wrong file)."""
+    arrays, origins = found.arrays, found.origins
+    kinds = {s: is_binary(arrays[f"{s}_logits"]) for s in ("val", "test")}
+    if kinds["val"] == kinds["test"]:
+        return
+    b, o = ("val", "test") if kinds["val"] else ("test", "val")
+    what = "probabilities" if opts.probs or opts.probs_to_logits else "logits"
+    k = arrays[f"{o}_logits"].shape[1]
+    hint = ("calibench would read both as K = 2, but a mix is almost surely a mistake; " if k == 2 else "")
+    raise ConvertError(f"{origins['test_logits'].file}: {b} {what} ({origins[f'{b}_logits']}) are binary, one score "
+                       f"per row, shape {tuple(arrays[f'{b}_logits'].shape)}, but {o} {what} "
+                       f"({origins[f'{o}_logits']}) are [N, K] with K = {k}, shape {tuple(arrays[f'{o}_logits'].shape)}; "
+                       f"{hint}give both splits one score per row or both [N, K]")
 
 
 def values_label(split, opts):
@@ -910,6 +998,8 @@ def values_label(split, opts):
 
 def looks_like_probs(values):
     v = np.asarray(values, dtype=np.float64)
+    if is_binary(v):
+        return bool(((v >= 0) & (v <= 1)).all())
     return bool((v >= 0).all() and (np.abs(v.sum(axis=1) - 1.0) <= PROB_TOLERANCE).all())
 
 

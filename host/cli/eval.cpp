@@ -48,6 +48,7 @@ int run_eval(const eval_args& a) {
   r.file = a.file;
   r.split = a.split;
   r.scores = scores_text(split);
+  r.binary = split.binary;
   r.options = resolve_conventions(a.conventions, a.bins);
   r.options.selected = selected;
   const std::vector<double> other = a.inversions_against.empty() ? std::vector<double>() : other_confidence(a, split);

@@ -90,26 +90,28 @@ struct fit_outcome {
   double seconds = 0;
   std::string backend;
   nlohmann::json options;
+  bool binary = false;  ///< the dump stores one score per row (K = 2)
 };
 
 std::string outcome_table(const fit_outcome& o, const std::string& file) {
-  std::string out = fmt::format("{}  method {}  backend {}  {:.3f} s\n", file, o.cal.method(), o.backend, o.seconds);
+  std::string out = fmt::format("{}{}  method {}  backend {}  {:.3f} s\n", file, o.binary ? " (binary)" : "",
+                                o.cal.method(), o.backend, o.seconds);
   const nlohmann::json params = o.cal.params();  // a named object: items() must not outlive it
   for (const auto& [key, value] : params.items()) {
     std::string text = value.dump();
     if (text.size() > 100) text = text.substr(0, 97) + "...";
     out += fmt::format("  {} = {}\n", key, text);
   }
-  out += fmt::format("\n{:<12}{:>10}{:>10}\n", "metric", "val", "test");
+  out += fmt::format("\n{:<20}{:>10}{:>10}\n", "metric", "val", "test");
   for (const auto& f : metric_fields()) {
     auto text = [&](double v) {
       if (!std::isfinite(v)) return std::string(std::isnan(v) ? "n/a" : "inf");
       return f.percent ? fmt::format("{:.2f}", 100.0 * v) : fmt::format("{:.4f}", v);
     };
-    out += fmt::format("{:<12}{:>10}{:>10}\n", f.percent ? fmt::format("{} %", f.name) : std::string(f.name),
+    out += fmt::format("{:<20}{:>10}{:>10}\n", f.percent ? fmt::format("{} %", f.name) : std::string(f.name),
                        text(o.val.metrics.*(f.member)), text(o.test.metrics.*(f.member)));
   }
-  out += fmt::format("{:<12}{:>10.2f}{:>10.2f}\n", "inversions %", 100.0 * o.val.inversions, 100.0 * o.test.inversions);
+  out += fmt::format("{:<20}{:>10.2f}{:>10.2f}\n", "inversions %", 100.0 * o.val.inversions, 100.0 * o.test.inversions);
   return out;
 }
 
@@ -120,6 +122,7 @@ int print_outcome(const fit_outcome& o, const std::string& format, const std::st
   }
   nlohmann::json j;
   j["method"] = o.cal.method();
+  if (o.binary) j["binary"] = true;
   j["params"] = o.cal.params();
   j["val"] = metrics_json(o.val.metrics, o.metrics);
   j["test"] = metrics_json(o.test.metrics, o.metrics);
@@ -153,6 +156,7 @@ int run_fit(const fit_args& a) {
   o.seconds = seconds_since(started);
   o.backend = fit_site_name(request, backend.get());
   o.options = request_json(request);
+  o.binary = val.binary;
   return print_outcome(o, a.format, a.file);
 }
 
@@ -181,6 +185,7 @@ int run_apply(const apply_args& a) {
   o.seconds = seconds_since(started);
   o.backend = "host";
   o.options = {{"calibrator_file", a.calibrator_file}};
+  o.binary = val.binary;
   return print_outcome(o, a.format, a.file);
 }
 

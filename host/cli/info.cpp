@@ -46,10 +46,10 @@ std::string info_table(const std::string& file, const dump_layout& layout, const
                        const nlohmann::json& j) {
   std::string out = fmt::format("{}\n", file);
   for (const auto& [name, value] : layout.attributes) out += fmt::format("  {} = {}\n", name, value);
-  out += fmt::format("\n{:<8}{:>9}{:>7}  {:<16}{:<8}{:>11}{:>17}{:>10}\n", "split", "N", "K", "scores", "labels",
+  out += fmt::format("\n{:<8}{:>9}{:>7}  {:<22}{:<8}{:>12}{:>19}{:>10}\n", "split", "N", "K", "scores", "labels",
                      "accuracy %", "mean confidence %", "ECE15 %");
   for (const auto& s : j["splits"]) {
-    out += fmt::format("{:<8}{:>9}{:>7}  {:<16}{:<8}{:>12.2f}{:>19.2f}{:>10.2f}\n", s["name"].get<std::string>(),
+    out += fmt::format("{:<8}{:>9}{:>7}  {:<22}{:<8}{:>12.2f}{:>19.2f}{:>10.2f}\n", s["name"].get<std::string>(),
                        s["n"].get<std::int64_t>(), s["k"].get<std::int64_t>(), s["scores"].get<std::string>(),
                        s["labels"].get<std::string>(), 100.0 * s["accuracy"].get<double>(),
                        100.0 * s["mean_confidence"].get<double>(), 100.0 * s["ece"].get<double>());

@@ -71,7 +71,7 @@ void add_convention_options(CLI::App& cmd, convention_names& c, bool all) {
 }
 
 std::string scores_text(const split_data& s) {
-  return fmt::format("{} {}", s.is_probs ? "probs" : "logits", s.value_type);
+  return fmt::format("{}{} {}", s.binary ? "binary " : "", s.is_probs ? "probs" : "logits", s.value_type);
 }
 
 std::vector<std::string> split_list(const std::string& text) {

@@ -185,6 +185,7 @@ nlohmann::json run_cell(const experiment_spec& spec, const cell& c, sweep_backen
   nlohmann::json out;
   const scored_split t_raw = uncalibrated(test);
   const scored_split v_raw = uncalibrated(val);
+  if (val.binary || test.binary) out["binary"] = true;  // one stored score per row, read as K = 2
   const auto [v_scores, t_scores] = calibrated_scores(spec, c, val, test, backend, out);
   out["val"] = metrics_json(compute_metrics(v_scores, mo), mo);
   out["test"] = metrics_json(compute_metrics(t_scores, mo), mo);

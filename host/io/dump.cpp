@@ -44,11 +44,13 @@ split_shape inspect_split(const std::string& file_path, hid_t file, const std::s
     fail(file_path, fmt::format("{}: rank 4 {} is a segmentation dump [B, K, H, W]; evaluate it with calibench "
                                 "seg-eval (docs/segmentation.md)",
                                 values_path, shape_text(values.dims)));
-  if (values.dims.size() != 2)
-    fail(file_path, fmt::format("{}: expected rank 2 [N, K], found rank {} shape {}", values_path, values.dims.size(),
-                                shape_text(values.dims)));
+  // One score per row ([N] or [N, 1]) is a binary split: the log-odds or P(class 1).
+  shape.binary = values.dims.size() == 1 || (values.dims.size() == 2 && values.dims[1] == 1);
+  if (values.dims.size() != 2 && !shape.binary)
+    fail(file_path, fmt::format("{}: expected rank 2 [N, K] (or a binary [N] or [N, 1]), found rank {} shape {}",
+                                values_path, values.dims.size(), shape_text(values.dims)));
   shape.num_samples = static_cast<std::int64_t>(values.dims[0]);
-  shape.num_classes = static_cast<std::int64_t>(values.dims[1]);
+  shape.num_classes = shape.binary ? 2 : static_cast<std::int64_t>(values.dims[1]);
   shape.value_type = type_text(values.type.get());
   if (shape.num_samples == 0)
     fail(file_path, fmt::format("{}: N = 0 samples (shape {})", values_path, shape_text(values.dims)));
@@ -83,22 +85,27 @@ dump_layout inspect_open(const std::string& path, hid_t file) {
   for (const auto& group : child_groups(file)) {
     if (std::find(required_splits().begin(), required_splits().end(), group) != required_splits().end()) continue;
     // Other groups (train, or segmentation groups handled elsewhere) are classification
-    // splits only when they hold rank-2 scores.
+    // splits only when they hold rank-2 (or binary rank-1) scores.
     const auto scores = score_dataset(file, group);
     if (!scores) continue;
     const dataset_view values = open_dataset(path, file, "/" + group + "/" + *scores);
-    if (values.dims.size() != 2) continue;
+    if (values.dims.size() != 2 && values.dims.size() != 1) continue;
     layout.splits.push_back(inspect_split(path, file, group));
   }
-  const std::int64_t k = layout.splits.front().num_classes;
+  const split_shape& first = layout.splits.front();
+  const std::int64_t k = first.num_classes;
   for (const auto& s : layout.splits) {
-    if (s.num_classes != k)
-      fail(path, fmt::format("/{}/{}: K = {} differs from /val K = {}", s.name, s.is_probs ? "probs" : "logits",
-                             s.num_classes, k));
+    if (s.num_classes == k) continue;
+    const char* binary_note = s.binary       ? " (a binary split: one score per row, read as K = 2)"
+                              : first.binary ? " (/val is binary: one score per row, read as K = 2)"
+                                             : "";
+    fail(path, fmt::format("/{}/{}: K = {} differs from /val K = {}{}", s.name, s.is_probs ? "probs" : "logits",
+                           s.num_classes, k, binary_note));
   }
   if (auto it = layout.attributes.find("num_classes"); it != layout.attributes.end()) {
     const auto declared = parse_integer(it->second);
-    if (!declared || *declared != k)
+    const bool binary_one = layout.splits.front().binary && declared && *declared == 1;  // one stored score
+    if (!binary_one && (!declared || *declared != k))
       fail(path, fmt::format("attribute num_classes = '{}' disagrees with /val K = {}", it->second, k));
   }
   return layout;
@@ -127,6 +134,83 @@ bool all_finite(const In* values, std::int64_t rows, std::int64_t k, std::int64_
     for (const double v : lanes) poison += v;
   }
   return poison == 0.0;
+}
+
+/// The values of a rank-2 split, block by block, each block validated as it is read.
+void read_score_rows(const std::string& path, const dataset_view& values, split_data& out) {
+  const std::int64_t n = out.num_samples;
+  const std::int64_t k = out.num_classes;
+  const std::int64_t rows_per_block = std::max<std::int64_t>(1, k_block_values / k);
+  for (std::int64_t row0 = 0; row0 < n; row0 += rows_per_block) {
+    const std::int64_t rows = std::min(rows_per_block, n - row0);
+    double* block = out.values.data() + row0 * k;
+    if (!read_rows(values.dataset.get(), row0, rows, k, block))
+      fail(path, fmt::format("{}: read failed at rows [{}, {}) (truncated or corrupt file)", out.values_path(), row0,
+                             row0 + rows));
+    check_scores(path + ": " + out.values_path(), block, rows, k, out.is_probs, row0);
+  }
+}
+
+/// A binary split ([N] or [N, 1]): each score s becomes the row [0, s] (logits) or [1 - s, s]
+/// (probabilities, which must lie in [0, 1]).
+void read_binary_scores(const std::string& path, const dataset_view& values, split_data& out) {
+  const std::int64_t n = out.num_samples;
+  const bool column = values.dims.size() == 2;  // [N, 1]: indices print as [i, 0]
+  std::vector<double> scores;
+  for (std::int64_t row0 = 0; row0 < n; row0 += k_block_values) {
+    const std::int64_t rows = std::min(k_block_values, n - row0);
+    scores.resize(static_cast<std::size_t>(rows));
+    std::vector<hsize_t> start{static_cast<hsize_t>(row0)}, count{static_cast<hsize_t>(rows)};
+    if (column) {
+      start.push_back(0);
+      count.push_back(1);
+    }
+    if (!read_slab(values.dataset.get(), start, count, H5T_NATIVE_DOUBLE, scores.data()))
+      fail(path, fmt::format("{}: read failed at rows [{}, {}) (truncated or corrupt file)", out.values_path(), row0,
+                             row0 + rows));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      const double v = scores[static_cast<std::size_t>(r)];
+      const std::string index = column ? fmt::format("[{}, 0]", row0 + r) : fmt::format("[{}]", row0 + r);
+      if (!std::isfinite(v))
+        fail(path, fmt::format("{}: non-finite value {} at index {}", out.values_path(), v, index));
+      if (out.is_probs && !(v >= 0.0 && v <= 1.0))
+        fail(path, fmt::format("{}: probability {} at index {} outside [0, 1] (a binary split stores P(class 1))",
+                               out.values_path(), v, index));
+      double* row = out.values.data() + (row0 + r) * 2;
+      row[0] = out.is_probs ? 1.0 - v : 0.0;
+      row[1] = v;
+    }
+  }
+}
+
+/// The labels of a split, checked against [0, K).
+void read_labels(const std::string& path, hid_t file, const std::string& split, split_data& out) {
+  const std::int64_t n = out.num_samples;
+  const std::int64_t k = out.num_classes;
+  const std::string labels_path = "/" + split + "/labels";
+  const dataset_view labels = open_dataset(path, file, labels_path);
+  out.labels.resize(static_cast<std::size_t>(n));
+  // Unsigned labels are read unsigned so that a huge value is reported as stored, not clamped.
+  const bool is_unsigned = H5Tget_sign(labels.type.get()) == H5T_SGN_NONE;
+  auto check_labels = [&](const auto& raw) {
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto y = raw[static_cast<std::size_t>(i)];
+      if (y < 0 || y >= static_cast<std::decay_t<decltype(y)>>(k))
+        fail(path, fmt::format("{}: label {} at index {} outside [0, {})", labels_path, y, i, k));
+      out.labels[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(y);
+    }
+  };
+  if (is_unsigned) {
+    std::vector<unsigned long long> raw(static_cast<std::size_t>(n));
+    if (H5Dread(labels.dataset.get(), H5T_NATIVE_ULLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
+      fail(path, fmt::format("{}: read failed (truncated or corrupt file)", labels_path));
+    check_labels(raw);
+  } else {
+    std::vector<long long> raw(static_cast<std::size_t>(n));
+    if (H5Dread(labels.dataset.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
+      fail(path, fmt::format("{}: read failed (truncated or corrupt file)", labels_path));
+    check_labels(raw);
+  }
 }
 
 }  // namespace
@@ -180,6 +264,7 @@ split_data read_split(const std::string& path, const std::string& split) {
   out.num_samples = shape->num_samples;
   out.num_classes = shape->num_classes;
   out.is_probs = shape->is_probs;
+  out.binary = shape->binary;
   out.value_type = shape->value_type;
   const std::int64_t n = out.num_samples;
   const std::int64_t k = out.num_classes;
@@ -199,40 +284,12 @@ split_data read_split(const std::string& path, const std::string& split) {
     throw error(
         fmt::format("{}: {}: out of memory allocating shape [{}, {}] as float64", path, out.values_path(), n, k));
   }
-  const std::int64_t rows_per_block = std::max<std::int64_t>(1, k_block_values / k);
-  for (std::int64_t row0 = 0; row0 < n; row0 += rows_per_block) {
-    const std::int64_t rows = std::min(rows_per_block, n - row0);
-    double* block = out.values.data() + row0 * k;
-    if (!read_rows(values.dataset.get(), row0, rows, k, block))
-      fail(path, fmt::format("{}: read failed at rows [{}, {}) (truncated or corrupt file)", out.values_path(), row0,
-                             row0 + rows));
-    check_scores(path + ": " + out.values_path(), block, rows, k, out.is_probs, row0);
-  }
-
-  const std::string labels_path = "/" + split + "/labels";
-  const dataset_view labels = open_dataset(path, file.get(), labels_path);
-  out.labels.resize(static_cast<std::size_t>(n));
-  // Unsigned labels are read unsigned so that a huge value is reported as stored, not clamped.
-  const bool is_unsigned = H5Tget_sign(labels.type.get()) == H5T_SGN_NONE;
-  auto check_labels = [&](const auto& raw) {
-    for (std::int64_t i = 0; i < n; ++i) {
-      const auto y = raw[static_cast<std::size_t>(i)];
-      if (y < 0 || y >= static_cast<std::decay_t<decltype(y)>>(k))
-        fail(path, fmt::format("{}: label {} at index {} outside [0, {})", labels_path, y, i, k));
-      out.labels[static_cast<std::size_t>(i)] = static_cast<std::int32_t>(y);
-    }
-  };
-  if (is_unsigned) {
-    std::vector<unsigned long long> raw(static_cast<std::size_t>(n));
-    if (H5Dread(labels.dataset.get(), H5T_NATIVE_ULLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
-      fail(path, fmt::format("{}: read failed (truncated or corrupt file)", labels_path));
-    check_labels(raw);
+  if (shape->binary) {
+    read_binary_scores(path, values, out);
   } else {
-    std::vector<long long> raw(static_cast<std::size_t>(n));
-    if (H5Dread(labels.dataset.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, raw.data()) < 0)
-      fail(path, fmt::format("{}: read failed (truncated or corrupt file)", labels_path));
-    check_labels(raw);
+    read_score_rows(path, values, out);
   }
+  read_labels(path, file.get(), split, out);
   return out;
 }
 

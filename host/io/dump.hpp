@@ -32,6 +32,7 @@ struct split_data {
   std::int64_t num_samples = 0;      ///< N
   std::int64_t num_classes = 0;      ///< K
   bool is_probs = false;             ///< values are probabilities (/<split>/probs), not logits
+  bool binary = false;               ///< stored as one score per row ([N] or [N, 1]), read as K = 2
   std::string value_type;            ///< storage type in the file, e.g. "float16"
   std::vector<double> values;        ///< row-major N x K logits or probabilities
   std::vector<std::int32_t> labels;  ///< N labels in [0, K)
@@ -46,6 +47,7 @@ struct split_shape {
   std::int64_t num_samples = 0;
   std::int64_t num_classes = 0;
   bool is_probs = false;
+  bool binary = false;  ///< one score per row ([N] or [N, 1]): K = 2, logits [0, s] or probs [1 - p, p]
   std::string value_type;
   std::string label_type;
   std::vector<std::string> extra_datasets;  ///< other datasets in the group (e.g. true_probs)

@@ -37,6 +37,7 @@ nlohmann::json eval_json(const eval_report& r) {
   nlohmann::json j = nlohmann::json::object();
   j["n"] = r.metrics.n;
   j["k"] = r.metrics.k;
+  if (r.binary) j["binary"] = true;
   const auto fields = metric_fields();
   const metric_selection& sel = r.options.selected;
   for (std::size_t i = 0; i < fields.size(); ++i) {

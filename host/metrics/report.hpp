@@ -19,7 +19,8 @@ namespace calibench {
 struct eval_report {
   std::string file;
   std::string split;
-  std::string scores;  ///< e.g. "logits float32"
+  std::string scores;   ///< e.g. "logits float32", "binary logits float32"
+  bool binary = false;  ///< one stored score per row (K = 2): the JSON says "binary": true
   metric_options options;
   metric_set metrics;
   std::optional<bootstrap_result> bootstrap;

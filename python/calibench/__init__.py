@@ -99,6 +99,53 @@ def _array(x: Any, name: str) -> Any:
     return x
 
 
+def _binary_scores(x: Any) -> Optional[np.ndarray]:
+    """The scores of a binary input (one per row: shape [N] or [N, 1]) as a NumPy array, or
+    None when x has another shape (the engine then reads it, or refuses it, as it is)."""
+    shape = tuple(getattr(x, "shape", ()))
+    if not (len(shape) == 1 or (len(shape) == 2 and shape[1] == 1)):
+        return None
+    if isinstance(x, np.ndarray):
+        return x.reshape(-1)
+    try:
+        return np.from_dlpack(x).reshape(-1)
+    except (TypeError, BufferError, RuntimeError):  # e.g. bfloat16, which NumPy has no type for
+        return np.asarray(x.float() if hasattr(x, "float") else x).reshape(-1)
+
+
+def _scores(x: Any, name: str, probs: bool) -> Tuple[Any, bool]:
+    """(values the engine reads, binary): a binary input ([N] or [N, 1]: the log-odds of class 1,
+    or P(class 1) with probs=True) becomes K = 2 rows [0, s] (logits, in their dtype) or
+    [1 - p, p] (float64), as a binary dump does (docs/metrics.md, "Inputs"); anything else is
+    passed on as _array gives it."""
+    values = _array(x, name)
+    s = _binary_scores(values)
+    if s is None:
+        return values, False
+    if s.dtype.kind != "f":
+        raise ValueError(f"{name}: expected floating-point values (float16, bfloat16, float32 or float64), "
+                         f"found {s.dtype}")
+    if s.size == 0:
+        raise ValueError(f"{name}: N = 0 samples (shape {list(values.shape)})")
+    column = len(values.shape) == 2
+    where = (lambda i: f"[{i}, 0]") if column else (lambda i: f"[{i}]")
+    bad = np.flatnonzero(~np.isfinite(s))
+    if bad.size:
+        raise ValueError(f"{name}: non-finite value {float(s[bad[0]])} at index {where(int(bad[0]))}")
+    if probs:
+        bad = np.flatnonzero((s < 0) | (s > 1))
+        if bad.size:
+            raise ValueError(f"{name}: probability {float(s[bad[0]])} at index {where(int(bad[0]))} outside [0, 1] "
+                             "(a binary input holds P(class 1))")
+        out = np.empty((s.size, 2), dtype=np.float64)
+        out[:, 1] = s
+        out[:, 0] = 1.0 - out[:, 1]
+        return out, True
+    out = np.zeros((s.size, 2), dtype=s.dtype if s.dtype.itemsize <= 8 else np.float64)
+    out[:, 1] = s
+    return out, True
+
+
 def _integer(value: Any, name: str) -> int:
     """An integer argument: ints and NumPy integers (15.5, "15" and True are refused, not truncated)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
@@ -182,10 +229,10 @@ def evaluate(
     the CLI options of the same names do. bootstrap, seed, level: percentile intervals.
     """
     name = "probs" if probs else "logits"
-    values = _array(logits_or_probs, name)
+    values, binary = _scores(logits_or_probs, name, bool(probs))
     y = _array(labels, "labels")
     conv = _conventions(conventions, binning, classwise_binning, adaptive, classwise_reduction, brier, nll_clip)
-    return _call_with_arrays(
+    out = _call_with_arrays(
         lambda v, t: _core.evaluate(
             v, t, bool(probs), _integer(bins, "bins"), conv, _integer(bootstrap, "bootstrap"), _integer(seed, "seed"),
             float(level), bool(reliability), bool(classwise), _metric_names(metrics), name
@@ -193,6 +240,9 @@ def evaluate(
         values,
         y,
     )
+    if binary:
+        out["binary"] = True  # as `calibench eval` says of a binary dump
+    return out
 
 
 def _grid_text(grid: Union[None, str, Sequence[float], np.ndarray]) -> str:
@@ -242,7 +292,7 @@ class Calibrator:
         gives uniform rows); `evaluate` scores with that decision as `calibench fit` does."""
         is_probs = self.is_probs if probs is None else bool(probs)
         name = "probs" if is_probs else "logits"
-        values = _array(logits, name)
+        values, _ = _scores(logits, name, is_probs)
         return _call_with_arrays(lambda v: self._impl.transform(v, is_probs, name), values)
 
     def evaluate(
@@ -269,7 +319,7 @@ class Calibrator:
         under "val" and "test" (same keys as `calibench.evaluate`)."""
         is_probs = self.is_probs if probs is None else bool(probs)
         name = "probs" if is_probs else "logits"
-        values = _array(logits, name)
+        values, _ = _scores(logits, name, is_probs)
         y = _array(labels, "labels")
         conv = _conventions(conventions, binning, classwise_binning, adaptive, classwise_reduction, brier, nll_clip)
         return _call_with_arrays(
@@ -381,7 +431,7 @@ def fit(
                                     nll_clip)
     args.backend = backend
     name = "val_probs" if probs else "val_logits"
-    values = _array(val_logits, name)
+    values, _ = _scores(val_logits, name, bool(probs))
     y = _array(val_labels, "val_labels")
     impl = _call_with_arrays(lambda v, t: _core.fit(v, t, bool(probs), args, name, "val_labels"), values, y)
     return Calibrator(impl)
@@ -437,7 +487,7 @@ def _sweep(family, logits, labels, candidates, grid, bins, binning, backend, ada
     args.adaece = bool(adaece)
     args.per_bin = bool(per_bin)
     name = "probs" if probs else "logits"
-    values = _array(logits, name)
+    values, _ = _scores(logits, name, bool(probs))
     y = _array(labels, "labels")
     return _call_with_arrays(lambda v, t: _core.sweep(v, t, bool(probs), args, name), values, y)
 

@@ -455,7 +455,7 @@ def _choose_values(columns, path, logit_columns, logit_prefix, list_column):
 
 
 def read_table(path, *, logit_columns=None, logit_prefix=None, list_column=None, label_column=None,
-               split_column=None, format=None, delimiter=","):
+               split_column=None, format=None, delimiter=",", binary=False):
     """Values and labels from a CSV or Parquet table, one row per sample.
 
     The values are either one column per class (logit_columns, a list of names in class order;
@@ -465,8 +465,11 @@ def read_table(path, *, logit_columns=None, logit_prefix=None, list_column=None,
     label_column (default label/labels/target/y) holds class indices in [0, K). split_column
     (optional) says val/valid/validation or test per row. format: "csv" or "parquet" (default:
     Parquet's magic bytes or a .parquet/.pq extension, else CSV). Parquet needs pyarrow.
+    binary=True accepts a single value per row (one value column, or lists of one value) as a
+    binary score, the log-odds or P(class 1): values are then [N, 1] and labels lie in [0, 2).
     Returns (values float64 [N, K], labels int64 [N], info): info has "format", "value_columns",
-    "label_column", "split" (a str array of "val"/"test" per row, or None), "layout", "notes".
+    "label_column", "split" (a str array of "val"/"test" per row, or None), "layout", "notes",
+    "binary".
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -500,16 +503,19 @@ def read_table(path, *, logit_columns=None, logit_prefix=None, list_column=None,
         for j, name in enumerate(value_cols):
             col = columns[name]
             values[:, j] = [_cell_number(v, path, col, i) for i, v in enumerate(col.values)]
-    if k < 2:
+    is_binary = binary and k == 1
+    if k < 2 and not is_binary:
         raise InputError(f"{path}: {k} value column{'s' if k != 1 else ''} ({', '.join(value_cols)}); need K >= 2")
+    num_classes = 2 if is_binary else k  # a binary score's labels are 0 and 1
     col = columns[label_column]
     labels = np.empty(n, dtype=np.int64)
     for i, v in enumerate(col.values):
         x = _cell_number(v, path, col, i, what="label")
         if x != round(x):
             raise InputError(f"{path}: {col.where[i]}, column {col.name!r}: label {_brief(v)} is not an integer")
-        if not 0 <= x < k:
-            raise InputError(f"{path}: {col.where[i]}, column {col.name!r}: label {int(x)} outside [0, {k})")
+        if not 0 <= x < num_classes:
+            raise InputError(f"{path}: {col.where[i]}, column {col.name!r}: label {int(x)} outside "
+                             f"[0, {num_classes})")
         labels[i] = int(x)
     split = None
     if split_column is not None:
@@ -525,10 +531,13 @@ def read_table(path, *, logit_columns=None, logit_prefix=None, list_column=None,
         for s in ("val", "test"):
             if not (split == s).any():
                 raise InputError(f"{path}: column {split_column!r} has no {s} rows")
-    desc = (f"list column {value_cols[0]!r}" if layout == "list"
-            else f"one column per class ({value_cols[0]!r} .. {value_cols[-1]!r})")
+    if is_binary:
+        desc = f"{'list column' if layout == 'list' else 'one value column'} {value_cols[0]!r} (binary scores)"
+    else:
+        desc = (f"list column {value_cols[0]!r}" if layout == "list"
+                else f"one column per class ({value_cols[0]!r} .. {value_cols[-1]!r})")
     layout_text = f"{fmt} table, {desc}, labels {label_column!r}" + \
         (f", split column {split_column!r}" if split_column else "")
     info = {"format": fmt, "value_columns": value_cols, "label_column": label_column, "split": split,
-            "layout": layout_text, "notes": []}
+            "layout": layout_text, "notes": [], "binary": is_binary}
     return values, labels, info

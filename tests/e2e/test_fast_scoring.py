@@ -138,11 +138,13 @@ def test_underflowing_terms_are_exact_zeros():
     assert got["nll"] == pytest.approx(800.0 + np.log1p(np.exp(-1.0)), rel=1e-15)
 
 
-def test_one_class_is_refused():
-    """K = 1 (a single score column) is not a classification split here; binary inputs of that
-    shape are issue 21's. The refusal names the argument and the shape."""
-    with pytest.raises(ValueError, match=r"logits: K = 1 class \(shape \[5, 1\]\); need at least 2 classes"):
-        calibench.evaluate(np.zeros((5, 1), dtype=np.float32), np.zeros(5, dtype=np.int64), metrics=["ece"])
+def test_one_column_is_binary_and_no_column_is_refused():
+    """A single score column is a binary input (K = 2, logits [0, s]: tests/e2e/test_binary.py);
+    no column at all is refused, naming the argument and the shape."""
+    got = calibench.evaluate(np.zeros((5, 1), dtype=np.float32), np.zeros(5, dtype=np.int64), metrics=["ece"])
+    assert got["k"] == 2 and got["binary"] is True
+    with pytest.raises(ValueError, match=r"logits: K = 0 class \(shape \[5, 0\]\); need at least 2 classes"):
+        calibench.evaluate(np.zeros((5, 0), dtype=np.float32), np.zeros(5, dtype=np.int64), metrics=["ece"])
 
 
 def test_bad_values_are_reported_as_before():

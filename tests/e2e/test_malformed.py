@@ -250,13 +250,26 @@ def test_missing_split_group(calibench, tmp_path, split):
 
 
 @pytest.mark.parametrize("split", ["test", "val"])
-@pytest.mark.parametrize("shape", [(N,), (N, K, 2)], ids=["rank1", "rank3"])
+@pytest.mark.parametrize("shape", [(N, K, 2), (N, K, 2, 2, 1)], ids=["rank3", "rank5"])
 def test_logits_not_rank2(calibench, tmp_path, split, shape):
     good = valid_split(seed=5)
     logits = np.random.default_rng(5).normal(size=shape).astype(np.float32)
     path = dump_with(tmp_path, split, {"logits": logits, "labels": good["labels"]})
     shape_str = "[" + ", ".join(str(d) for d in shape) + "]"
     assert_rejected(calibench, eval_cmds(path, split), path, needles=[f"/{split}/logits", shape_str])
+
+
+# One score per row ([N] or [N, 1]) is a binary split (K = 2): beside a K = 3 split it is refused,
+# naming both splits and saying that it was read as binary.
+@pytest.mark.parametrize("split", ["test", "val"])
+@pytest.mark.parametrize("shape", [(N,), (N, 1)], ids=["rank1", "column"])
+def test_binary_split_beside_k3(calibench, tmp_path, split, shape):
+    logits = np.random.default_rng(5).normal(size=shape).astype(np.float32)
+    path = dump_with(tmp_path, split, {"logits": logits, "labels": np.zeros(N, dtype=np.int32)})
+    # /val is read first, so the message names /test and compares it with /val.
+    test_k, val_k = (2, K) if split == "test" else (K, 2)
+    assert_rejected(calibench, eval_cmds(path, split), path,
+                    needles=[f"/test/logits: K = {test_k} differs from /val K = {val_k}", "binary", "read as K = 2"])
 
 
 # ----------------------------------------------------------------------------- 6. labels length
@@ -285,7 +298,7 @@ def test_labels_bad_rank(calibench, tmp_path):
 
 
 @pytest.mark.parametrize("split", ["test", "val"])
-@pytest.mark.parametrize("k", [1, 0])
+@pytest.mark.parametrize("k", [0])  # [N, 1] is a binary split (test_binary_split_beside_k3)
 def test_too_few_classes(calibench, tmp_path, split, k):
     logits = np.random.default_rng(7).normal(size=(N, k)).astype(np.float32)
     labels = np.zeros(N, dtype=np.int32)

@@ -176,9 +176,11 @@ def test_probability_checks():
 
 def test_shape_and_type_errors():
     logits, labels = make_data(n=10, k=4)
-    raises(r"logits: expected rank 2 \[N, K\], found rank 1 shape \[10\]", calibench.evaluate, logits[:, 0], labels)
-    raises(r"logits: K = 1 class \(shape \[10, 1\]\); need at least 2 classes", calibench.evaluate, logits[:, :1],
+    raises(r"logits: expected rank 2 \[N, K\] \(or a binary \[N\] or \[N, 1\]\), found rank 3 shape \[10, 2, 2\]",
+           calibench.evaluate, logits.reshape(10, 2, 2), labels)
+    raises(r"logits: K = 0 class \(shape \[10, 0\]\); need at least 2 classes", calibench.evaluate, logits[:, :0],
            labels)
+    raises(r"logits: N = 0 samples \(shape \[0\]\)", calibench.evaluate, logits[:0, 0], labels[:0])
     raises(r"logits: N = 0 samples", calibench.evaluate, logits[:0], labels[:0])
     raises(r"labels: length 9 differs from logits rows 10", calibench.evaluate, logits, labels[:9])
     raises(r"labels: expected shape \[N\] or \[N, 1\], found \[10, 2\]", calibench.evaluate, logits,
