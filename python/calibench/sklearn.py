@@ -95,7 +95,9 @@ def _probs_flag(value: Any) -> bool:
 class Calibrator(_OptionsMixin, ClassifierMixin, BaseEstimator):
     """A calibench calibration method as a scikit-learn classifier on logits.
 
-    X: logits [N, K] (probabilities with probs=True); y: integer labels in [0, K). Column j of X
+    X: logits [N, K] (probabilities with probs=True), or one column [N, 1] of binary scores (the
+    log-odds of class 1, or P(class 1): K = 2, as calibench reads binary inputs, so predict_proba
+    is [N, 2]); y: integer labels in [0, K). Column j of X
     is class j, so `classes_` is always arange(K): a class absent from y keeps its column, and a
     label outside [0, K) is calibench's ValueError. fit(X, y) is calibench.fit(method, X, y,
     probs=probs, **options) and keeps the fitted calibench.Calibrator as `calibrator_`;
@@ -122,7 +124,8 @@ class Calibrator(_OptionsMixin, ClassifierMixin, BaseEstimator):
         X = validate_data(self, X, dtype=_FLOATS, ensure_all_finite=False)
         y = column_or_1d(y, warn=True)
         self.calibrator_ = calibench.fit(self.method, X, y, probs=_probs_flag(self.probs), **self._fit_options())
-        self.classes_ = np.arange(X.shape[1])
+        # One column is a binary score (the log-odds, or P(class 1) with probs=True): K = 2.
+        self.classes_ = np.arange(2 if X.shape[1] == 1 else X.shape[1])
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:

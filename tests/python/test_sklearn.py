@@ -52,8 +52,8 @@ CALIBRATOR_EXPECTED_FAILURES = {
     "check_estimators_nan_inf": "calibench refuses NaN and inf itself ('val_logits: non-finite value nan at index "
                                 "[0, 0]'), which the check's case-sensitive 'inf' | 'NaN' pattern does not match "
                                 "for NaN",
-    "check_fit2d_1feature": "one column is K = 1, refused by calibench ('K = 1 class ...; need at least 2 classes') "
-                            "instead of with the '1 feature(s)' message the check wants",
+    "check_fit2d_1feature": "one column is a binary score (K = 2); the check's labels 0..2 are outside [0, 2), "
+                            "refused with calibench's message, not the '1 feature(s)' message the check wants",
     "check_n_features_in_after_fitting": "a K other than the fit's is calibench's error with calibench's message "
                                          "('K = 3, but this ts calibrator was fitted on K = 4'; K = 1: 'need at "
                                          "least 2 classes'), not sklearn's 'X has 1 features, but ...'",
@@ -312,3 +312,14 @@ def test_calibrated_classifier_errors():
     with pytest.raises(ValueError) as engine:
         calibench.fit("ts", np.zeros((3, 3)), [0, 1, 2], calib_bins=4)
     assert str(caught.value) == str(engine.value)
+
+
+def test_one_column_is_a_binary_score():
+    rng = np.random.default_rng(31)
+    y = rng.integers(0, 2, 400)
+    s = ((2.0 * y - 1.0) + rng.normal(size=400)).reshape(-1, 1)
+    cal = Calibrator("platt").fit(s, y)
+    assert list(cal.classes_) == [0, 1]
+    want = calibench.fit("platt", s, y).transform(s)
+    assert want.shape == (400, 2) and np.array_equal(cal.predict_proba(s), want)
+    assert np.array_equal(cal.predict(s), np.argmax(want, axis=1))
