@@ -598,7 +598,7 @@ def set_at(idx, value):
     ("label_negative", dict(yt=set_at(3, -1)), ["test labels", "label -1", "index 3"]),
     ("shape_mismatch", dict(yv=lambda a: a[:-1]), ["val labels", "shape mismatch", f"{N_VAL - 1} labels",
                                                    f"N = {N_VAL}"]),
-    # [N, 1] is a binary split now (tests/convert/test_binary.py); no column at all is refused.
+    # [N, 1] is a binary split now (tests/convert/test_convert_binary.py); no column at all is refused.
     ("k0", dict(lv=lambda a: a[:, :0]), ["val logits", "K = 0"]),
     ("n0", dict(lv=lambda a: a[:0], yv=lambda a: a[:0]), ["val logits", "N = 0"]),
     ("rank", dict(lt=lambda a: a[:, :, None]), ["test logits", "shape"]),

@@ -409,7 +409,7 @@ BAD_TABLE = {
     "no value columns": ("a,b,label\n1,2,0\n", "cannot tell which columns hold the values"),
     "bad split": ("logit_0,logit_1,label,split\n1,2,0,val\n1,2,1,train\n",
                   "line 3, column 'split': split 'train' is not val, valid, validation or test"),
-    # One value column is a binary table (read_table(binary=True), tests/convert/test_binary.py).
+    # One value column is a binary table (read_table(binary=True), tests/convert/test_convert_binary.py).
     "binary label 2": ("logit_0,label\n1,0\n2,2\n", "line 3, column 'label': label 2 outside [0, 2)"),
 }
 

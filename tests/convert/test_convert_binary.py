@@ -1,7 +1,7 @@
 # Tests for binary splits in experiments/convert/calibench_convert.py: one score per row ([N] or
 # [N, 1], the log-odds or P(class 1)) from every kind of input is stored exactly as given, with
 # num_classes = 2, and `calibench eval` reads it as K = 2 ([0, s] / [1 - p, p]); --probs-to-logits
-# stores the log-odds; malformed binary input exits 2 with one line. Run: pytest tests/convert/test_binary.py
+# stores the log-odds; malformed binary input exits 2 with one line. Run: pytest tests/convert/test_convert_binary.py
 import io
 import json
 import os
