@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "common/error.hpp"
+#include "host/calibrators/logistic.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/scoring.hpp"
 
@@ -61,11 +62,6 @@ platt_scores scores_of(const split_data& split, const scored_split& base, platt_
   }
   return out;
 }
-
-double sigmoid(double t) { return t >= 0 ? 1.0 / (1.0 + std::exp(-t)) : std::exp(t) / (1.0 + std::exp(t)); }
-
-/// log(1 + e^t) without overflow.
-double softplus(double t) { return std::max(t, 0.0) + std::log1p(std::exp(-std::abs(t))); }
 
 /// Mean negative log-likelihood of sigma(a s + b) and its gradient and Hessian in (a, b).
 struct platt_objective {

@@ -38,6 +38,7 @@ __all__ = [
     "HistogramBinning",
     "IsotonicCalibration",
     "PlattScaling",
+    "BetaCalibration",
 ]
 
 
@@ -224,6 +225,13 @@ class PlattScaling(_MethodCalibrator):
     log-odds (K > 2)."""
 
     method = "platt"
+
+
+class BetaCalibration(_MethodCalibrator):
+    """Calibrator(method="beta"): sigmoid(a ln p - b ln(1 - p) + c) on P(class 1) (K = 2) or on
+    the top-label confidence (K > 2), fitted as betacal 1.1.0 fits it (docs/calibrators.md)."""
+
+    method = "beta"
 
 
 def _response(estimator: Any) -> str:
