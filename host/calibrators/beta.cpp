@@ -10,11 +10,14 @@
 #include <array>
 #include <cmath>
 #include <limits>
+#include <span>
+#include <utility>
 
 #include <fmt/format.h>
 
 #include "common/error.hpp"
 #include "host/calibrators/logistic.hpp"
+#include "host/calibrators/one_vs_rest.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/scoring.hpp"
 
@@ -194,10 +197,9 @@ class beta_map final : public calibration_map {
   }
 
   scored_split apply(const split_data& split) const override {
-    if ((mode_ == beta_mode::binary) != (split.num_classes == 2))
-      throw input_error(fmt::format("{}: {}: beta was fitted {} (K {}) but this split has K = {}", split.file,
-                                    split.values_path(), mode_name(mode_), mode_ == beta_mode::binary ? "= 2" : "> 2",
-                                    split.num_classes));
+    if (mode_ == beta_mode::binary && split.num_classes != 2)
+      throw input_error(fmt::format("{}: {}: beta was fitted binary (K = 2) but this split has K = {}", split.file,
+                                    split.values_path(), split.num_classes));
     scored_split base = uncalibrated(split);
     const beta_data d = data_of(split, base, mode_);
     const auto n = static_cast<std::size_t>(split.num_samples);
@@ -234,14 +236,13 @@ class beta_map final : public calibration_map {
 
 /// Refuses validation data whose maximum-likelihood fit does not exist or is not unique: one
 /// target only, or a single probability value.
-void check_fittable(const beta_data& d, const split_data& val, beta_mode mode) {
-  const std::string where = fmt::format("{}: {}: beta ({})", val.file, val.values_path(), mode_name(mode));
+void check_fittable(const beta_data& d, const std::string& where, const char* target) {
   const auto ones = std::count_if(d.target.begin(), d.target.end(), [](double t) { return t > 0.5; });
   if (ones == 0 || ones == static_cast<std::ptrdiff_t>(d.target.size()))
-    throw input_error(fmt::format(
-        "{}: every one of the {} validation rows has target {} ({}): the fit needs both "
-        "outcomes",
-        where, val.num_samples, ones > 0 ? 1 : 0, mode == beta_mode::binary ? "label 1" : "a correct prediction"));
+    throw input_error(
+        fmt::format("{}: every one of the {} validation rows has target {} ({}): the fit needs both "
+                    "outcomes",
+                    where, d.target.size(), ones > 0 ? 1 : 0, target));
   const auto [lo, hi] = std::minmax_element(d.x0.begin(), d.x0.end());
   if (*lo == *hi)
     throw input_error(
@@ -262,13 +263,11 @@ void check_fittable(const beta_data& d, const split_data& val, beta_mode mode) {
                     where, std::exp(low[0]), std::exp(high[0]), std::exp(low[1]), std::exp(high[1])));
 }
 
-fitted fit_beta(const fit_input& in) {
-  const split_data& val = in.val;
-  const beta_mode mode = val.num_classes == 2 ? beta_mode::binary : beta_mode::top_label;
-  const beta_data d = data_of(val, uncalibrated(val), mode);
-  check_fittable(d, val, mode);
+/// The maximum-likelihood fit with betacal's rule; input_error (naming `where`) when the
+/// parameters grow without bound.
+beta_fit fit_beta_data(const beta_data& d, const std::string& where, std::string& form) {
   beta_fit f = newton(d, {true, true, true});
-  std::string form = "abc";
+  form = "abc";
   if (f.w[0] < 0) {  // betacal: drop ln p and refit
     f = newton(d, {false, true, true});
     form = "bc";
@@ -279,10 +278,81 @@ fitted fit_beta(const fit_input& in) {
   const double largest = std::max({std::abs(f.w[0]), std::abs(f.w[1]), std::abs(f.w[2])});
   if (largest > 1e6)  // separated by an interval of p (a or b < 0): the fit runs off
     throw input_error(
-        fmt::format("{}: {}: beta ({}): the parameters grow without bound ({} after {} Newton steps): "
-                    "the validation probabilities separate the targets, so the maximum-likelihood fit "
-                    "does not exist",
-                    val.file, val.values_path(), mode_name(mode), largest, f.steps));
+        fmt::format("{}: the parameters grow without bound ({} after {} Newton steps): the validation "
+                    "probabilities separate the targets, so the maximum-likelihood fit does not exist",
+                    where, largest, f.steps));
+  return f;
+}
+
+/// The features of one probability, clipped as betacal clips it.
+std::pair<double, double> features_of(double p) {
+  constexpr double eps = std::numeric_limits<double>::epsilon();
+  const double q = std::clamp(p, eps, 1.0 - eps);
+  return {std::log(q), -std::log(1.0 - q)};
+}
+
+/// One class's map (--multiclass one-vs-rest): sigma(a ln p - b ln(1 - p) + c) of p_j.
+class beta_score_map final : public score_map {
+ public:
+  beta_score_map(beta_fit f, std::string form) : f_(std::move(f)), form_(std::move(form)) {}
+  double at(double p) const override {
+    const auto [x0, x1] = features_of(p);
+    return sigmoid(f_.w[0] * x0 + f_.w[1] * x1 + f_.w[2]);
+  }
+  nlohmann::json params() const override {
+    return {{"a", f_.w[0]},        {"b", f_.w[1]},   {"c", f_.w[2]}, {"form", form_}, {"iterations_run", f_.steps},
+            {"final_nll", f_.nll}, {"stop", f_.stop}};
+  }
+
+ private:
+  beta_fit f_;
+  std::string form_;
+};
+
+std::shared_ptr<const calibration_map> load_beta(const nlohmann::json& p, const std::string& where) {
+  if (!is_one_vs_rest(p)) return beta_map::load(p, where);
+  return load_one_vs_rest(
+      p, where,
+      [](const nlohmann::json& c, const std::string& w) {
+        beta_fit f;
+        f.w = {c.at("a").get<double>(), c.at("b").get<double>(), c.at("c").get<double>()};
+        if (!std::all_of(f.w.begin(), f.w.end(), [](double v) { return std::isfinite(v); }))
+          throw input_error(fmt::format("{}: beta needs finite a, b and c", w));
+        f.steps = c.value("iterations_run", std::int64_t{0});
+        f.nll = c.value("final_nll", 0.0);
+        f.stop = c.value("stop", std::string());
+        return std::make_shared<beta_score_map>(std::move(f), c.value("form", std::string("abc")));
+      },
+      "beta");
+}
+
+fitted fit_beta(const fit_input& in) {
+  const split_data& val = in.val;
+  if (in.request.multiclass == multiclass_rule::one_vs_rest) {
+    return fit_one_vs_rest(
+        in, class_score::probability,
+        [](std::span<const double> p, std::span<const std::uint8_t> hit, const std::string& where) {
+          beta_data d;
+          for (std::size_t i = 0; i < p.size(); ++i) {
+            const auto [x0, x1] = features_of(p[i]);
+            d.x0.push_back(x0);
+            d.x1.push_back(x1);
+            d.target.push_back(hit[i]);
+          }
+          check_fittable(d, where, "this class");
+          std::string form;
+          beta_fit f = fit_beta_data(d, where, form);
+          return std::make_shared<beta_score_map>(std::move(f), std::move(form));
+        },
+        "beta");
+  }
+  const bool top = in.request.multiclass == multiclass_rule::top_label || val.num_classes > 2;
+  const beta_mode mode = top ? beta_mode::top_label : beta_mode::binary;
+  const beta_data d = data_of(val, uncalibrated(val), mode);
+  const std::string where = fmt::format("{}: {}: beta ({})", val.file, val.values_path(), mode_name(mode));
+  check_fittable(d, where, mode == beta_mode::binary ? "label 1" : "a correct prediction");
+  std::string form;
+  const beta_fit f = fit_beta_data(d, where, form);
   return {std::make_shared<beta_map>(mode, f.w, form, f.steps, f.nll, f.stop), {}};
 }
 
@@ -291,8 +361,9 @@ fitted fit_beta(const fit_input& in) {
 std::vector<method_info> beta_methods() {
   method_info m;
   m.name = "beta";
+  m.options = {"multiclass"};
   m.fit = fit_beta;
-  m.load = beta_map::load;
+  m.load = load_beta;
   return {m};
 }
 

@@ -12,6 +12,7 @@
 
 #include "common/error.hpp"
 #include "host/calibrators/logistic.hpp"
+#include "host/calibrators/one_vs_rest.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/scoring.hpp"
 
@@ -87,7 +88,7 @@ platt_objective objective_at(const platt_scores& d, double a, double b) {
 /// The maximum-likelihood estimate exists exactly when the two targets overlap in s: refuses
 /// one target, one score value (a is not identifiable), and (quasi-)separable scores, where a
 /// runs off to infinity.
-void check_identifiable(const platt_scores& d, const split_data& val, platt_mode mode) {
+void check_identifiable(const platt_scores& d, const std::string& where, const char* target, std::int64_t rows) {
   constexpr double inf = std::numeric_limits<double>::infinity();
   double lo[2] = {inf, inf}, hi[2] = {-inf, -inf};
   std::int64_t count[2] = {0, 0};
@@ -97,13 +98,11 @@ void check_identifiable(const platt_scores& d, const split_data& val, platt_mode
     hi[t] = std::max(hi[t], d.s[i]);
     ++count[t];
   }
-  const std::string where = fmt::format("{}: {}: platt ({})", val.file, val.values_path(), mode_name(mode));
-  const char* target = mode == platt_mode::binary ? "label 1" : "a correct prediction";
   if (count[0] == 0 || count[1] == 0)
     throw input_error(
         fmt::format("{}: every one of the {} validation rows has target {} ({}): the fit needs both "
                     "outcomes",
-                    where, val.num_samples, count[1] > 0 ? 1 : 0, target));
+                    where, rows, count[1] > 0 ? 1 : 0, target));
   if (std::min(lo[0], lo[1]) == std::max(hi[0], hi[1]))
     throw input_error(fmt::format("{}: every validation score is {}: the slope is not identifiable", where, lo[0]));
   if (hi[0] <= lo[1] || hi[1] <= lo[0])
@@ -112,6 +111,27 @@ void check_identifiable(const platt_scores& d, const split_data& val, platt_mode
                     "in [{}, {}]): the maximum-likelihood slope is infinite",
                     where, lo[0], hi[0], lo[1], hi[1]));
 }
+
+/// A fitted sigma(a s + b): the parameters and how the fit ended.
+struct platt_result {
+  double a = 1, b = 0;
+  std::int64_t steps = 0;
+  double nll = 0;
+  std::string stop;
+};
+
+/// One class's map (--multiclass one-vs-rest): sigma(a s + b) of the class's log-odds.
+class platt_score_map final : public score_map {
+ public:
+  explicit platt_score_map(platt_result r) : r_(std::move(r)) {}
+  double at(double s) const override { return sigmoid(r_.a * s + r_.b); }
+  nlohmann::json params() const override {
+    return {{"a", r_.a}, {"b", r_.b}, {"iterations_run", r_.steps}, {"final_nll", r_.nll}, {"stop", r_.stop}};
+  }
+
+ private:
+  platt_result r_;
+};
 
 class platt_map final : public calibration_map {
  public:
@@ -128,10 +148,9 @@ class platt_map final : public calibration_map {
   }
 
   scored_split apply(const split_data& split) const override {
-    if ((mode_ == platt_mode::binary) != (split.num_classes == 2))
-      throw input_error(fmt::format("{}: {}: platt was fitted {} (K {}) but this split has K = {}", split.file,
-                                    split.values_path(), mode_name(mode_), mode_ == platt_mode::binary ? "= 2" : "> 2",
-                                    split.num_classes));
+    if (mode_ == platt_mode::binary && split.num_classes != 2)
+      throw input_error(fmt::format("{}: {}: platt was fitted binary (K = 2) but this split has K = {}", split.file,
+                                    split.values_path(), split.num_classes));
     scored_split base = uncalibrated(split);
     const platt_scores d = scores_of(split, base, mode_);
     const auto n = static_cast<std::size_t>(split.num_samples);
@@ -146,6 +165,19 @@ class platt_map final : public calibration_map {
   }
 
   static std::shared_ptr<const calibration_map> load(const nlohmann::json& p, const std::string& where) {
+    if (is_one_vs_rest(p)) {
+      return load_one_vs_rest(
+          p, where,
+          [](const nlohmann::json& c, const std::string& w) {
+            const double a = c.at("a").get<double>(), b = c.at("b").get<double>();
+            if (!std::isfinite(a) || !std::isfinite(b))
+              throw input_error(fmt::format("{}: platt needs finite a and b (got {}, {})", w, a, b));
+            return std::make_shared<platt_score_map>(platt_result{a, b, c.value("iterations_run", std::int64_t{0}),
+                                                                  c.value("final_nll", 0.0),
+                                                                  c.value("stop", std::string())});
+          },
+          "platt");
+    }
     const double a = p.at("a").get<double>(), b = p.at("b").get<double>();
     const auto mode = p.at("multiclass").get<std::string>();
     if (!std::isfinite(a) || !std::isfinite(b))
@@ -168,14 +200,7 @@ class platt_map final : public calibration_map {
 /// Damped Newton from the identity (a, b) = (1, 0) with Armijo backtracking. Stops when the
 /// Newton decrement is below 1e-24 ("converged"), when no step along the Newton direction meets
 /// the Armijo rule ("line_search"), or after k_max_newton_steps ("iterations").
-fitted fit_platt(const fit_input& in) {
-  const split_data& val = in.val;
-  if (val.num_classes < 2)
-    throw input_error(
-        fmt::format("{}: {}: platt needs K >= 2 (got K = {})", val.file, val.values_path(), val.num_classes));
-  const platt_mode mode = val.num_classes == 2 ? platt_mode::binary : platt_mode::top_label;
-  const platt_scores d = scores_of(val, uncalibrated(val), mode);
-  check_identifiable(d, val, mode);
+platt_result newton_platt(const platt_scores& d) {
   double a = 1, b = 0;
   platt_objective o = objective_at(d, a, b);
   std::int64_t step = 0;
@@ -210,7 +235,29 @@ fitted fit_platt(const fit_input& in) {
     b += tau * db;
     o = next;
   }
-  return {std::make_shared<platt_map>(mode, a, b, step, o.value, stop), {}};
+  return {a, b, step, o.value, stop};
+}
+
+fitted fit_platt(const fit_input& in) {
+  const split_data& val = in.val;
+  if (in.request.multiclass == multiclass_rule::one_vs_rest) {
+    return fit_one_vs_rest(
+        in, class_score::log_odds,
+        [rows = val.num_samples](std::span<const double> s, std::span<const std::uint8_t> hit,
+                                 const std::string& where) {
+          platt_scores d{std::vector<double>(s.begin(), s.end()), std::vector<double>(hit.begin(), hit.end())};
+          check_identifiable(d, where, "this class", rows);
+          return std::make_shared<platt_score_map>(newton_platt(d));
+        },
+        "platt");
+  }
+  const bool top = in.request.multiclass == multiclass_rule::top_label || val.num_classes > 2;
+  const platt_mode mode = top ? platt_mode::top_label : platt_mode::binary;
+  const platt_scores d = scores_of(val, uncalibrated(val), mode);
+  check_identifiable(d, fmt::format("{}: {}: platt ({})", val.file, val.values_path(), mode_name(mode)),
+                     mode == platt_mode::binary ? "label 1" : "a correct prediction", val.num_samples);
+  const platt_result r = newton_platt(d);
+  return {std::make_shared<platt_map>(mode, r.a, r.b, r.steps, r.nll, r.stop), {}};
 }
 
 }  // namespace
@@ -218,6 +265,7 @@ fitted fit_platt(const fit_input& in) {
 std::vector<method_info> platt_methods() {
   method_info m;
   m.name = "platt";
+  m.options = {"multiclass"};
   m.fit = fit_platt;
   m.load = platt_map::load;
   return {m};

@@ -38,6 +38,10 @@ constexpr fit_option k_options[] = {
     {.key = "cts_search",
      .help = "cts_greedy: grid (the paper) | nudge (the authors' code)",
      .applies_to = "cts_greedy"},
+    {.key = "multiclass",
+     .help = "platt, beta, hist, iso: top-label | one-vs-rest (one calibrator per class, rows renormalised; default: "
+             "platt, beta binary for K = 2 and top-label above; hist, iso top-label)",
+     .applies_to = "platt, beta, hist and iso"},
     {.key = "odir_lambda",
      .help = "ms_odir, dir_odir: off-diagonal weight lambda (with --odir-mu; default: 5-fold CV)",
      .applies_to = "ms_odir and dir_odir"},
@@ -194,6 +198,8 @@ void set_option(fit_request& r, std::string_view key, const std::string& v) {
     r.accuracy_constraint = choice(key, v, {"on", "off"}) == 0;
   } else if (key == "cts_search") {
     r.search = static_cast<class_search>(choice(key, v, {"grid", "nudge"}));
+  } else if (key == "multiclass") {
+    r.multiclass = static_cast<multiclass_rule>(choice(key, v, {"top-label", "one-vs-rest"}) + 1);
   } else if (key == "odir_lambda") {
     r.odir = odir_penalty{non_negative(key, v), r.odir ? r.odir->mu : -1.0};
   } else if (key == "odir_mu") {
@@ -328,6 +334,10 @@ nlohmann::json request_json(const fit_request& r) {
                    {"odir_mu", r.odir ? nlohmann::json(r.odir->mu) : nlohmann::json(nullptr)},
                    {"bins", r.metrics.num_bins},
                    {"conventions", conventions_json(r.metrics)}};
+  if (method_named(r.method).takes("multiclass")) {
+    static constexpr const char* names[] = {"default", "top-label", "one-vs-rest"};
+    j["multiclass"] = names[static_cast<int>(r.multiclass)];
+  }
   if (!method_named(r.method).loss_trained) return j;
   const train_options& t = r.train;
   j["train"] = {{"lr", optional_number(t.lr)},

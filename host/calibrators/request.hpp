@@ -29,6 +29,12 @@ const char* objective_name(fit_objective objective);
 /// cts_greedy's search: the paper's exhaustive grid, or the authors' code's nudges.
 enum class class_search : std::int32_t { grid, nudge };
 
+/// `--multiclass` of the binary-score calibrators (platt, beta, hist, iso): their default
+/// (binary for K = 2 and top-label otherwise for platt and beta; top-label for hist and iso),
+/// the top-label confidence, or one calibrator per class as scikit-learn's
+/// CalibratedClassifierCV fits them (docs/calibrators.md, "--multiclass one-vs-rest").
+enum class multiclass_rule : std::int32_t { automatic, top_label, one_vs_rest };
+
 /// `--calib-bins`: B calibration groups (or "auto": the best of 2..50 by validation adaECE);
 /// hist's bins M.
 struct calib_bins_option {
@@ -47,6 +53,7 @@ struct fit_request {
   std::optional<std::int64_t> iterations;  ///< none: the method's default
   bool accuracy_constraint = true;         ///< cts_greedy
   class_search search = class_search::grid;
+  multiclass_rule multiclass = multiclass_rule::automatic;  ///< platt, beta, hist, iso
   std::optional<odir_penalty> odir;  ///< ms_odir, dir_odir: fixed (lambda, mu); none: cross-validated
   train_options train;               ///< loss-trained methods; `iterations` sets train.iterations
   std::vector<std::string> given;    ///< the keys that were given, in table order
