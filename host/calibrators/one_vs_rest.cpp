@@ -35,15 +35,7 @@ std::vector<double> class_scores(const split_data& split, class_score kind, cons
   for (std::int64_t i = 0; i < n; ++i) {
     const double* row = z.data() + i * k;
     for (std::int64_t j = 0; j < k; ++j) {
-      double m = -std::numeric_limits<double>::infinity();
-      for (std::int64_t c = 0; c < k; ++c) {
-        if (c != j) m = std::max(m, row[c]);
-      }
-      double rest = 0;
-      for (std::int64_t c = 0; c < k; ++c) {
-        if (c != j) rest += std::exp(row[c] - m);
-      }
-      const double v = row[j] - (m + std::log(rest));
+      const double v = log_odds_against_rest(row, k, j);
       if (!std::isfinite(v))
         throw input_error(
             fmt::format("{}: {}: row {}, class {}: {} (one-vs-rest) needs a finite log-odds score (got "

@@ -44,15 +44,7 @@ platt_scores scores_of(const split_data& split, const scored_split& base, platt_
       out.target[i] = split.labels[i] == 1 ? 1.0 : 0.0;
     } else {
       const std::int32_t pred = base.prediction[i];
-      double m = -std::numeric_limits<double>::infinity();
-      for (std::int64_t j = 0; j < k; ++j) {
-        if (j != pred) m = std::max(m, row[j]);
-      }
-      double rest = 0;
-      for (std::int64_t j = 0; j < k; ++j) {
-        if (j != pred) rest += std::exp(row[j] - m);
-      }
-      out.s[i] = row[pred] - (m + std::log(rest));
+      out.s[i] = log_odds_against_rest(row, k, pred);
       out.target[i] = pred == split.labels[i] ? 1.0 : 0.0;
     }
     if (!std::isfinite(out.s[i]))

@@ -2,12 +2,25 @@
 #include "host/calibrators/scoring.hpp"
 
 #include <cmath>
+#include <limits>
 
 #include <fmt/format.h>
 
 #include "common/error.hpp"
 
 namespace calibench {
+
+double log_odds_against_rest(const double* row, std::int64_t k, std::int64_t j) {
+  double m = -std::numeric_limits<double>::infinity();
+  for (std::int64_t c = 0; c < k; ++c) {
+    if (c != j) m = std::max(m, row[c]);
+  }
+  double rest = 0;
+  for (std::int64_t c = 0; c < k; ++c) {
+    if (c != j) rest += std::exp(row[c] - m);
+  }
+  return row[j] - (m + std::log(rest));
+}
 
 std::vector<double> logits_of(const split_data& s) {
   if (!s.is_probs) return s.values;

@@ -19,6 +19,11 @@ std::vector<double> logits_of(const split_data& split);
 /// ("`method` needs finite logits").
 std::vector<double> finite_logits(std::vector<double> z, const split_data& split, const std::string& method);
 
+/// log(p_j / (1 - p_j)) of one row of logits: z_j - logsumexp of the other K - 1 (the max of
+/// the others subtracted, their exponentials summed in class order), without 1 - p_j's
+/// cancellation; platt's top-label and one-vs-rest scores.
+double log_odds_against_rest(const double* row, std::int64_t k, std::int64_t j);
+
 /// Uncalibrated scores of a split (softmax of the logits, or the stored probabilities).
 scored_split uncalibrated(const split_data& split);
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import calibench_bin
+from fit_helpers import write_splits  # noqa: E402
 
 N_VAL, N_TEST = 600, 900
 
@@ -24,13 +25,7 @@ def scores(rng, n, probs):
 
 
 def write(path, splits, kind):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "calibench-logits"
-        f.attrs["version"] = 1
-        for name, (values, labels) in splits.items():
-            f[f"{name}/{kind}"] = values
-            f[f"{name}/labels"] = labels.astype(np.int32)
-    return path
+    return write_splits(path, splits, kind)
 
 
 @pytest.fixture(scope="module", params=["logits", "probs"])

@@ -19,6 +19,7 @@ sys.path.insert(0, str(HERE.parent / "reference"))
 import calib_ref as ref  # noqa: E402
 import estimators_ref as est  # noqa: E402
 from conftest import REPO  # noqa: E402
+from fit_helpers import write_splits  # noqa: E402
 from test_eval_reference import gen_dup_rows, gen_edges5, gen_probs_softmax, gen_row_ties, gen_standard  # noqa: E402
 
 TOL = 1e-12  # sums in another order than NumPy's pairwise ones
@@ -26,14 +27,7 @@ REAL = REPO.parent / "shared" / "data" / "real" / "h5"
 
 
 def write(path, x, y, probs=False):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "calibench-logits"
-        f.attrs["version"] = 1
-        f.attrs["num_classes"] = x.shape[1]
-        for split in ("val", "test"):
-            f[f"{split}/{'probs' if probs else 'logits'}"] = x
-            f[f"{split}/labels"] = y.astype(np.int32)
-    return path
+    return write_splits(path, {"val": (x, y), "test": (x, y)}, "probs" if probs else "logits")
 
 
 def eval_json(calibench, *args):

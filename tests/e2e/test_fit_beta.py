@@ -19,6 +19,7 @@ sys.path.insert(0, str(HERE.parent / "reference"))
 import beta_ref  # noqa: E402
 import calib_ref  # noqa: E402
 from conftest import REPO, calibench_bin  # noqa: E402
+from fit_helpers import write_splits  # noqa: E402
 
 REAL = REPO.parent / "shared" / "data" / "real" / "h5"
 
@@ -30,13 +31,7 @@ def binary(rng, n, flip=False):
 
 
 def write(path, splits, kind="logits"):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "calibench-logits"
-        f.attrs["version"] = 1
-        for name, (values, labels) in splits.items():
-            f[f"{name}/{kind}"] = values
-            f[f"{name}/labels"] = labels.astype(np.int32)
-    return path
+    return write_splits(path, splits, kind)
 
 
 def fit_json(path, *extra):

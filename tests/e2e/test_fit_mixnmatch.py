@@ -16,6 +16,7 @@ sys.path.insert(0, str(HERE.parent / "reference"))
 import calib_ref  # noqa: E402
 import mixnmatch_ref as ref  # noqa: E402
 from conftest import REPO, calibench_bin  # noqa: E402
+from fit_helpers import write_splits  # noqa: E402
 
 REAL = REPO.parent / "shared" / "data" / "real" / "h5"
 
@@ -31,13 +32,7 @@ def data(rng, n, k, ties=False):
 
 
 def write(path, val, test, kind="logits"):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "calibench-logits"
-        f.attrs["version"] = 1
-        for name, (values, labels) in (("val", val), ("test", test)):
-            f[f"{name}/{kind}"] = values
-            f[f"{name}/labels"] = labels.astype(np.int32)
-    return path
+    return write_splits(path, {"val": val, "test": test}, kind)
 
 
 def fit(path, method, save):

@@ -20,6 +20,7 @@ import beta_ref  # noqa: E402
 import calib_ref  # noqa: E402
 import platt_ref  # noqa: E402
 from conftest import calibench_bin  # noqa: E402
+from fit_helpers import write_splits  # noqa: E402
 
 
 def data(rng, n, k):
@@ -30,13 +31,7 @@ def data(rng, n, k):
 
 
 def write(path, val, test):
-    with h5py.File(path, "w") as f:
-        f.attrs["format"] = "calibench-logits"
-        f.attrs["version"] = 1
-        for name, (values, labels) in (("val", val), ("test", test)):
-            f[f"{name}/logits"] = values
-            f[f"{name}/labels"] = labels.astype(np.int32)
-    return path
+    return write_splits(path, {"val": val, "test": test})
 
 
 def run(*args):

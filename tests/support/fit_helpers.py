@@ -27,6 +27,18 @@ def write_dump(path, val, test, k, probs=False):
             f[f"{split}/labels"] = y
 
 
+def write_splits(path, splits, kind="logits"):
+    """A dump from {split: (values, labels)}: /<split>/logits (or probs) as given, labels int32,
+    no num_classes attribute (binary splits of shape [N] or [N, 1] stay as they are)."""
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "calibench-logits"
+        f.attrs["version"] = 1
+        for name, (values, labels) in splits.items():
+            f[f"{name}/{kind}"] = values
+            f[f"{name}/labels"] = np.asarray(labels).astype(np.int32)
+    return path
+
+
 def run_cli(calibench, *args):
     """(parsed JSON, a context line naming the command); fails the test on a non-zero exit."""
     cmd = [str(a) for a in args] + ["--format", "json"]
