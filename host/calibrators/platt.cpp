@@ -230,25 +230,50 @@ platt_result newton_platt(const platt_scores& d) {
   return {a, b, step, o.value, stop};
 }
 
+/// Platt's smoothed targets in place of the 0/1 ones: (N+ + 1)/(N+ + 2) for the N+ positive
+/// rows and 1/(N- + 2) for the N- others (Platt 1999, section 2.2; scikit-learn's
+/// _sigmoid_calibration).
+void smooth_targets(platt_scores& d) {
+  double positives = 0;
+  for (double t : d.target) positives += t;
+  const double negatives = static_cast<double>(d.target.size()) - positives;
+  for (double& t : d.target) t = t > 0.5 ? (positives + 1.0) / (positives + 2.0) : 1.0 / (negatives + 2.0);
+}
+
+/// The fit of scores `d`: with 0/1 targets the maximum-likelihood estimate must exist
+/// (check_identifiable); the smoothed targets lie strictly inside (0, 1), so only equal scores
+/// (no slope) are refused.
+platt_result fit_scores(platt_scores d, bool smoothed, const std::string& where, const char* target,
+                        std::int64_t rows) {
+  if (!smoothed) {
+    check_identifiable(d, where, target, rows);
+    return newton_platt(d);
+  }
+  const auto [lo, hi] = std::minmax_element(d.s.begin(), d.s.end());
+  if (*lo == *hi)
+    throw input_error(fmt::format("{}: every validation score is {}: the slope is not identifiable", where, *lo));
+  smooth_targets(d);
+  return newton_platt(d);
+}
+
 fitted fit_platt(const fit_input& in) {
   const split_data& val = in.val;
+  const bool smoothed = in.request.platt_smoothed;
   if (in.request.multiclass == multiclass_rule::one_vs_rest) {
     return fit_one_vs_rest(
         in, class_score::log_odds,
-        [rows = val.num_samples](std::span<const double> s, std::span<const std::uint8_t> hit,
-                                 const std::string& where) {
+        [rows = val.num_samples, smoothed](std::span<const double> s, std::span<const std::uint8_t> hit,
+                                           const std::string& where) {
           platt_scores d{std::vector<double>(s.begin(), s.end()), std::vector<double>(hit.begin(), hit.end())};
-          check_identifiable(d, where, "this class", rows);
-          return std::make_shared<platt_score_map>(newton_platt(d));
+          return std::make_shared<platt_score_map>(fit_scores(std::move(d), smoothed, where, "this class", rows));
         },
         "platt");
   }
   const bool top = in.request.multiclass == multiclass_rule::top_label || val.num_classes > 2;
   const platt_mode mode = top ? platt_mode::top_label : platt_mode::binary;
-  const platt_scores d = scores_of(val, uncalibrated(val), mode);
-  check_identifiable(d, fmt::format("{}: {}: platt ({})", val.file, val.values_path(), mode_name(mode)),
-                     mode == platt_mode::binary ? "label 1" : "a correct prediction", val.num_samples);
-  const platt_result r = newton_platt(d);
+  const platt_result r = fit_scores(scores_of(val, uncalibrated(val), mode), smoothed,
+                                    fmt::format("{}: {}: platt ({})", val.file, val.values_path(), mode_name(mode)),
+                                    mode == platt_mode::binary ? "label 1" : "a correct prediction", val.num_samples);
   return {std::make_shared<platt_map>(mode, r.a, r.b, r.steps, r.nll, r.stop), {}};
 }
 
@@ -257,7 +282,7 @@ fitted fit_platt(const fit_input& in) {
 std::vector<method_info> platt_methods() {
   method_info m;
   m.name = "platt";
-  m.options = {"multiclass"};
+  m.options = {"multiclass", "platt_targets"};
   m.fit = fit_platt;
   m.load = platt_map::load;
   return {m};

@@ -42,6 +42,10 @@ constexpr fit_option k_options[] = {
      .help = "platt, beta, hist, iso: top-label | one-vs-rest (one calibrator per class, rows renormalised; default: "
              "platt, beta binary for K = 2 and top-label above; hist, iso top-label)",
      .applies_to = "platt, beta, hist and iso"},
+    {.key = "platt_targets",
+     .help = "platt: zero-one (maximum likelihood of the labels) | smoothed (Platt's targets (N+ + 1)/(N+ + 2) and "
+             "1/(N- + 2), as scikit-learn's sigmoid calibration)",
+     .applies_to = "platt"},
     {.key = "odir_lambda",
      .help = "ms_odir, dir_odir: off-diagonal weight lambda (with --odir-mu; default: 5-fold CV)",
      .applies_to = "ms_odir and dir_odir"},
@@ -200,6 +204,8 @@ void set_option(fit_request& r, std::string_view key, const std::string& v) {
     r.search = static_cast<class_search>(choice(key, v, {"grid", "nudge"}));
   } else if (key == "multiclass") {
     r.multiclass = static_cast<multiclass_rule>(choice(key, v, {"top-label", "one-vs-rest"}) + 1);
+  } else if (key == "platt_targets") {
+    r.platt_smoothed = choice(key, v, {"zero-one", "smoothed"}) == 1;
   } else if (key == "odir_lambda") {
     r.odir = odir_penalty{non_negative(key, v), r.odir ? r.odir->mu : -1.0};
   } else if (key == "odir_mu") {
@@ -334,6 +340,7 @@ nlohmann::json request_json(const fit_request& r) {
                    {"odir_mu", r.odir ? nlohmann::json(r.odir->mu) : nlohmann::json(nullptr)},
                    {"bins", r.metrics.num_bins},
                    {"conventions", conventions_json(r.metrics)}};
+  if (method_named(r.method).takes("platt_targets")) j["platt_targets"] = r.platt_smoothed ? "smoothed" : "zero-one";
   if (method_named(r.method).takes("multiclass")) {
     static constexpr const char* names[] = {"default", "top-label", "one-vs-rest"};
     j["multiclass"] = names[static_cast<int>(r.multiclass)];

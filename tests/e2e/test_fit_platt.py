@@ -216,3 +216,55 @@ def test_options_are_refused(calibench, dumps):
     proc = calibench("fit", dumps["n500_k3"][0], "--method", "platt", "--iterations", "5")
     assert proc.returncode == 2
     assert "--iterations applies to" in proc.stderr and "not platt" in proc.stderr, proc.stderr
+
+
+def _binary_logits(rng, n):
+    y = rng.integers(0, 2, n)
+    s = (2.0 * y - 1.0) * 1.3 + rng.normal(size=n) * 1.6
+    return np.stack([np.zeros(n), s], axis=1), y
+
+
+def test_smoothed_targets_equal_the_reference_and_scikit_learn(calibench, tmp_path):
+    """--platt-targets smoothed: Platt's (N+ + 1)/(N+ + 2) and 1/(N- + 2) targets; on binary logits
+    this is scikit-learn's CalibratedClassifierCV(method="sigmoid") on the decision function."""
+    from sklearn.base import BaseEstimator, ClassifierMixin
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.frozen import FrozenEstimator
+
+    rng = np.random.default_rng(12)
+    (zv, yv), (zt, yt) = _binary_logits(rng, 1500), _binary_logits(rng, 1000)
+    path = tmp_path / "b.h5"
+    write_dump(path, (zv, yv.astype(np.int32)), (zt, yt.astype(np.int32)), 2)
+    saved = tmp_path / "cal.h5"
+    got, _ = run_cli(calibench, "smoothed", "fit", path, "--method", "platt", "--platt-targets", "smoothed", "--save",
+                     saved)
+    assert got["options"]["platt_targets"] == "smoothed"
+    sv = zv[:, 1]
+    n1 = float(yv.sum())
+    t = np.where(yv == 1, (n1 + 1) / (n1 + 2), 1 / (len(yv) - n1 + 2))
+    want = pr.fit(sv, t)
+    assert close(got["params"]["a"], want["a"], 1e-9) and close(got["params"]["b"], want["b"], 1e-9)
+
+    class Decision(ClassifierMixin, BaseEstimator):
+        def fit(self, X, y):
+            self.classes_ = np.array([0, 1])
+            return self
+
+        def decision_function(self, X):
+            return X[:, 0]
+
+        def predict(self, X):
+            return (X[:, 0] > 0).astype(int)
+
+    sk = CalibratedClassifierCV(FrozenEstimator(Decision().fit(None, None)), method="sigmoid")
+    sk.fit(sv.reshape(-1, 1), yv)
+    with h5py.File(saved) as f:
+        ours = f["test/probs"][:, 1]
+    # scikit-learn's L-BFGS stops at gtol 1e-6 on the summed loss.
+    assert np.max(np.abs(ours - sk.predict_proba(zt[:, 1:2])[:, 1])) < 1e-7
+    # Separable scores have a fit with smoothed targets; 0/1 targets are refused.
+    sep = np.stack([np.zeros(40), np.r_[-1 - np.arange(20.0), 1 + np.arange(20.0)]], axis=1)
+    ysep = np.r_[np.zeros(20), np.ones(20)].astype(np.int32)
+    write_dump(tmp_path / "sep.h5", (sep, ysep), (sep, ysep), 2)
+    assert calibench("fit", tmp_path / "sep.h5", "--method", "platt", "--platt-targets", "smoothed").returncode == 0
+    assert calibench("fit", tmp_path / "sep.h5", "--method", "platt").returncode == 2
