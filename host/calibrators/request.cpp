@@ -27,8 +27,8 @@ constexpr fit_option k_options[] = {
      .help = "Candidates: start:stop:step (inclusive) or v1,v2,... (method default; ms_odir, dir_odir: lambda = mu)",
      .applies_to = "ts --objective ece | adaece, ws, cts_conf, cts_greedy, ms_odir and dir_odir"},
     {.key = "calib_bins",
-     .help = "cws, cts_conf, bts: calibration bins B or auto (2..50); hist: bins M",
-     .applies_to = "cws, cts_conf, bts and hist"},
+     .help = "cws, cts_conf, bts: calibration bins B or auto (2..50); hist, scaling_binning: bins M",
+     .applies_to = "cws, cts_conf, bts, hist and scaling_binning"},
     {.key = "iterations",
      .help =
          "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); vs, ms, cts_nll, ms_odir, dir_odir: L-BFGS "
