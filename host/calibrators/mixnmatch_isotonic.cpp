@@ -200,7 +200,8 @@ fitted fit_irm(const fit_input& in) {
 
 fitted fit_irova_ts(const fit_input& in) {
   const split_data& val = in.val;
-  const std::vector<double> z = finite_logits(logits_of(val), val, "irova_ts");
+  // log p of a probability dump: a zero is -inf, which softmax(z / T) turns back into 0.
+  const std::vector<double> z = logits_of(val);
   const auto [t, mse] = fit_temperature_mse(z, val.labels, val.num_classes);
   return {std::make_shared<mixnmatch_map>(pooling::per_class, t, mse,
                                           fit_maps(softmax_at(z, val.num_classes, t), val, pooling::per_class)),

@@ -1,9 +1,10 @@
 // Platt scaling (platt; Platt 1999, docs/calibrators.md): a logistic map sigma(a s + b) of one
-// score s per row, fitted by unregularised maximum likelihood (Platt's smoothed targets
-// (N+ + 1)/(N+ + 2) are not used). K = 2: s = z1 - z0, the log-odds of class 1, and the map gives
+// score s per row, fitted by unregularised maximum likelihood of the 0/1 targets, or of Platt's
+// smoothed targets with --platt-targets smoothed. K = 2: s = z1 - z0, the log-odds of class 1, and the map gives
 // P(class 1), so the prediction may change. K > 2: s = log(c / (1 - c)) of the top-label
 // confidence c (z_pred - logsumexp of the other logits), the map gives the new confidence, the
-// other classes are rescaled and the prediction is kept (hist / iso's rule). Float64.
+// other classes are rescaled and the prediction is kept (hist / iso's rule); --multiclass chooses
+// top-label for K = 2 or one map per class (one_vs_rest.hpp). Float64.
 #include <algorithm>
 #include <cmath>
 #include <limits>

@@ -181,8 +181,8 @@ calib_bins_option parse_calib_bins(const std::string& value) {
   }
   const auto values = parse_grid(value, "--calib-bins");
   if (values.size() != 1 || values[0] < 1 || values[0] != std::floor(values[0]) || values[0] > 1e6)
-    throw input_error(
-        fmt::format("--calib-bins must be a positive integer or 'auto' (cws, cts_conf, bts) (got '{}')", value));
+    throw input_error(fmt::format(
+        "--calib-bins must be a positive integer up to 1000000 or 'auto' (cws, cts_conf, bts) (got '{}')", value));
   o.count = static_cast<std::int64_t>(values[0]);
   return o;
 }

@@ -22,7 +22,7 @@ namespace {
 
 /// The top-label log-odds of every row (z_pred - logsumexp of the others) and its correctness.
 platt_scores top_label_scores(const split_data& split, const scored_split& base) {
-  const std::vector<double> z = finite_logits(logits_of(split), split, "scaling_binning");
+  const std::vector<double> z = logits_of(split);  // log p: a zero probability is -inf, fine off the top
   const std::int64_t n = split.num_samples, k = split.num_classes;
   platt_scores d{std::vector<double>(static_cast<std::size_t>(n)), std::vector<double>(static_cast<std::size_t>(n))};
   for (std::int64_t i = 0; i < n; ++i) {

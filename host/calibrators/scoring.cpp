@@ -15,6 +15,7 @@ double log_odds_against_rest(const double* row, std::int64_t k, std::int64_t j) 
   for (std::int64_t c = 0; c < k; ++c) {
     if (c != j) m = std::max(m, row[c]);
   }
+  if (m == -std::numeric_limits<double>::infinity()) return std::numeric_limits<double>::infinity();  // p_j = 1
   double rest = 0;
   for (std::int64_t c = 0; c < k; ++c) {
     if (c != j) rest += std::exp(row[c] - m);

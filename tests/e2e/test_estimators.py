@@ -51,6 +51,15 @@ def rising(rng, n, k):
     return z, y
 
 
+def nearly_rising(rng, n, k):
+    """`rising` with one right/wrong pair swapped near the middle: monotone for many b (the
+    quadratic path of the sweep), then not."""
+    z, y = rising(rng, n, k)
+    m = n // 2
+    y[m - 1], y[m] = 0, 1  # a right prediction just below a wrong one
+    return z, y
+
+
 CASES = {  # name: (generator, n, k, probs)
     "k2": (gen_standard, 700, 2, False),
     "k10": (gen_standard, 3000, 10, False),
@@ -63,6 +72,7 @@ CASES = {  # name: (generator, n, k, probs)
     "n1": (gen_standard, 1, 4, False),
     "n2": (gen_standard, 2, 2, False),
     "rising": (rising, 1500, 3, False),
+    "nearly_rising": (nearly_rising, 400, 3, False),
 }
 
 
@@ -76,7 +86,9 @@ def test_estimators_equal_the_reference(calibench, tmp_path, name, bins, binning
     split = ref.load_split(str(path), "test")
     check(cli, est.estimators(split, bins, binning))
     if name == "rising":
-        assert est.sweep_bins(split.c, split.correct) == n  # the sweep's longest path
+        assert est.sweep_bins(split.c, split.correct) == n  # every b monotone (the O(N) shortcut)
+    if name == "nearly_rising":
+        assert 20 < est.sweep_bins(split.c, split.correct) < n  # the long monotone stretch, then a stop
 
 
 @pytest.mark.parametrize("correct", [True, False])

@@ -189,6 +189,9 @@ ERROR_CASES = {
     "constant_k2": (np.zeros((4, 2)), [0, 1, 0, 1], "logits", 2, "every validation score is 0"),
     "probability_one_k2": (np.array([[0.2, 0.8], [0.0, 1.0], [0.6, 0.4], [0.5, 0.5]]), [1, 1, 0, 1], "probs", 2,
                            "row 1: platt (binary) needs a finite log-odds score"),
+    # Every other class 0: the top-label log-odds is +inf (printed as such, not as NaN).
+    "probability_one_k3": (np.array([[0.2, 0.5, 0.3], [1.0, 0.0, 0.0], [0.6, 0.3, 0.1], [0.3, 0.3, 0.4]]),
+                           [1, 0, 0, 2], "probs", 3, "row 1: platt (top-label) needs a finite log-odds score (got inf"),
 }
 
 

@@ -121,3 +121,24 @@ def test_uncertainty_calibration_itself(tmp_path, monkeypatch):
     lib.train_calibration(v.p, yv)
     # C = 1e10 leaves a penalty of 5e-11 |a|^2: the slopes agree to ~1e-9.
     assert np.max(np.abs(p[np.arange(len(yt)), t.yhat] - lib.calibrate(t.p))) <= 1e-8
+
+
+def test_probability_dumps_with_zero_classes(tmp_path):
+    """A class that is always 0 leaves the top-label log-odds finite: the fit runs (as platt's)."""
+    rng = np.random.default_rng(8)
+    (zv, yv), (zt, yt) = data(rng, 900, 3), data(rng, 900, 3)
+    pv, pt = calib_ref.from_logits(zv, yv).p, calib_ref.from_logits(zt, yt).p
+    pv[:, 2], pt[:, 2] = 0.0, 0.0
+    pv /= pv.sum(axis=1, keepdims=True)
+    pt /= pt.sum(axis=1, keepdims=True)
+    yv, yt = np.minimum(yv, 1), np.minimum(yt, 1)
+    path = write_splits(tmp_path / "p.h5", {"val": (pv, yv), "test": (pt, yt)}, "probs")
+    _, p = fit(path, tmp_path / "cal.h5", 10)
+    v, t = calib_ref.from_probs(pv, yv), calib_ref.from_probs(pt, yt)
+    want, _, _ = reference(v, t, 10)
+    assert np.max(np.abs(p[np.arange(len(yt)), t.yhat] - want)) <= 1e-9
+    pv[5] = [1.0, 0.0, 0.0]  # top-label probability 1: the log-odds is infinite
+    write_splits(tmp_path / "one.h5", {"val": (pv, yv), "test": (pt, yt)}, "probs")
+    proc = subprocess.run([calibench_bin(), "fit", str(tmp_path / "one.h5"), "--method", "scaling_binning"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "row 5: scaling_binning needs a finite top-label log-odds (got inf" in proc.stderr
