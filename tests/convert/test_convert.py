@@ -43,22 +43,7 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def convert(*args):
-    """Run the converter in-process; returns (status, stdout, stderr) via a capture."""
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
-        status = calibench_convert.main([str(a) for a in args])
-    finally:
-        sys.stdout, sys.stderr = old
-    return status, out.getvalue(), err.getvalue()
-
-
-def convert_ok(*args):
-    status, out, err = convert(*args)
-    assert status == 0, f"conversion failed: {err}"
-    return out, err
+from convert_helpers import convert, convert_ok  # noqa: E402,F401  (shared by the converter suites)
 
 
 def run_cli(*args, env=None, cwd=None):

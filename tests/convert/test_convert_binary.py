@@ -76,22 +76,7 @@ SOURCES = {"npz": write_npz, "npy": write_npy, "pickle": write_pickle}
 # ============================================================================ helpers
 
 
-def convert(*args):
-    """Run the converter in-process: (status, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
-        status = calibench_convert.main([str(a) for a in args])
-    finally:
-        sys.stdout, sys.stderr = old
-    return status, out.getvalue(), err.getvalue()
-
-
-def convert_ok(*args):
-    status, out, err = convert(*args)
-    assert status == 0, f"conversion failed: {err}"
-    return out, err
+from convert_helpers import convert, convert_ok  # noqa: E402,F401  (shared by the converter suites)
 
 
 def read_dump(path):

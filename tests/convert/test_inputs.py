@@ -49,21 +49,7 @@ def expected_lm(path):
     return recs, lls, [int(rec["target"]) for rec in recs]
 
 
-def convert(*args):
-    out, err = io.StringIO(), io.StringIO()
-    old = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = out, err
-    try:
-        status = calibench_convert.main([str(a) for a in args])
-    finally:
-        sys.stdout, sys.stderr = old
-    return status, out.getvalue(), err.getvalue()
-
-
-def convert_ok(*args):
-    status, out, err = convert(*args)
-    assert status == 0, f"conversion failed: {err}"
-    return out, err
+from convert_helpers import convert, convert_ok  # noqa: E402,F401  (shared by the converter suites)
 
 
 def convert_fails(*args):

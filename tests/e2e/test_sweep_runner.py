@@ -63,6 +63,16 @@ def stable_rows(out_dir):
                   key=lambda r: (r["id"], r["split"]))
 
 
+def nan_dump(path):
+    """A dump whose test logits are NaN: every cell of it fails, with the reader's message."""
+    with h5py.File(path, "w") as f:
+        f["val/logits"] = np.zeros((10, 3), dtype=np.float32)
+        f["val/labels"] = np.zeros(10, dtype=np.int32)
+        f["test/logits"] = np.full((10, 3), np.nan, dtype=np.float32)
+        f["test/labels"] = np.zeros(10, dtype=np.int32)
+    return path
+
+
 def run(*args, **kw):
     # Plots have their own test (test_plots.py); here they would only slow every run down.
     if args and args[0] == "sweep" and "--list" not in args:
@@ -129,12 +139,7 @@ def test_resume_after_sigkill_gives_identical_rows(tmp_path):
 
 
 def test_failing_cell_is_recorded_and_the_rest_finish(tmp_path):
-    bad = tmp_path / "bad.h5"
-    with h5py.File(bad, "w") as f:
-        f["val/logits"] = np.zeros((10, 3), dtype=np.float32)
-        f["val/labels"] = np.zeros(10, dtype=np.int32)
-        f["test/logits"] = np.full((10, 3), np.nan, dtype=np.float32)
-        f["test/labels"] = np.zeros(10, dtype=np.int32)
+    bad = nan_dump(tmp_path / "bad.h5")
     spec = write_spec(tmp_path, extra=f'\n[[datasets]]\npath = "{bad}"\n')
     out = tmp_path / "out"
     proc = run("sweep", spec, "--out", out)
@@ -266,12 +271,7 @@ def test_merge_refuses_while_a_shard_has_not_run(tmp_path):
 
 
 def test_failed_cells_in_a_shard_are_merged_as_failed(tmp_path):
-    bad = tmp_path / "bad.h5"
-    with h5py.File(bad, "w") as f:
-        f["val/logits"] = np.zeros((10, 3), dtype=np.float32)
-        f["val/labels"] = np.zeros(10, dtype=np.int32)
-        f["test/logits"] = np.full((10, 3), np.nan, dtype=np.float32)
-        f["test/labels"] = np.zeros(10, dtype=np.int32)
+    bad = nan_dump(tmp_path / "bad.h5")
     spec = write_spec(tmp_path, extra=f'\n[[datasets]]\npath = "{bad}"\n')
     out = tmp_path / "out"
     codes = [run("sweep", spec, "--out", out, "--shard", f"{i}/2").returncode for i in range(2)]

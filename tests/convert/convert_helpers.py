@@ -1,0 +1,25 @@
+# What the converter suites share: running experiments/convert/calibench_convert.py in-process.
+import io
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "experiments" / "convert"))
+import calibench_convert  # noqa: E402
+
+
+def convert(*args):
+    """Run the converter in-process: (status, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    old = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = out, err
+    try:
+        status = calibench_convert.main([str(a) for a in args])
+    finally:
+        sys.stdout, sys.stderr = old
+    return status, out.getvalue(), err.getvalue()
+
+
+def convert_ok(*args):
+    status, out, err = convert(*args)
+    assert status == 0, f"conversion failed: {err}"
+    return out, err
