@@ -97,6 +97,15 @@ FIT_CASES = [
     ("cts_nll+fl", {"train": {"focal_gradient": "detached"}}, ["--focal-gradient", "detached"]),
     ("pts_sctl", {"train": {"seed": 3, "weight_decay": 0.01}, "iterations": 40},
      ["--seed", 3, "--weight-decay", 0.01, "--iterations", 40]),
+    ("beta", {}, []),
+    ("beta", {"multiclass": "one-vs-rest"}, ["--multiclass", "one-vs-rest"]),
+    ("platt", {"platt_targets": "smoothed"}, ["--platt-targets", "smoothed"]),
+    ("iso", {"multiclass": "one-vs-rest"}, ["--multiclass", "one-vs-rest"]),
+    ("hist", {"multiclass": "one-vs-rest", "calib_bins": 10}, ["--multiclass", "one-vs-rest", "--calib-bins", 10]),
+    ("irova", {}, []),
+    ("irm", {}, []),
+    ("irova_ts", {}, []),
+    ("scaling_binning", {"calib_bins": 10}, ["--calib-bins", 10]),
 ]
 
 
