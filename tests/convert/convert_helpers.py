@@ -3,6 +3,8 @@ import io
 import pathlib
 import sys
 
+import h5py
+
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2] / "experiments" / "convert"))
 import calibench_convert  # noqa: E402
 
@@ -23,3 +25,12 @@ def convert_ok(*args):
     status, out, err = convert(*args)
     assert status == 0, f"conversion failed: {err}"
     return out, err
+
+
+def read_dump(path):
+    """(root attributes, {dataset path: array}) of a written dump."""
+    with h5py.File(path, "r") as f:
+        attrs = {k: f.attrs[k] for k in f.attrs}
+        data = {}
+        f.visititems(lambda name, obj: data.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
+    return attrs, data

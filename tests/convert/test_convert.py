@@ -43,21 +43,13 @@ def softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-from convert_helpers import convert, convert_ok  # noqa: E402,F401  (shared by the converter suites)
+from convert_helpers import convert, convert_ok, read_dump  # noqa: E402,F401  (shared by the converter suites)
 
 
 def run_cli(*args, env=None, cwd=None):
     """Run the converter as a user would."""
     return subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], capture_output=True, text=True,
                           timeout=60, env=env, cwd=cwd or REPO)
-
-
-def read_dump(path):
-    with h5py.File(path, "r") as f:
-        attrs = {k: f.attrs[k] for k in f.attrs}
-        data = {}
-        f.visititems(lambda name, obj: data.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return attrs, data
 
 
 def check_dump(path, val, test, stored="logits", dtype=None, k=None):

@@ -76,15 +76,7 @@ SOURCES = {"npz": write_npz, "npy": write_npy, "pickle": write_pickle}
 # ============================================================================ helpers
 
 
-from convert_helpers import convert, convert_ok  # noqa: E402,F401  (shared by the converter suites)
-
-
-def read_dump(path):
-    with h5py.File(path, "r") as f:
-        attrs = {k: f.attrs[k] for k in f.attrs}
-        data = {}
-        f.visititems(lambda name, obj: data.__setitem__(name, obj[()]) if isinstance(obj, h5py.Dataset) else None)
-    return attrs, data
+from convert_helpers import convert, convert_ok, read_dump  # noqa: E402,F401  (shared by the converter suites)
 
 
 def expected_accuracy(v, labels, probs):
