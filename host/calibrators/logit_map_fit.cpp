@@ -137,14 +137,14 @@ double nll_and_gradient(logit_map map, const double* params, const std::vector<d
 /// and counts iterations through counted_line_search.
 struct nll_objective {
   nll_objective(logit_map m, const std::vector<double>& logits, const std::vector<std::int32_t>& y,
-                std::int64_t num_classes, const odir_penalty& pen)
+                std::int64_t num_classes, const map_penalty& pen)
       : map(m), z(logits), labels(y), k(num_classes), penalty(pen) {}
 
   logit_map map;
   const std::vector<double>& z;
   const std::vector<std::int32_t>& labels;
   std::int64_t k;
-  odir_penalty penalty;
+  map_penalty penalty;
   std::int64_t evaluations = 0, line_searches = 0;
   double best_value = std::numeric_limits<double>::infinity();
   Eigen::VectorXd best_x;
@@ -153,7 +153,9 @@ struct nll_objective {
   double operator()(const Eigen::VectorXd& x, Eigen::VectorXd& grad) {
     grad.resize(x.size());
     double v = nll_and_gradient(map, x.data(), z, labels, k, grad.data());
-    if (penalty.lambda != 0 || penalty.mu != 0) v += odir_value(penalty, x.data(), k, grad.data());
+    if (penalty.active())
+      v += penalty.form == penalty_form::odir ? odir_value(penalty, x.data(), k, grad.data())
+                                              : l2_value(penalty, map, x.data(), k, grad.data());
     ++evaluations;
     // A trial step so long that the mapped logits overflow: reject it (the line search shrinks).
     if (!std::isfinite(v)) v = std::numeric_limits<double>::infinity();
@@ -230,7 +232,7 @@ double logit_map_nll(logit_map map, const std::vector<double>& params, const std
   return nll_and_gradient(map, params.data(), z, labels, num_classes, gradient.data());
 }
 
-double odir_value(const odir_penalty& penalty, const double* params, std::int64_t num_classes, double* gradient) {
+double odir_value(const map_penalty& penalty, const double* params, std::int64_t num_classes, double* gradient) {
   const std::int64_t k = num_classes;
   const double off_scale = k > 1 ? penalty.lambda / static_cast<double>(k * (k - 1)) : 0.0;
   const double bias_scale = penalty.mu / static_cast<double>(k);
@@ -250,13 +252,57 @@ double odir_value(const odir_penalty& penalty, const double* params, std::int64_
   return off_scale * off + bias_scale * bias;
 }
 
+double l2_value(const map_penalty& penalty, logit_map map, const double* params, std::int64_t num_classes,
+                double* gradient) {
+  CALIBENCH_EXPECTS(map != logit_map::class_temperature, "the l2 penalty applies to the matrix and vector maps");
+  const std::int64_t k = num_classes, last = k - 1;
+  const double scale = penalty.lambda / static_cast<double>(k * (k + 1));
+  double sum = 0;
+  if (map == logit_map::matrix) {
+    // Column j of A = [W | b] is W(:, j) for j < K and b for j = K.
+    const auto at = [k](std::int64_t i, std::int64_t j) { return j < k ? i * k + j : k * k + i; };
+    for (std::int64_t j = 0; j <= k; ++j)
+      for (std::int64_t i = 0; i < last; ++i) {
+        const double d = params[at(i, j)] - params[at(last, j)];
+        sum += d * d;
+        gradient[at(i, j)] += 2.0 * scale * d;
+        gradient[at(last, j)] -= 2.0 * scale * d;
+      }
+    return scale * sum;
+  }
+  // Vector map [w, b]: row i < K-1 of A minus row K-1 is w_i at column i, -w_{K-1} at column
+  // K-1 and b_i - b_{K-1} at the bias.
+  const double w_last = params[last], b_last = params[k + last];
+  for (std::int64_t i = 0; i < last; ++i) {
+    const double w = params[i], d = params[k + i] - b_last;
+    sum += w * w + w_last * w_last + d * d;
+    gradient[i] += 2.0 * scale * w;
+    gradient[last] += 2.0 * scale * w_last;
+    gradient[k + i] += 2.0 * scale * d;
+    gradient[k + last] -= 2.0 * scale * d;
+  }
+  return scale * sum;
+}
+
+std::vector<double> reference_row_form(const std::vector<double>& params, std::int64_t num_classes) {
+  const std::int64_t k = num_classes, last = k - 1;
+  CALIBENCH_EXPECTS(static_cast<std::int64_t>(params.size()) == k * k + k, "matrix map parameters do not match K");
+  std::vector<double> out = params;
+  for (std::int64_t i = 0; i < k; ++i) {
+    for (std::int64_t j = 0; j < k; ++j) out[i * k + j] = params[i * k + j] - params[last * k + j];
+    out[k * k + i] = params[k * k + i] - params[k * k + last];
+  }
+  return out;
+}
+
 logit_map_fit fit_logit_map(logit_map map, const std::vector<double>& z, const std::vector<std::int32_t>& labels,
                             std::int64_t num_classes, std::int64_t max_iterations, const std::string& where,
-                            const odir_penalty& penalty) {
+                            const map_penalty& penalty) {
   CALIBENCH_EXPECTS(z.size() == labels.size() * static_cast<std::size_t>(num_classes) && !labels.empty(),
                     "logits and labels differ in rows");
-  CALIBENCH_EXPECTS(map == logit_map::matrix || (penalty.lambda == 0 && penalty.mu == 0),
-                    "the ODIR penalty applies to the matrix map only");
+  CALIBENCH_EXPECTS(
+      !penalty.active() || map == logit_map::matrix || (penalty.form == penalty_form::l2 && map == logit_map::vector),
+      "the ODIR penalty applies to the matrix map only, the l2 penalty to the matrix and vector maps");
   for (std::size_t i = 0; i < z.size(); ++i) {
     if (!std::isfinite(z[i]))
       throw input_error(

@@ -30,17 +30,34 @@ std::vector<double> apply_logit_map(logit_map map, const std::vector<double>& pa
 double logit_map_nll(logit_map map, const std::vector<double>& params, const std::vector<double>& z,
                      const std::vector<std::int32_t>& labels, std::int64_t num_classes, std::vector<double>& gradient);
 
-/// The ODIR regulariser of ms_odir and dir_odir on the matrix map (Kull 2019; dirichletcal's
-/// reg_norm = True normalisation): lambda/(K(K-1)) sum_{i != j} W_ij^2 + mu/K sum_i b_i^2.
-/// The diagonal of W is not penalised; lambda = mu = 0 is the plain NLL.
-struct odir_penalty {
+/// The penalties of the regularised maps (docs/calibrators.md), both dirichletcal's reg_norm = True
+/// normalisation:
+/// - odir (ms_odir, dir_odir; Kull 2019), matrix map only:
+///   lambda/(K(K-1)) sum_{i != j} W_ij^2 + mu/K sum_i b_i^2; the diagonal of W is not penalised.
+/// - l2 (dir_l2, dir_diag; dirichletcal's L2 with ref_row = True), matrix or vector map:
+///   lambda/(K(K+1)) sum_i sum_j (A_ij - A_{K-1,j})^2 over the augmented matrix A = [W | b]
+///   (the vector map's W = diag(w)); the softmax does not change when one row is subtracted
+///   from every row, so this penalises the map's unique reference-row form. mu is unused.
+/// lambda = mu = 0 is the plain NLL.
+enum class penalty_form { odir, l2 };
+struct map_penalty {
   double lambda = 0;
   double mu = 0;
+  penalty_form form = penalty_form::odir;
+  bool active() const { return lambda != 0 || mu != 0; }
 };
 
-/// The penalty at matrix-map parameters `params` (K^2 + K), its gradient added to `gradient`
+/// The odir penalty at matrix-map parameters `params` (K^2 + K), its gradient added to `gradient`
 /// (same size). K = 1 has no off-diagonal entries (that term is 0).
-double odir_value(const odir_penalty& penalty, const double* params, std::int64_t num_classes, double* gradient);
+double odir_value(const map_penalty& penalty, const double* params, std::int64_t num_classes, double* gradient);
+
+/// The l2 penalty at `map`'s parameters (matrix or vector), its gradient added to `gradient`.
+double l2_value(const map_penalty& penalty, logit_map map, const double* params, std::int64_t num_classes,
+                double* gradient);
+
+/// The matrix map's parameters in reference-row form: row K-1 of [W | b] subtracted from every
+/// row (the same probabilities; dirichletcal's weights_ with ref_row = True).
+std::vector<double> reference_row_form(const std::vector<double>& params, std::int64_t num_classes);
 
 /// Result of fit_logit_map.
 struct logit_map_fit {
@@ -63,10 +80,11 @@ inline constexpr double k_stall_tolerance = 1e-14;
 /// Minimises logit_map_nll from the identity by L-BFGS (memory 10, backtracking strong-Wolfe line search)
 /// until the gradient tolerance, the stall rule, `max_iterations` iterations (0: none, the
 /// identity is returned), or a line search that cannot decrease the NLL any further. The logits
-/// must be finite (throws input_error naming `where` otherwise). A non-zero `penalty` (matrix
-/// map only) adds odir_value to the objective and its gradient.
+/// must be finite (throws input_error naming `where` otherwise). An active `penalty` adds its
+/// value (odir_value: matrix map only; l2_value: matrix or vector map) to the objective and its
+/// gradient.
 logit_map_fit fit_logit_map(logit_map map, const std::vector<double>& z, const std::vector<std::int32_t>& labels,
                             std::int64_t num_classes, std::int64_t max_iterations, const std::string& where,
-                            const odir_penalty& penalty = {});
+                            const map_penalty& penalty = {});
 
 }  // namespace calibench

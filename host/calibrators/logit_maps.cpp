@@ -64,12 +64,18 @@ nlohmann::json affine_logit_map::params() const {
   p["final_nll"] = final_nll_;
   p["stop"] = stop_;
   if (odir_) {
+    const bool odir = odir_->penalty.form == penalty_form::odir;
+    if (!odir) p["penalty"] = "l2";
     p["lambda"] = odir_->penalty.lambda;
-    p["mu"] = odir_->penalty.mu;
+    if (odir) p["mu"] = odir_->penalty.mu;
     p["final_objective"] = odir_->objective;
     nlohmann::json cv = nlohmann::json::array();
-    for (std::size_t i = 0; i < odir_->cv_nll.size(); ++i)
-      cv.push_back({{"lambda", odir_->cv_lambdas[i]}, {"mu", odir_->cv_mus[i]}, {"nll", odir_->cv_nll[i]}});
+    for (std::size_t i = 0; i < odir_->cv_nll.size(); ++i) {
+      nlohmann::json e{{"lambda", odir_->cv_lambdas[i]}};
+      if (odir) e["mu"] = odir_->cv_mus[i];
+      e["nll"] = odir_->cv_nll[i];
+      cv.push_back(std::move(e));
+    }
     p["cv"] = cv;
     p["folds"] = odir_->cv_nll.empty() ? nlohmann::json(nullptr)
                                        : nlohmann::json{{"k", k_odir_folds}, {"seed", k_odir_fold_seed}};
@@ -111,7 +117,8 @@ scored_split affine_logit_map::apply(const split_data& split) const {
 }
 
 std::shared_ptr<const calibration_map> affine_logit_map::load(std::string method, logit_map map, bool log_softmax,
-                                                              bool odir, const nlohmann::json& p, const std::string&) {
+                                                              std::optional<penalty_form> penalty,
+                                                              const nlohmann::json& p, const std::string&) {
   auto m = std::make_shared<affine_logit_map>(std::move(method), map, log_softmax);
   if (map == logit_map::vector) m->weights_ = p.at("weights").get<std::vector<double>>();
   if (map == logit_map::matrix) m->matrix_ = p.at("matrix").get<std::vector<double>>();
@@ -120,14 +127,14 @@ std::shared_ptr<const calibration_map> affine_logit_map::load(std::string method
   m->iterations_run_ = p.value("iterations_run", std::int64_t{0});
   m->final_nll_ = p.value("final_nll", 0.0);
   m->stop_ = p.value("stop", std::string());
-  if (odir) {
+  if (penalty) {
     odir_record r;
-    r.penalty = {p.value("lambda", 0.0), p.value("mu", 0.0)};
+    r.penalty = {p.value("lambda", 0.0), p.value("mu", 0.0), *penalty};
     r.objective = p.value("final_objective", 0.0);
     if (p.contains("cv")) {
       for (const auto& e : p.at("cv")) {
         r.cv_lambdas.push_back(e.at("lambda").get<double>());
-        r.cv_mus.push_back(e.at("mu").get<double>());
+        r.cv_mus.push_back(e.value("mu", 0.0));
         r.cv_nll.push_back(e.at("nll").is_null() ? std::numeric_limits<double>::quiet_NaN()
                                                  : e.at("nll").get<double>());
       }
@@ -156,7 +163,7 @@ method_info logit_map_method(std::string name, logit_map map) {
   m.options = {"iterations"};
   m.fit = [name, map](const fit_input& in) { return fit_logit_map(in, name, map); };
   m.load = [name, map](const nlohmann::json& p, const std::string& where) {
-    return affine_logit_map::load(name, map, false, false, p, where);
+    return affine_logit_map::load(name, map, false, std::nullopt, p, where);
   };
   return m;
 }

@@ -1,6 +1,6 @@
 // The affine logit maps trained by the validation NLL (docs/calibrators.md): vector scaling
-// (vs), matrix scaling (ms), per-class temperatures (cts_nll), and the ODIR-regularised matrix
-// maps of host/calibrators/odir.cpp (ms_odir; dir_odir on log-softmax inputs). L-BFGS with
+// (vs), matrix scaling (ms), per-class temperatures (cts_nll), and the regularised maps of
+// host/calibrators/regularised_maps.cpp (ms_odir; dir_odir, dir_l2, dir_diag on log-softmax inputs). L-BFGS with
 // analytic gradients (host/calibrators/logit_map_fit.hpp), float64 on the host.
 #pragma once
 
@@ -26,9 +26,10 @@ std::vector<double> logit_map_input(const split_data& split, bool log_softmax);
 inline constexpr std::int64_t k_odir_folds = 5;
 inline constexpr std::uint64_t k_odir_fold_seed = 15;
 
-/// ODIR's record of a fit: the penalty used and, when it was cross-validated, every candidate.
+/// A regularised fit's record (ODIR or L2): the penalty used and, when it was cross-validated,
+/// every candidate.
 struct odir_record {
-  odir_penalty penalty;
+  map_penalty penalty;
   double objective = 0;                            ///< mean NLL plus penalty at the parameters
   std::vector<double> cv_lambdas, cv_mus, cv_nll;  ///< empty when lambda and mu were given
 };
@@ -36,7 +37,7 @@ struct odir_record {
 /// The parameters of one fitted affine logit map, stored as `calibench fit` prints them.
 class affine_logit_map final : public calibration_map {
  public:
-  /// `method` names the map in messages; `log_softmax`: the input is log-softmax (dir_odir).
+  /// `method` names the map in messages; `log_softmax`: the input is log-softmax (dir_odir, dir_l2, dir_diag).
   affine_logit_map(std::string method, logit_map map, bool log_softmax);
   /// From the flat parameters of host/calibrators/logit_map_fit.hpp and the fit's record.
   void set_fit(const logit_map_fit& fit, std::int64_t num_classes, double final_nll);
@@ -44,9 +45,10 @@ class affine_logit_map final : public calibration_map {
 
   nlohmann::json params() const override;
   scored_split apply(const split_data& split) const override;
-  /// Reads params() back; `odir`: the record's keys too.
-  static std::shared_ptr<const calibration_map> load(std::string method, logit_map map, bool log_softmax, bool odir,
-                                                     const nlohmann::json& p, const std::string& where);
+  /// Reads params() back; with `penalty`, the record's keys of that penalty form too.
+  static std::shared_ptr<const calibration_map> load(std::string method, logit_map map, bool log_softmax,
+                                                     std::optional<penalty_form> penalty, const nlohmann::json& p,
+                                                     const std::string& where);
 
  private:
   /// The flat parameters, checked against the split's K.

@@ -24,16 +24,19 @@ constexpr std::string_view k_loss_trained = "the loss-trained methods (BASE+LOSS
 constexpr fit_option k_options[] = {
     {.key = "objective", .help = "ts: nll | ece | adaece; ets: nll | mse (the weights)", .applies_to = "ts and ets"},
     {.key = "grid",
-     .help = "Candidates: start:stop:step (inclusive) or v1,v2,... (method default; ms_odir, dir_odir: lambda = mu)",
-     .applies_to = "ts --objective ece | adaece, ws, cts_conf, cts_greedy, ms_odir and dir_odir"},
+     .help = "Candidates: start:stop:step (inclusive) or v1,v2,... (method default; ms_odir, dir_odir: lambda = mu; "
+             "dir_l2: lambda)",
+     .applies_to = "ts --objective ece | adaece, ws, cts_conf, cts_greedy, ms_odir, dir_odir and dir_l2"},
     {.key = "calib_bins",
      .help = "cws, cts_conf, bts: calibration bins B or auto (2..50); hist, scaling_binning: bins M",
      .applies_to = "cws, cts_conf, bts, hist and scaling_binning"},
     {.key = "iterations",
      .help =
-         "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); vs, ms, cts_nll, ms_odir, dir_odir: L-BFGS "
-         "iterations at most per fit (1000); loss-trained methods: L-BFGS max_iter or Adam steps of one stage (1000)",
-     .applies_to = "cts_greedy, vs, ms, cts_nll, ms_odir, dir_odir and the loss-trained methods"},
+         "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); vs, ms, cts_nll, ms_odir, dir_odir, "
+         "dir_l2, "
+         "dir_diag: L-BFGS iterations at most per fit (1000); loss-trained methods: L-BFGS max_iter or Adam steps of "
+         "one stage (1000)",
+     .applies_to = "cts_greedy, vs, ms, cts_nll, ms_odir, dir_odir, dir_l2, dir_diag and the loss-trained methods"},
     {.key = "accuracy_constraint", .help = "cts_greedy: on | off (off = U-CTS)", .applies_to = "cts_greedy"},
     {.key = "cts_search",
      .help = "cts_greedy: grid (the paper) | nudge (the authors' code)",
@@ -52,6 +55,10 @@ constexpr fit_option k_options[] = {
     {.key = "odir_mu",
      .help = "ms_odir, dir_odir: bias weight mu (with --odir-lambda)",
      .applies_to = "ms_odir and dir_odir"},
+    {.key = "l2_lambda",
+     .help = "dir_l2, dir_diag: L2 weight lambda of dirichletcal's reg_lambda with reg_norm (default: dir_l2 5-fold "
+             "CV over --grid, dir_diag 0)",
+     .applies_to = "dir_l2 and dir_diag"},
     {.key = "lr",
      .help = "Learning rate of one stage (default 0.02; ls, fl: the schedule 0.005/200, 0.003/400, 0.001/400)",
      .applies_to = k_loss_trained,
@@ -207,9 +214,11 @@ void set_option(fit_request& r, std::string_view key, const std::string& v) {
   } else if (key == "platt_targets") {
     r.platt_smoothed = choice(key, v, {"zero-one", "smoothed"}) == 1;
   } else if (key == "odir_lambda") {
-    r.odir = odir_penalty{non_negative(key, v), r.odir ? r.odir->mu : -1.0};
+    r.odir = map_penalty{non_negative(key, v), r.odir ? r.odir->mu : -1.0};
   } else if (key == "odir_mu") {
-    r.odir = odir_penalty{r.odir ? r.odir->lambda : -1.0, non_negative(key, v)};
+    r.odir = map_penalty{r.odir ? r.odir->lambda : -1.0, non_negative(key, v)};
+  } else if (key == "l2_lambda") {
+    r.l2_lambda = non_negative(key, v);
   } else if (key == "lr") {
     t.lr = positive(key, v);
   } else if (key == "schedule") {
@@ -340,6 +349,8 @@ nlohmann::json request_json(const fit_request& r) {
                    {"odir_mu", r.odir ? nlohmann::json(r.odir->mu) : nlohmann::json(nullptr)},
                    {"bins", r.metrics.num_bins},
                    {"conventions", conventions_json(r.metrics)}};
+  if (method_named(r.method).takes("l2_lambda"))
+    j["l2_lambda"] = r.l2_lambda ? nlohmann::json(*r.l2_lambda) : nlohmann::json(nullptr);
   if (method_named(r.method).takes("platt_targets")) j["platt_targets"] = r.platt_smoothed ? "smoothed" : "zero-one";
   if (method_named(r.method).takes("multiclass")) {
     static constexpr const char* names[] = {"default", "top-label", "one-vs-rest"};

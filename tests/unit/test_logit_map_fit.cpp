@@ -159,7 +159,7 @@ TEST(gradient_fit, zero_iterations_returns_the_identity) {
 }
 
 /// The ODIR objective of ms_odir / dir_odir: mean NLL plus odir_value.
-double odir_objective(const odir_penalty& pen, const std::vector<double>& params, const problem& p,
+double odir_objective(const map_penalty& pen, const std::vector<double>& params, const problem& p,
                       std::vector<double>& grad) {
   const double nll = logit_map_nll(logit_map::matrix, params, p.z, p.labels, p.k, grad);
   return nll + odir_value(pen, params.data(), p.k, grad.data());
@@ -179,7 +179,7 @@ TEST(odir_penalty, value_is_the_normalised_off_diagonal_and_bias_sums) {
 
 TEST(odir_penalty, objective_gradient_matches_central_differences) {
   for (std::int64_t k : {2, 3, 10}) {
-    for (const odir_penalty pen : {odir_penalty{1e-2, 1e-2}, odir_penalty{1.0, 0.1}, odir_penalty{0.0, 3.0}}) {
+    for (const map_penalty pen : {map_penalty{1e-2, 1e-2}, map_penalty{1.0, 0.1}, map_penalty{0.0, 3.0}}) {
       SCOPED_TRACE(::testing::Message() << "K=" << k << " lambda=" << pen.lambda << " mu=" << pen.mu);
       const problem p = random_problem(300, k, 500 + static_cast<std::uint64_t>(k));
       auto params = random_params(logit_map::matrix, k, 600 + static_cast<std::uint64_t>(k));
@@ -205,7 +205,7 @@ TEST(odir_penalty, objective_gradient_matches_central_differences) {
 TEST(odir_penalty, fit_reaches_a_stationary_point_of_the_penalised_objective) {
   const std::int64_t k = 5;
   const problem p = random_problem(400, k, 77);
-  const odir_penalty pen{0.1, 0.1};
+  const map_penalty pen{0.1, 0.1};
   const auto fit = fit_logit_map(logit_map::matrix, p.z, p.labels, k, 1000, "test", pen);
   std::vector<double> grad;
   EXPECT_EQ(odir_objective(pen, fit.params, p, grad), fit.nll);
@@ -231,6 +231,81 @@ TEST(odir_penalty, fit_reaches_a_stationary_point_of_the_penalised_objective) {
 TEST(odir_penalty, applies_to_the_matrix_map_only) {
   const problem p = random_problem(20, 3, 9);
   EXPECT_THROW(fit_logit_map(logit_map::vector, p.z, p.labels, 3, 10, "test", {0.1, 0.1}), error);
+}
+
+TEST(l2_penalty, value_is_the_normalised_reference_row_sum) {
+  // K = 2 matrix map: A = [W | b] = [[1, 2, 5], [4, 3, -1]]; row 0 minus row 1 = [-3, -1, 6]:
+  // squares 9 + 1 + 36 = 46, lambda/(K(K+1)) = 0.6/6.
+  const map_penalty pen{0.6, 0.0, penalty_form::l2};
+  const std::vector<double> matrix{1, 2, 4, 3, 5, -1};
+  std::vector<double> grad(matrix.size(), 0.0);
+  EXPECT_NEAR(l2_value(pen, logit_map::matrix, matrix.data(), 2, grad.data()), 0.1 * 46, 1e-14);
+  EXPECT_NEAR(grad[0], 2 * 0.1 * -3, 1e-15);
+  EXPECT_NEAR(grad[2], -2 * 0.1 * -3, 1e-15);  // the reference row takes the opposite
+  // K = 3 vector map w = [1, 2, 3], b = [4, 5, 6]: rows 0 and 1 minus row 2 are
+  // [1, 0, -3 | -2] and [0, 2, -3 | -1]: 1 + 9 + 4 + 4 + 9 + 1 = 28, lambda/12.
+  const std::vector<double> vec{1, 2, 3, 4, 5, 6};
+  std::vector<double> vgrad(vec.size(), 0.0);
+  EXPECT_NEAR(l2_value(pen, logit_map::vector, vec.data(), 3, vgrad.data()), 0.6 / 12 * 28, 1e-14);
+  EXPECT_NEAR(vgrad[2], 2 * 0.05 * 3 * 2, 1e-15);  // w_{K-1} appears in both rows
+  // One class: nothing to penalise.
+  const std::vector<double> one{2.0, 1.0};
+  std::vector<double> ograd(2, 0.0);
+  EXPECT_EQ(l2_value(pen, logit_map::matrix, one.data(), 1, ograd.data()), 0.0);
+}
+
+TEST(l2_penalty, objective_gradient_matches_central_differences) {
+  for (const logit_map map : {logit_map::matrix, logit_map::vector}) {
+    for (std::int64_t k : {2, 3, 10}) {
+      SCOPED_TRACE(::testing::Message() << "K=" << k << " map=" << static_cast<int>(map));
+      const map_penalty pen{0.7, 0.0, penalty_form::l2};
+      const problem p = random_problem(300, k, 700 + static_cast<std::uint64_t>(k));
+      auto params = random_params(map, k, 800 + static_cast<std::uint64_t>(k));
+      const auto objective = [&](std::vector<double>& g) {
+        const double nll = logit_map_nll(map, params, p.z, p.labels, k, g);
+        return nll + l2_value(pen, map, params.data(), k, g.data());
+      };
+      std::vector<double> grad, unused;
+      objective(grad);
+      double diff2 = 0, norm2 = 0;
+      for (std::size_t i = 0; i < params.size(); ++i) {
+        const double keep = params[i];
+        params[i] = keep + k_fd_step;
+        const double up = objective(unused);
+        params[i] = keep - k_fd_step;
+        const double down = objective(unused);
+        params[i] = keep;
+        const double fd = (up - down) / (2 * k_fd_step);
+        diff2 += (fd - grad[i]) * (fd - grad[i]);
+        norm2 += grad[i] * grad[i];
+      }
+      EXPECT_LT(std::sqrt(diff2), k_gradient_rtol * std::sqrt(norm2));
+    }
+  }
+}
+
+TEST(l2_penalty, reference_row_form_keeps_the_probabilities_and_zeroes_the_last_row) {
+  const std::int64_t k = 4;
+  const problem p = random_problem(50, k, 31);
+  const auto params = random_params(logit_map::matrix, k, 32);
+  const auto ref = reference_row_form(params, k);
+  for (std::int64_t j = 0; j < k; ++j) EXPECT_EQ(ref[(k - 1) * k + j], 0.0);
+  EXPECT_EQ(ref[k * k + k - 1], 0.0);
+  std::vector<double> g1, g2;
+  EXPECT_NEAR(logit_map_nll(logit_map::matrix, params, p.z, p.labels, k, g1),
+              logit_map_nll(logit_map::matrix, ref, p.z, p.labels, k, g2), 1e-12);
+}
+
+TEST(l2_penalty, fits_the_vector_map_and_a_heavier_weight_shrinks_it) {
+  const std::int64_t k = 4;
+  const problem p = random_problem(400, k, 41);
+  const auto light = fit_logit_map(logit_map::vector, p.z, p.labels, k, 1000, "test", {0.01, 0, penalty_form::l2});
+  const auto heavy = fit_logit_map(logit_map::vector, p.z, p.labels, k, 1000, "test", {100.0, 0, penalty_form::l2});
+  std::vector<double> g1(light.params.size(), 0.0), g2(heavy.params.size(), 0.0);
+  EXPECT_LT(l2_value({1.0, 0, penalty_form::l2}, logit_map::vector, heavy.params.data(), k, g1.data()),
+            l2_value({1.0, 0, penalty_form::l2}, logit_map::vector, light.params.data(), k, g2.data()));
+  EXPECT_THROW(fit_logit_map(logit_map::class_temperature, p.z, p.labels, k, 10, "test", {0.1, 0, penalty_form::l2}),
+               error);
 }
 
 TEST(gradient_fit, non_finite_logits_are_an_input_error) {
