@@ -55,6 +55,13 @@ constexpr fit_option k_options[] = {
     {.key = "odir_mu",
      .help = "ms_odir, dir_odir: bias weight mu (with --odir-lambda)",
      .applies_to = "ms_odir and dir_odir"},
+    {.key = "spline_knots",
+     .help = "spline: knots of the natural cubic spline, >= 2 (the authors' 6)",
+     .applies_to = "spline"},
+    {.key = "spline_interpolation",
+     .help = "spline: between the nodes, linear (default) | authors (the authors' code's swapped weights, "
+             "recalibrate.py line 66)",
+     .applies_to = "spline"},
     {.key = "l2_lambda",
      .help = "dir_l2, dir_diag: L2 weight lambda of dirichletcal's reg_lambda with reg_norm (default: dir_l2 5-fold "
              "CV over --grid, dir_diag 0)",
@@ -217,6 +224,10 @@ void set_option(fit_request& r, std::string_view key, const std::string& v) {
     r.odir = map_penalty{non_negative(key, v), r.odir ? r.odir->mu : -1.0};
   } else if (key == "odir_mu") {
     r.odir = map_penalty{r.odir ? r.odir->lambda : -1.0, non_negative(key, v)};
+  } else if (key == "spline_knots") {
+    r.spline_knots = static_cast<std::int64_t>(integer(key, v, 2, 1000, "[2, 1000]"));
+  } else if (key == "spline_interpolation") {
+    r.spline_authors = choice(key, v, {"linear", "authors"}) == 1;
   } else if (key == "l2_lambda") {
     r.l2_lambda = non_negative(key, v);
   } else if (key == "lr") {
@@ -349,6 +360,10 @@ nlohmann::json request_json(const fit_request& r) {
                    {"odir_mu", r.odir ? nlohmann::json(r.odir->mu) : nlohmann::json(nullptr)},
                    {"bins", r.metrics.num_bins},
                    {"conventions", conventions_json(r.metrics)}};
+  if (method_named(r.method).takes("spline_knots")) {
+    j["spline_knots"] = r.spline_knots;
+    j["spline_interpolation"] = r.spline_authors ? "authors" : "linear";
+  }
   if (method_named(r.method).takes("l2_lambda"))
     j["l2_lambda"] = r.l2_lambda ? nlohmann::json(*r.l2_lambda) : nlohmann::json(nullptr);
   if (method_named(r.method).takes("platt_targets")) j["platt_targets"] = r.platt_smoothed ? "smoothed" : "zero-one";

@@ -56,6 +56,8 @@ struct fit_request {
   multiclass_rule multiclass = multiclass_rule::automatic;  ///< platt, beta, hist, iso
   bool platt_smoothed = false;      ///< platt: Platt's targets (N+ + 1)/(N+ + 2), 1/(N- + 2) instead of 1, 0
   std::optional<map_penalty> odir;  ///< ms_odir, dir_odir: fixed (lambda, mu); none: cross-validated
+  std::int64_t spline_knots = 6;    ///< spline: knots of the natural cubic spline
+  bool spline_authors = false;      ///< spline: the authors' code's swapped interpolation weights
   std::optional<double> l2_lambda;  ///< dir_l2, dir_diag: fixed L2 weight; none: dir_l2 cross-validated, dir_diag 0
   train_options train;              ///< loss-trained methods; `iterations` sets train.iterations
   std::vector<std::string> given;   ///< the keys that were given, in table order
