@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the peer libraries that tests/e2e/test_peer_parity.py compares calibench with
-# (torchmetrics, netcal, uncertainty-calibration, relplot, KDEpy, betacal and a CPU-usable torch) into
+# (torchmetrics, netcal, uncertainty-calibration, relplot, KDEpy, betacal, venn-abers, cir-model,
+# probmetrics with pytorch-minimize, and a CPU-usable torch) into
 # the git-ignored virtual environment .venv-peers/ (override: CALIBENCH_PEERS_VENV), from PyPI.
 # Installs only what is missing; safe to run again; prints what it does. See tests/peers/README.md.
 #
@@ -19,14 +20,15 @@ cd "$(dirname "$0")/.."
 VENV=${CALIBENCH_PEERS_VENV:-.venv-peers}
 BASE_PYTHON=${CALIBENCH_PEERS_BASE_PYTHON:-python3}
 TORCH=torch==2.15.0
-PEERS=(uncertainty-calibration==0.1.4 relplot==1.0.3 KDEpy==1.1.12 lightning-utilities packaging)
+PEERS=(uncertainty-calibration==0.1.4 relplot==1.0.3 KDEpy==1.1.12 lightning-utilities packaging venn-abers==1.5.4
+       cir-model==0.2.0)
 # Installed with --no-deps: pip would otherwise pull triton back in through torch's metadata
 # (torchmetrics) or pyro-ppl, gpytorch and tensorboard (netcal).
-NO_DEPS=(torchmetrics==1.9.0 netcal==1.4.0 betacal==1.1.0)
+NO_DEPS=(torchmetrics==1.9.0 netcal==1.4.0 betacal==1.1.0 probmetrics==1.3.0 pytorch-minimize==0.1.0)
 # What the tests and the peers import from the base interpreter; pip skips those already there.
 BASE_PACKAGES=(numpy h5py scipy scikit-learn pytest matplotlib pandas seaborn deprecation tqdm)
 PIP=(-m pip install -q --disable-pip-version-check --no-cache-dir)
-CHECK="import torch, torchmetrics, netcal.metrics, calibration, relplot, KDEpy, betacal, h5py, pytest"
+CHECK="import torch, torchmetrics, netcal.metrics, calibration, relplot, KDEpy, betacal, venn_abers, cir_model, probmetrics, torchmin, h5py, pytest"
 
 py="$VENV/bin/python"
 if [ -x "$py" ] && "$py" -c "$CHECK" 2>/dev/null; then
