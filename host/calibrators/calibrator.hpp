@@ -24,6 +24,9 @@ class calibration_map {
   virtual nlohmann::json params() const = 0;
   /// The calibrated probabilities of a split, scored for the metric suite.
   virtual scored_split apply(const split_data& split) const = 0;
+  /// Per-sample outputs besides the probabilities that `--save` writes into the split's
+  /// `group` (venn_abers: its intervals); none by default.
+  virtual std::vector<vector_to_write> outputs(const split_data&, const std::string&) const { return {}; }
 };
 
 /// The objective over the grid a fit searched (ts ece/adaece, ws; cts_greedy: its initial
@@ -50,6 +53,10 @@ class calibrator {
   static calibrator from_json(const nlohmann::json& j, const std::string& where);
   /// The calibrated probabilities of a split, scored for the metric suite.
   scored_split apply(const split_data& split) const;
+  /// The map's extra per-sample outputs of a split for `--save` (calibration_map::outputs).
+  std::vector<vector_to_write> outputs(const split_data& split, const std::string& group) const {
+    return map_->outputs(split, group);
+  }
   const fit_curve& curve() const { return curve_; }
   /// The parameters as their family's type, or nullptr (tests, callers that need one value).
   template <class Map>

@@ -67,10 +67,14 @@ split_outcome evaluate_calibrated(const calibrator& cal, const split_data& split
   return out;
 }
 
-/// Writes the calibrated probabilities of both splits and the calibrator's JSON.
+/// Writes the calibrated probabilities of both splits, the calibrator's extra outputs
+/// (calibration_map::outputs) and its JSON.
 void save_calibrated(const std::string& path, const calibrator& cal, const std::string& source,
-                     const split_outcome& val, const split_outcome& test) {
+                     const split_outcome& val, const split_outcome& test, const split_data& val_split,
+                     const split_data& test_split) {
   const std::int64_t k = val.scores.num_classes;
+  std::vector<vector_to_write> extra = cal.outputs(val_split, "val");
+  for (auto& v : cal.outputs(test_split, "test")) extra.push_back(std::move(v));
   write_dump(
       path,
       {{"calibrator", cal.to_json().dump()},
@@ -79,7 +83,8 @@ void save_calibrated(const std::string& path, const calibrator& cal, const std::
        {"source", fmt::format("calibench fit/apply --method {} on {}", cal.method(), source)}},
       {}, k,
       {{"val", val.scores.num_samples, k, nullptr, val.scores.labels.data(), nullptr, val.scores.probs.data()},
-       {"test", test.scores.num_samples, k, nullptr, test.scores.labels.data(), nullptr, test.scores.probs.data()}});
+       {"test", test.scores.num_samples, k, nullptr, test.scores.labels.data(), nullptr, test.scores.probs.data()}},
+      extra);
 }
 
 /// What fit and apply print: the parameters and both splits' metrics.
@@ -152,7 +157,7 @@ int run_fit(const fit_args& a) {
     backend = make_backend(backend_for_rule(request.backend, mo.bin_rule));
   const calibrator cal = fit_calibrator(val, request, backend.get());
   fit_outcome o{cal, evaluate_calibrated(cal, val, mo), evaluate_calibrated(cal, test, mo), mo, 0.0, {}, {}};
-  if (!a.save.empty()) save_calibrated(a.save, cal, a.file, o.val, o.test);
+  if (!a.save.empty()) save_calibrated(a.save, cal, a.file, o.val, o.test, val, test);
   o.seconds = seconds_since(started);
   o.backend = fit_site_name(request, backend.get());
   o.options = request_json(request);
@@ -181,7 +186,7 @@ int run_apply(const apply_args& a) {
   const split_data test = read_split(a.file, "test");
   const metric_options mo = resolve_conventions(a.conventions, a.bins);
   fit_outcome o{cal, evaluate_calibrated(cal, val, mo), evaluate_calibrated(cal, test, mo), mo, 0.0, {}, {}};
-  if (!a.save.empty()) save_calibrated(a.save, cal, a.file, o.val, o.test);
+  if (!a.save.empty()) save_calibrated(a.save, cal, a.file, o.val, o.test, val, test);
   o.seconds = seconds_since(started);
   o.backend = "host";
   o.options = {{"calibrator_file", a.calibrator_file}};

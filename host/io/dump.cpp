@@ -313,9 +313,11 @@ void write_dump(const std::string& path, const std::map<std::string, std::string
       if (s.true_probs != nullptr)
         write_dataset(file, "/" + s.name + "/true_probs", {n, k}, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, s.true_probs);
     }
-    for (const auto& v : vectors)
-      write_dataset(file, v.path, {static_cast<hsize_t>(v.values.size())}, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE,
-                    v.values.data());
+    for (const auto& v : vectors) {
+      std::vector<hsize_t> dims{static_cast<hsize_t>(v.values.size())};
+      if (v.columns > 0) dims = {dims[0] / static_cast<hsize_t>(v.columns), static_cast<hsize_t>(v.columns)};
+      write_dataset(file, v.path, dims, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, v.values.data());
+    }
   });
 }
 

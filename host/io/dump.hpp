@@ -85,10 +85,12 @@ struct split_to_write {
   const double* probs = nullptr;         ///< instead of logits: N x K float64 /<name>/probs
 };
 
-/// An extra float64 vector dataset at an absolute path (e.g. "/truth/class_scale").
+/// An extra float64 dataset at an absolute path (e.g. "/truth/class_scale"): a vector, or with
+/// `columns` > 0 a matrix of values.size() / columns rows (row-major).
 struct vector_to_write {
   std::string path;
   std::vector<double> values;
+  std::int64_t columns = 0;
 };
 
 /// Writes a dump atomically (temporary file in the same directory, then rename).
