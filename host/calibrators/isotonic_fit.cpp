@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <numeric>
 #include <string>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -20,6 +21,7 @@ constexpr double k_sklearn_resolution = 1e-15;
 struct block {
   double first_x, last_x;
   std::int64_t correct, count;
+  double x_sum;  ///< the sum of the samples' x (for cir's block means)
 };
 
 /// Distinct x first (sklearn's _make_unique), each with its samples' counts: PAV runs on those
@@ -35,8 +37,9 @@ std::vector<block> distinct_points(std::span<const double> x, std::span<const st
     if (!points.empty() && v - points.back().first_x < k_sklearn_resolution) {
       points.back().correct += h;
       ++points.back().count;
+      points.back().x_sum += v;
     } else {
-      points.push_back({v, v, h, 1});
+      points.push_back({v, v, h, 1, v});
     }
   }
   return points;
@@ -56,6 +59,7 @@ std::vector<block> pool_adjacent_violators(const std::vector<block>& points) {
       prev.last_x = last.last_x;
       prev.correct += last.correct;
       prev.count += last.count;
+      prev.x_sum += last.x_sum;
       blocks.pop_back();
     }
   }
@@ -74,6 +78,52 @@ isotonic_knots fit_isotonic(std::span<const double> x, std::span<const std::uint
       k.x.push_back(b.last_x);
       k.y.push_back(v);
     }
+  }
+  return k;
+}
+
+isotonic_knots fit_centered_isotonic(std::span<const double> x, std::span<const std::uint8_t> hit) {
+  // cir-model's _build_cir_points: the training samples' isotonic values are exactly their
+  // block means (numpy's interp is exact at the knots and constant inside a block), so its
+  // groups of equal fitted value are the pooled blocks.
+  const std::vector<block> blocks = pool_adjacent_violators(distinct_points(x, hit));
+  std::vector<std::pair<double, double>> points;
+  for (std::size_t n = 0; n < blocks.size(); ++n) {
+    const block& b = blocks[n];
+    const double v = static_cast<double>(b.correct) / static_cast<double>(b.count);
+    const double mean = b.x_sum / static_cast<double>(b.count);
+    if (b.correct == 0 || b.correct == b.count) {
+      points.insert(points.end(), {{b.first_x, v}, {b.last_x, v}});
+    } else if (n == 0) {
+      points.insert(points.end(), {{b.first_x, v}, {mean, v}});
+    } else if (n + 1 == blocks.size()) {
+      points.insert(points.end(), {{mean, v}, {b.last_x, v}});
+    } else {
+      points.emplace_back(mean, v);
+    }
+  }
+  // The second IsotonicRegression fit of the (deduplicated) points with unit weights: sorted by
+  // x, x within sklearn's resolution merged (their y averaged), then knots equal to both
+  // neighbours dropped; the values already increase, so PAV changes nothing.
+  std::sort(points.begin(), points.end());
+  points.erase(std::unique(points.begin(), points.end()), points.end());
+  std::vector<double> ux, uy, weight;
+  for (const auto& [px, py] : points) {
+    if (!ux.empty() && px - ux.back() < k_sklearn_resolution) {
+      uy.back() = (uy.back() * weight.back() + py) / (weight.back() + 1);
+      weight.back() += 1;
+    } else {
+      ux.push_back(px);
+      uy.push_back(py);
+      weight.push_back(1);
+    }
+  }
+  isotonic_knots k;
+  for (std::size_t i = 0; i < ux.size(); ++i) {
+    const bool inner = i > 0 && i + 1 < ux.size();
+    if (inner && uy[i] == uy[i - 1] && uy[i] == uy[i + 1]) continue;
+    k.x.push_back(ux[i]);
+    k.y.push_back(uy[i]);
   }
   return k;
 }

@@ -21,6 +21,14 @@ struct isotonic_knots {
 /// `hit[i]` in {0, 1}; block means decided exactly from integer counts.
 isotonic_knots fit_isotonic(std::span<const double> x, std::span<const std::uint8_t> hit);
 
+/// Centered isotonic regression (Oron and Flournoy 2017) as cir-model 0.2.0's
+/// CenteredIsotonicRegression (non_centered_points [0, 1], out_of_bounds "clip") fits it: the
+/// isotonic fit above, then every pooled block collapsed to one knot at the mean x of its samples,
+/// except that a block of mean exactly 0 or 1 keeps its first and last x, the first block keeps its
+/// first x and the last block its last x (the fitted range), then scikit-learn's second fit of
+/// those knots (x within 1e-15 merged, a knot equal to both neighbours dropped).
+isotonic_knots fit_centered_isotonic(std::span<const double> x, std::span<const std::uint8_t> hit);
+
 /// The fitted function at c: clipped to [x_0, x_last], then scipy interp1d's linear formula.
 double isotonic_at(const isotonic_knots& k, double c);
 

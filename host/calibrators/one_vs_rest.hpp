@@ -1,4 +1,4 @@
-// `--multiclass one-vs-rest` of the binary-score calibrators (platt, beta, hist, iso;
+// `--multiclass one-vs-rest` of the binary-score calibrators (platt, beta, hist, iso, cir;
 // docs/calibrators.md): one 1-D map per class of that class's score against [label == j], as
 // scikit-learn's CalibratedClassifierCV fits its sigmoid and isotonic calibrators: for K = 2 one
 // map of class 1's score, P(class 0) = 1 - P(class 1); for K > 2 the K calibrated values divided

@@ -1,5 +1,6 @@
-# `calibench fit --method hist|iso` and `calibench apply` of the saved calibrators against the
-# naive reference tests/reference/hist_iso_ref.py (and sklearn's IsotonicRegression behind it):
+# `calibench fit --method hist|iso|cir` and `calibench apply` of the saved calibrators against the
+# naive reference tests/reference/hist_iso_ref.py (and sklearn's IsotonicRegression and
+# cir-model's CenteredIsotonicRegression behind it, where they import):
 # random logit dumps of several seeds and shapes, adversarial probability dumps (confidences
 # exactly on bin edges and equal to 1, tied confidences, all or no predictions correct, N below
 # the number of bins) and two real dumps when ../shared/data is present.  The CLI's parameters
@@ -164,12 +165,12 @@ def check_params(got, want, ctx):
 
 
 FIT_CASES = (
-    [(name, "hist", []) for name in RANDOM] + [(name, "iso", []) for name in RANDOM]
+    [(name, m, []) for name in RANDOM for m in ("hist", "iso", "cir")]
     + [("n2000_k10", "hist", ["--calib-bins", 7]), ("n500_k3", "hist", ["--calib-bins", 1]),
        ("n500_k3", "hist", ["--calib-bins", 40])]
-    + [(name, m, []) for name in PROB_CASES for m in ("hist", "iso")]
+    + [(name, m, []) for name in PROB_CASES for m in ("hist", "iso", "cir")]
     + [("edges_k3", "hist", ["--calib-bins", 10])]
-    + [(name, m, []) for name in REAL_DUMPS for m in ("hist", "iso")]
+    + [(name, m, []) for name in REAL_DUMPS for m in ("hist", "iso", "cir")]
 )
 
 
@@ -199,6 +200,76 @@ def test_iso_reference_matches_sklearn(dumps, name):
         assert np.array_equal(sk.X_thresholds_, params["x"]), describe
 
 
+@pytest.mark.parametrize("name", list(RANDOM) + list(PROB_CASES) + REAL_DUMPS)
+def test_cir_reference_matches_cir_model(dumps, name):
+    # The reference's centered isotonic function is cir-model's (clipped): equal predictions on
+    # both splits, at the knots and between them, and the same knots. cir-model groups the
+    # samples by sklearn's fitted values, whose block means are rounded float sums: two adjacent
+    # blocks of exactly equal mean can stay unpooled there (0.5 beside 0.49999999999999994) and
+    # then give two centre points where the exact fit has one block. Where sklearn's groups are
+    # not the exact blocks, the peer's own point construction is run on the exact blocks instead
+    # (its transform replaced by numpy's interp of the exact knots, exact at every knot).
+    cir_model = pytest.importorskip("cir_model")
+    path, describe = dump_of(dumps, name)
+    val = ref.load_split(str(path), "val")
+    params = hr.fit_cir(val)
+    exact_blocks = len(hr.isotonic_blocks(val.c, val.correct))
+    sklearn_groups = len(np.unique(hr.sklearn_isotonic(val).predict(val.c)))
+    if sklearn_groups == exact_blocks:
+        peer = hr.cir_model(val)
+    else:
+        assert sklearn_groups > exact_blocks, f"{describe}\n  sklearn {sklearn_groups} groups, exact {exact_blocks}"
+        iso = hr.fit_iso(val)
+
+        class ExactBlocks(cir_model.CenteredIsotonicRegression):
+            def _build_cir_points(self, X, sample_weight):
+                self.transform = lambda t: np.interp(t, iso["x"], iso["y"])
+                try:
+                    return super()._build_cir_points(X, sample_weight)
+                finally:
+                    del self.transform
+
+        peer = ExactBlocks(out_of_bounds="clip").fit(val.c, val.correct)
+    x = np.asarray(params["x"])
+    probe = np.concatenate([val.c, ref.load_split(str(path), "test").c, x, (x[1:] + x[:-1]) / 2, [0.0, 1.0]])
+    diff = np.max(np.abs(hr.isotonic_at(params["x"], params["y"], probe) - peer.predict(probe)))
+    assert diff <= SKLEARN_TOL, f"{describe}\n  reference vs cir-model predict: max difference {diff:.3g}"
+    assert len(peer.X_thresholds_) == len(x) and np.allclose(peer.X_thresholds_, x, rtol=0, atol=1e-15), \
+        f"{describe}\n  knots {peer.X_thresholds_} vs {x}"
+
+
+def test_cir_model_rounding_split_occurs(dumps):
+    # The fallback above is not the rule: on the tie-free dumps sklearn's groups are the exact blocks.
+    pytest.importorskip("cir_model")
+    same = [name for name in list(RANDOM) + list(PROB_CASES)
+            if len(np.unique(hr.sklearn_isotonic(ref.load_split(str(dumps[name][0]), "val")).predict(
+                ref.load_split(str(dumps[name][0]), "val").c))) ==
+            len(hr.isotonic_blocks(ref.load_split(str(dumps[name][0]), "val").c,
+                                   ref.load_split(str(dumps[name][0]), "val").correct))]
+    assert len(same) >= len(RANDOM) + len(PROB_CASES) - 2, same
+
+
+def test_cir_centres_blocks(calibench, dumps):
+    # Hand-checked case: confidences 0.5 (miss), 0.6, 0.7 (hit, miss: pooled to 1/2), 0.8 (hit).
+    # The blocks are [0.5] mean 0 (kept whole), [0.6, 0.7] mean 1/2 collapsed to x = 0.65, [0.8]
+    # mean 1: knots (0.5, 0), (0.65, 0.5), (0.8, 1); iso's are (0.5, 0), (0.6, .5), (0.7, .5), (0.8, 1).
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        path = f"{d}/cir.h5"
+        c = np.array([0.5, 0.6, 0.7, 0.8])
+        p = np.stack([c, 1 - c], axis=1)
+        with h5py.File(path, "w") as f:
+            f.attrs["format"] = "calibench-logits"
+            f.attrs["version"] = 1
+            f.attrs["num_classes"] = 2
+            for split in ("val", "test"):
+                f[f"{split}/probs"] = p
+                f[f"{split}/labels"] = np.array([1, 0, 1, 0], dtype=np.int32)
+        out, ctx = run_cli(calibench, "hand case", "fit", path, "--method", "cir")
+        assert out["params"]["x"] == pytest.approx([0.5, 0.65, 0.8], abs=1e-15), ctx
+        assert out["params"]["y"] == [0.0, 0.5, 1.0], ctx
+
+
 def test_hist_empty_bins_and_edges(calibench, dumps):
     # N = 8 < M = 15: empty bins get 0 and test confidences in them map to 0; confidences on
     # edges i/15 go to the bin below (right-closed), 1 to the last bin.
@@ -215,7 +286,8 @@ def test_hist_empty_bins_and_edges(calibench, dumps):
         assert out["params"]["counts"][i - 1] == on_edge, f"{ctx}\n  bin {i - 1}"
 
 
-SAVE_CASES = [("n500_k3", "hist"), ("n500_k3", "iso"), ("edges_k3", "hist"), ("none_correct_k5", "iso")]
+SAVE_CASES = [("n500_k3", "hist"), ("n500_k3", "iso"), ("edges_k3", "hist"), ("none_correct_k5", "iso"),
+              ("n2000_k10", "cir"), ("ties_k4", "cir")]
 
 
 @pytest.mark.parametrize("name,method", SAVE_CASES, ids=[f"{n}-{m}" for n, m in SAVE_CASES])

@@ -1,8 +1,9 @@
-"""`--multiclass one-vs-rest` of platt, beta, hist and iso (docs/calibrators.md): one calibrator
+"""`--multiclass one-vs-rest` of platt, beta, hist, iso and cir (docs/calibrators.md): one calibrator
 per class on that class's score against [label == j] (class 1 alone for K = 2), rows divided by
 their sums (uniform where every value is 0), as scikit-learn's CalibratedClassifierCV does.
 `iso` equals CalibratedClassifierCV(method="isotonic") itself on the same probabilities;
-platt, beta and hist equal per-class references (platt_ref, beta_ref, a numpy histogram);
+platt, beta, hist and cir equal per-class references (platt_ref, beta_ref, a numpy histogram,
+hist_iso_ref.cir_knots);
 `--multiclass top-label` on K = 2; apply; refusals."""
 import json
 import pathlib
@@ -18,6 +19,7 @@ HERE = pathlib.Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "reference"))
 import beta_ref  # noqa: E402
 import calib_ref  # noqa: E402
+import hist_iso_ref  # noqa: E402
 import platt_ref  # noqa: E402
 from conftest import calibench_bin  # noqa: E402
 from fit_helpers import write_splits  # noqa: E402
@@ -93,8 +95,13 @@ def ref_hist(m):
     return fit_one
 
 
+def ref_cir(pv, tv, pt):
+    knots = hist_iso_ref.cir_knots(pv, tv)
+    return hist_iso_ref.isotonic_at(knots["x"], knots["y"], pt)
+
+
 @pytest.mark.parametrize("k", [2, 4, 10])
-@pytest.mark.parametrize("method", ["platt", "beta", "hist"])
+@pytest.mark.parametrize("method", ["platt", "beta", "hist", "cir"])
 def test_equals_the_per_class_reference(tmp_path, method, k):
     rng = np.random.default_rng(10 * k + len(method))
     (zv, yv), (zt, yt) = data(rng, 1500, k), data(rng, 1200, k)
@@ -108,6 +115,8 @@ def test_equals_the_per_class_reference(tmp_path, method, k):
         want = per_class(ref_platt, log_odds(zv), log_odds(zt), yv, k)
     elif method == "beta":
         want = per_class(ref_beta, pv, pt, yv, k)
+    elif method == "cir":
+        want = per_class(ref_cir, pv, pt, yv, k)
     else:
         want = per_class(ref_hist(12), pv, pt, yv, k)
     assert np.max(np.abs(p - want)) <= 1e-9
@@ -174,7 +183,7 @@ def test_rows_of_zeros_become_uniform(tmp_path):
     assert np.max(np.abs(q.sum(axis=1) - 1)) <= 1e-12
 
 
-@pytest.mark.parametrize("method", ["platt", "beta", "hist", "iso"])
+@pytest.mark.parametrize("method", ["platt", "beta", "hist", "iso", "cir"])
 def test_apply_gives_the_fit_and_checks_k(tmp_path, method):
     rng = np.random.default_rng(7)
     path = write(tmp_path / "d.h5", data(rng, 900, 5), data(rng, 900, 5))
@@ -214,6 +223,6 @@ def test_refusals(tmp_path):
     assert proc.returncode == 2 and "platt (one-vs-rest), class 3" in proc.stderr, proc.stderr
     assert "the fit needs both outcomes" in proc.stderr
     proc = run("fit", path, "--method", "ts", "--multiclass", "one-vs-rest")
-    assert proc.returncode == 2 and "--multiclass applies to platt, beta, hist and iso, not ts" in proc.stderr
+    assert proc.returncode == 2 and "--multiclass applies to platt, beta, hist, iso and cir, not ts" in proc.stderr
     proc = run("fit", path, "--method", "iso", "--multiclass", "each")
     assert proc.returncode == 2 and "--multiclass" in proc.stderr and "one-vs-rest" in proc.stderr

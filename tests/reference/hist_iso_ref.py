@@ -1,9 +1,11 @@
-"""Naive float64 reference of the top-label calibrators `hist` and `iso` of `calibench fit`.
+"""Naive float64 reference of the top-label calibrators `hist`, `iso` and `cir` of `calibench fit`.
 
 Written from docs/calibrators.md ("Top-label maps"): histogram binning as markus93's
 HistogramBinning (equal-width right-closed bins, per-bin accuracy, empty bin -> 0) and isotonic
 regression as sklearn.isotonic.IsotonicRegression(out_of_bounds='clip', increasing=True) of
-correctness on confidence.  Counts are Python ints and pooling decisions compare exact
+correctness on confidence, and centered isotonic regression as cir-model 0.2.0
+(pypi.org/project/cir-model, cir_model/cir_model.py, CenteredIsotonicRegression.fit and
+_build_cir_points) builds its knots from that fit.  Counts are Python ints and pooling decisions compare exact
 fractions; `sklearn_isotonic` fits sklearn itself so that the tests can check this reference
 against it.  Every function takes the uncalibrated calib_ref.Split of a split (logits or
 probabilities, as calib_ref.load_split reads a dump).
@@ -44,35 +46,89 @@ def fit_hist(base: ref.Split, bins: int = DEFAULT_CALIB_BINS) -> dict:
     return {"edges": [i / float(bins) for i in range(bins + 1)], "values": values, "counts": counts}
 
 
-def fit_iso(base: ref.Split) -> dict:
+def isotonic_blocks(c, hit) -> list:
     """Pool-adjacent-violators on the distinct confidences (sklearn's grouping), each weighted
     by its sample count; a block pools with its left neighbour while the neighbour's mean is >=
-    its own (exact fractions).  Breakpoints: first and last distinct x of every block."""
-    order = np.argsort(base.c, kind="stable")
-    points = []  # [x, correct, count] per distinct x
+    its own (exact fractions).  `c`: the scores, `hit`: their 0/1 targets.  Returns
+    [first x, last x, correct, count, the samples' x] per block."""
+    order = np.argsort(c, kind="stable")
+    points = []  # [x, correct, count, samples' x] per distinct x
     for r in order:
-        x, hit = float(base.c[r]), int(base.yhat[r] == base.y[r])
+        x, h = float(c[r]), int(hit[r])
         if points and x - points[-1][0] < SKLEARN_RESOLUTION:
-            points[-1][1] += hit
+            points[-1][1] += h
             points[-1][2] += 1
+            points[-1][3].append(x)
         else:
-            points.append([x, hit, 1])
-    blocks = []  # [first x, last x, correct, count]
-    for x, hit, cnt in points:
-        blocks.append([x, x, hit, cnt])
+            points.append([x, h, 1, [x]])
+    blocks = []
+    for x, hit, cnt, xs in points:
+        blocks.append([x, x, hit, cnt, list(xs)])
         while len(blocks) > 1 and Fraction(blocks[-2][2], blocks[-2][3]) >= Fraction(blocks[-1][2], blocks[-1][3]):
             last = blocks.pop()
             blocks[-1][1] = last[1]
             blocks[-1][2] += last[2]
             blocks[-1][3] += last[3]
+            blocks[-1][4] += last[4]
+    return blocks
+
+
+def fit_iso(base: ref.Split) -> dict:
+    """Breakpoints: first and last distinct x of every isotonic block, with the block's mean."""
     xs, ys = [], []
-    for first, last, hit, cnt in blocks:
+    for first, last, hit, cnt, _ in isotonic_blocks(base.c, base.correct):
         xs.append(first)
         ys.append(hit / cnt)
         if last != first:
             xs.append(last)
             ys.append(hit / cnt)
     return {"x": xs, "y": ys}
+
+
+def fit_cir(base: ref.Split) -> dict:
+    """cir's top-label knots: cir_knots of correctness on confidence."""
+    return cir_knots(base.c, base.correct)
+
+
+def cir_knots(c, hit) -> dict:
+    """cir-model's knots: every isotonic block becomes the point (mean of its samples' x, its
+    mean); a block of mean exactly 0 or 1 (non_centered_points) keeps (first x, v) and (last x, v)
+    instead, the first block keeps (first x, v) and the last (last x, v) beside their mean point.
+    (cir-model groups the training samples by their fitted value; numpy's interp, which sklearn
+    1.9 predicts with, is exact at the knots, so those groups are the blocks.)  Then sklearn's
+    second fit of the distinct points with unit weights: sorted by x, x closer than the resolution
+    merged, a point equal to both neighbours dropped (the values already increase)."""
+    blocks = isotonic_blocks(c, hit)
+    pts = []
+    for n, (first, last, hit, cnt, xs) in enumerate(blocks):
+        v = hit / cnt
+        mean = float(np.average(np.asarray(xs)))
+        if v in (0.0, 1.0):
+            pts += [(first, v), (last, v)]
+        elif n == 0:
+            pts += [(first, v), (mean, v)]
+        elif n == len(blocks) - 1:
+            pts += [(mean, v), (last, v)]
+        else:
+            pts.append((mean, v))
+    ux, uy, w = [], [], []
+    for x, y in sorted(set(pts)):
+        if ux and x - ux[-1] < SKLEARN_RESOLUTION:
+            uy[-1] = (uy[-1] * w[-1] + y) / (w[-1] + 1)
+            w[-1] += 1
+        else:
+            ux.append(x)
+            uy.append(y)
+            w.append(1)
+    keep = [i for i in range(len(ux))
+            if i in (0, len(ux) - 1) or not (uy[i] == uy[i - 1] == uy[i + 1])]
+    return {"x": [ux[i] for i in keep], "y": [uy[i] for i in keep]}
+
+
+def cir_model(base: ref.Split):
+    """cir-model's own fit of correctness on confidence (for cross-checks; clipped outside the range)."""
+    from cir_model import CenteredIsotonicRegression
+    return CenteredIsotonicRegression(out_of_bounds="clip").fit(base.c, base.correct)
 
 
 def isotonic_at(x, y, c) -> np.ndarray:
@@ -120,7 +176,7 @@ def apply(method: str, params: dict, base: ref.Split) -> ref.Split:
     if method == "hist":
         top = np.asarray(params["values"], dtype=np.float64)[
             ref.bin_index(base.c, len(params["values"]), "right-closed")]
-    elif method == "iso":
+    elif method in ("iso", "cir"):
         top = isotonic_at(params["x"], params["y"], base.c)
     else:
         raise ValueError(f"unknown method {method!r}")
@@ -132,13 +188,15 @@ def fit(method: str, base: ref.Split, calib_bins: int = DEFAULT_CALIB_BINS) -> d
         return fit_hist(base, calib_bins)
     if method == "iso":
         return fit_iso(base)
+    if method == "cir":
+        return fit_cir(base)
     raise ValueError(f"unknown method {method!r}")
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("file")
-    ap.add_argument("--method", choices=["hist", "iso"], required=True)
+    ap.add_argument("--method", choices=["hist", "iso", "cir"], required=True)
     ap.add_argument("--calib-bins", type=int, default=DEFAULT_CALIB_BINS)
     a = ap.parse_args(argv)
     val, test = ref.load_split(a.file, "val"), ref.load_split(a.file, "test")
