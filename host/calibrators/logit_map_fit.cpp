@@ -150,12 +150,19 @@ struct nll_objective {
   Eigen::VectorXd best_x;
   double best_gradient_norm = 0;
 
+  double penalty_value(const double* x, double* grad) const {
+    switch (penalty.form) {
+      case penalty_form::odir: return odir_value(penalty, x, k, grad);
+      case penalty_form::sms: return sms_value(penalty, x, k, grad);
+      case penalty_form::l2: break;
+    }
+    return l2_value(penalty, map, x, k, grad);
+  }
+
   double operator()(const Eigen::VectorXd& x, Eigen::VectorXd& grad) {
     grad.resize(x.size());
     double v = nll_and_gradient(map, x.data(), z, labels, k, grad.data());
-    if (penalty.active())
-      v += penalty.form == penalty_form::odir ? odir_value(penalty, x.data(), k, grad.data())
-                                              : l2_value(penalty, map, x.data(), k, grad.data());
+    if (penalty.active()) v += penalty_value(x.data(), grad.data());
     ++evaluations;
     // A trial step so long that the mapped logits overflow: reject it (the line search shrinks).
     if (!std::isfinite(v)) v = std::numeric_limits<double>::infinity();
@@ -250,6 +257,28 @@ double odir_value(const map_penalty& penalty, const double* params, std::int64_t
     gradient[k * k + i] += 2.0 * bias_scale * b;
   }
   return off_scale * off + bias_scale * bias;
+}
+
+double sms_value(const map_penalty& penalty, const double* params, std::int64_t num_classes, double* gradient) {
+  const std::int64_t k = num_classes;
+  double off = 0, diag = 0, bias = 0;
+  for (std::int64_t i = 0; i < k; ++i)
+    for (std::int64_t j = 0; j < k; ++j) {
+      const double w = params[i * k + j];
+      if (i == j) {
+        diag += (w - 1.0) * (w - 1.0);
+        gradient[i * k + j] += 2.0 * penalty.diagonal * (w - 1.0);
+      } else {
+        off += w * w;
+        gradient[i * k + j] += 2.0 * penalty.lambda * w;
+      }
+    }
+  for (std::int64_t i = 0; i < k; ++i) {
+    const double b = params[k * k + i];
+    bias += b * b;
+    gradient[k * k + i] += 2.0 * penalty.mu * b;
+  }
+  return penalty.lambda * off + penalty.diagonal * diag + penalty.mu * bias;
 }
 
 double l2_value(const map_penalty& penalty, logit_map map, const double* params, std::int64_t num_classes,

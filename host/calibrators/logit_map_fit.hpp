@@ -38,18 +38,25 @@ double logit_map_nll(logit_map map, const std::vector<double>& params, const std
 ///   lambda/(K(K+1)) sum_i sum_j (A_ij - A_{K-1,j})^2 over the augmented matrix A = [W | b]
 ///   (the vector map's W = diag(w)); the softmax does not change when one row is subtracted
 ///   from every row, so this penalises the map's unique reference-row form. mu is unused.
-/// lambda = mu = 0 is the plain NLL.
-enum class penalty_form { odir, l2 };
+/// - sms (structured matrix scaling; probmetrics 1.3.0's SMSCalibrator), matrix map only, no
+///   normalisation: lambda sum_{i != j} W_ij^2 + diagonal sum_i (W_ii - 1)^2 + mu sum_i b_i^2
+///   (the diagonal is pulled towards the identity's 1).
+/// lambda = mu = diagonal = 0 is the plain NLL.
+enum class penalty_form { odir, l2, sms };
 struct map_penalty {
   double lambda = 0;
   double mu = 0;
   penalty_form form = penalty_form::odir;
-  bool active() const { return lambda != 0 || mu != 0; }
+  double diagonal = 0;  ///< sms only
+  bool active() const { return lambda != 0 || mu != 0 || diagonal != 0; }
 };
 
 /// The odir penalty at matrix-map parameters `params` (K^2 + K), its gradient added to `gradient`
 /// (same size). K = 1 has no off-diagonal entries (that term is 0).
 double odir_value(const map_penalty& penalty, const double* params, std::int64_t num_classes, double* gradient);
+
+/// The sms penalty at matrix-map parameters `params` (K^2 + K), its gradient added to `gradient`.
+double sms_value(const map_penalty& penalty, const double* params, std::int64_t num_classes, double* gradient);
 
 /// The l2 penalty at `map`'s parameters (matrix or vector), its gradient added to `gradient`.
 double l2_value(const map_penalty& penalty, logit_map map, const double* params, std::int64_t num_classes,
@@ -81,7 +88,7 @@ inline constexpr double k_stall_tolerance = 1e-14;
 /// until the gradient tolerance, the stall rule, `max_iterations` iterations (0: none, the
 /// identity is returned), or a line search that cannot decrease the NLL any further. The logits
 /// must be finite (throws input_error naming `where` otherwise). An active `penalty` adds its
-/// value (odir_value: matrix map only; l2_value: matrix or vector map) to the objective and its
+/// value (odir_value, sms_value: matrix map only; l2_value: matrix or vector map) to the objective and its
 /// gradient.
 logit_map_fit fit_logit_map(logit_map map, const std::vector<double>& z, const std::vector<std::int32_t>& labels,
                             std::int64_t num_classes, std::int64_t max_iterations, const std::string& where,

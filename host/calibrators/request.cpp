@@ -31,12 +31,12 @@ constexpr fit_option k_options[] = {
      .help = "cws, cts_conf, bts: calibration bins B or auto (2..50); hist, scaling_binning: bins M",
      .applies_to = "cws, cts_conf, bts, hist and scaling_binning"},
     {.key = "iterations",
-     .help =
-         "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); vs, ms, cts_nll, ms_odir, dir_odir, "
-         "dir_l2, "
-         "dir_diag: L-BFGS iterations at most per fit (1000); loss-trained methods: L-BFGS max_iter or Adam steps of "
-         "one stage (1000)",
-     .applies_to = "cts_greedy, vs, ms, cts_nll, ms_odir, dir_odir, dir_l2, dir_diag and the loss-trained methods"},
+     .help = "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); vs, ms, cts_nll, ms_odir, dir_odir, "
+             "dir_l2, dir_diag, sms: L-BFGS iterations at most per fit (1000); loss-trained methods: L-BFGS max_iter "
+             "or Adam steps of "
+             "one stage (1000)",
+     .applies_to =
+         "cts_greedy, vs, ms, cts_nll, ms_odir, dir_odir, dir_l2, dir_diag, sms and the loss-trained methods"},
     {.key = "accuracy_constraint", .help = "cts_greedy: on | off (off = U-CTS)", .applies_to = "cts_greedy"},
     {.key = "cts_search",
      .help = "cts_greedy: grid (the paper) | nudge (the authors' code)",

@@ -315,4 +315,39 @@ TEST(gradient_fit, non_finite_logits_are_an_input_error) {
 }
 
 }  // namespace
+TEST(sms_penalty, value_pulls_the_diagonal_to_one) {
+  // K = 2: W = [[3, 2], [-1, 0.5]], b = [1, -2]: off-diagonal 4 + 1, diagonal (3-1)^2 + (0.5-1)^2
+  // = 4.25, intercept 1 + 4; strengths as given (no normalisation).
+  const map_penalty pen{0.3, 0.2, penalty_form::sms, 0.7};
+  const std::vector<double> params{3, 2, -1, 0.5, 1, -2};
+  std::vector<double> grad(params.size(), 0.0);
+  EXPECT_NEAR(sms_value(pen, params.data(), 2, grad.data()), 0.3 * 5 + 0.7 * 4.25 + 0.2 * 5, 1e-14);
+  EXPECT_NEAR(grad[0], 2 * 0.7 * 2, 1e-15);
+  EXPECT_NEAR(grad[1], 2 * 0.3 * 2, 1e-15);
+  EXPECT_NEAR(grad[3], 2 * 0.7 * -0.5, 1e-15);
+  EXPECT_NEAR(grad[5], 2 * 0.2 * -2, 1e-15);
+  // The identity with b = 0 has no penalty.
+  const std::vector<double> identity{1, 0, 0, 1, 0, 0};
+  std::vector<double> zero(6, 0.0);
+  EXPECT_EQ(sms_value(pen, identity.data(), 2, zero.data()), 0.0);
+  EXPECT_EQ(zero, std::vector<double>(6, 0.0));
+}
+
+TEST(sms_penalty, fit_is_stationary) {
+  // The fitted parameters zero the penalised objective's gradient (to the fit's tolerance).
+  for (std::int64_t k : {2, 5}) {
+    SCOPED_TRACE(::testing::Message() << "K=" << k);
+    const problem p = random_problem(400, k, 900 + static_cast<std::uint64_t>(k));
+    const double kd = static_cast<double>(k);
+    const map_penalty pen{kd * (kd - 1) / 400, kd / 400, penalty_form::sms, kd / 400};
+    const auto r = fit_logit_map(logit_map::matrix, p.z, p.labels, k, 1000, "unit", pen);
+    std::vector<double> grad;
+    logit_map_nll(logit_map::matrix, r.params, p.z, p.labels, k, grad);
+    sms_value(pen, r.params.data(), k, grad.data());
+    double norm = 0;
+    for (double g : grad) norm = std::max(norm, std::abs(g));
+    EXPECT_LT(norm, 1e-7);
+  }
+}
+
 }  // namespace calibench
