@@ -140,19 +140,18 @@ class sms_map final : public calibration_map {
     const auto w = p.at("matrix").get<std::vector<double>>();
     const auto b = p.at("biases").get<std::vector<double>>();
     if (!(s.inverse_temperature > 0) || !std::isfinite(s.inverse_temperature))
-      throw input_error(fmt::format("{}: sms needs a finite inverse_temperature > 0 (got {})", where,
-                                    s.inverse_temperature));
+      throw input_error(
+          fmt::format("{}: sms needs a finite inverse_temperature > 0 (got {})", where, s.inverse_temperature));
     if (!(s.mix_weight > 0 && s.mix_weight < 1))
       throw input_error(fmt::format("{}: sms needs a mix_weight in (0, 1) (got {})", where, s.mix_weight));
     if (b.empty() || w.size() != b.size() * b.size())
-      throw input_error(fmt::format("{}: sms needs a K x K matrix and K biases (got {} and {})", where, w.size(),
-                                    b.size()));
+      throw input_error(
+          fmt::format("{}: sms needs a K x K matrix and K biases (got {} and {})", where, w.size(), b.size()));
     s.classes = static_cast<std::int64_t>(b.size());
     s.params = w;
     s.params.insert(s.params.end(), b.begin(), b.end());
     for (std::size_t i = 0; i < s.params.size(); ++i)
-      if (!std::isfinite(s.params[i]))
-        throw input_error(fmt::format("{}: sms parameter {} is not finite", where, i));
+      if (!std::isfinite(s.params[i])) throw input_error(fmt::format("{}: sms parameter {} is not finite", where, i));
     s.penalty = {p.value("lambda_off_diagonal", 0.0), p.value("lambda_intercept", 0.0), penalty_form::sms,
                  p.value("lambda_diagonal", 0.0)};
     s.objective = p.value("final_objective", 0.0);
