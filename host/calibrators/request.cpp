@@ -22,7 +22,10 @@ constexpr std::string_view k_loss_trained = "the loss-trained methods (BASE+LOSS
 
 // The table. `applies_to` completes "--key applies to ..., not METHOD".
 constexpr fit_option k_options[] = {
-    {.key = "objective", .help = "ts: nll | ece | adaece; ets: nll | mse (the weights)", .applies_to = "ts and ets"},
+    {.key = "objective",
+     .help = "ts: nll | ece | adaece | tva (Top-versus-All: the binary cross-entropy of the top-label "
+             "confidence against correctness); ets: nll | mse (the weights)",
+     .applies_to = "ts and ets"},
     {.key = "grid",
      .help = "Candidates: start:stop:step (inclusive) or v1,v2,... (method default; ms_odir, dir_odir: lambda = mu; "
              "dir_l2: lambda)",
@@ -205,7 +208,7 @@ calib_bins_option parse_calib_bins(const std::string& value) {
 void set_option(fit_request& r, std::string_view key, const std::string& v) {
   train_options& t = r.train;
   if (key == "objective") {
-    r.objective = static_cast<fit_objective>(choice(key, v, {"nll", "ece", "adaece", "mse"}));
+    r.objective = static_cast<fit_objective>(choice(key, v, {"nll", "ece", "adaece", "mse", "tva"}));
   } else if (key == "grid") {
     r.grid = v;
   } else if (key == "calib_bins") {
@@ -312,6 +315,7 @@ const char* objective_name(fit_objective objective) {
     case fit_objective::ece: return "ece";
     case fit_objective::adaece: return "adaece";
     case fit_objective::mse: return "mse";
+    case fit_objective::tva: return "tva";
   }
   return "?";
 }

@@ -23,7 +23,7 @@
 namespace calibench {
 
 /// What a fit minimises: ts by NLL, ECE or adaECE; ets's weights by NLL or MSE; the others NLL.
-enum class fit_objective : std::int32_t { nll, ece, adaece, mse };
+enum class fit_objective : std::int32_t { nll, ece, adaece, mse, tva };
 const char* objective_name(fit_objective objective);
 
 /// cts_greedy's search: the paper's exhaustive grid, or the authors' code's nudges.

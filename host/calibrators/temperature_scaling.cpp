@@ -70,8 +70,109 @@ nll_derivatives nll_at(const std::vector<double>& z, const std::vector<std::int3
   return {total.value / nd, total.first / nd, total.second / nd};
 }
 
+/// Mean Top-versus-All loss F(b) of softmax(b z) and dF/db: per row, with t = argmax z (fixed for
+/// b > 0), u = b z_t - logsumexp_{j != t} b z_j and r the softmax of the others,
+/// l = softplus(u) - a u and dl/db = (sigmoid(u) - a)(z_t - sum_{j != t} r_j z_j).
+struct tva_value {
+  double value = 0, first = 0;
+};
+
+tva_value tva_at(const std::vector<double>& z, const std::vector<std::int32_t>& top,
+                 const std::vector<std::uint8_t>& hit, std::int64_t k, double b) {
+  constexpr std::int64_t k_chunk = 4096;
+  const auto n = static_cast<std::int64_t>(top.size());
+  const std::int64_t chunks = (n + k_chunk - 1) / k_chunk;
+  std::vector<tva_value> partial(static_cast<std::size_t>(chunks));
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::int64_t c = 0; c < chunks; ++c) {
+    tva_value& p = partial[static_cast<std::size_t>(c)];
+    for (std::int64_t r = c * k_chunk; r < std::min(n, (c + 1) * k_chunk); ++r) {
+      const double* row = z.data() + r * k;
+      const std::int32_t t = top[r];
+      double m = -k_inf;
+      for (std::int64_t j = 0; j < k; ++j)
+        if (j != t) m = std::max(m, row[j]);
+      double s = 0, mean = 0;
+      for (std::int64_t j = 0; j < k; ++j) {
+        if (j == t || row[j] == -k_inf) continue;
+        const double e = std::exp(b * (row[j] - m));
+        s += e;
+        mean += e * row[j];
+      }
+      const double u = b * (row[t] - m) - std::log(s);
+      const double a = hit[r] != 0 ? 1.0 : 0.0;
+      const double softplus = u > 0 ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u));
+      const double sigmoid = u >= 0 ? 1.0 / (1.0 + std::exp(-u)) : std::exp(u) / (1.0 + std::exp(u));
+      p.value += softplus - a * u;
+      p.first += (sigmoid - a) * (row[t] - mean / s);
+    }
+  }
+  tva_value total;
+  for (const auto& p : partial) {
+    total.value += p.value;
+    total.first += p.first;
+  }
+  const double nd = static_cast<double>(n);
+  return {total.value / nd, total.first / nd};
+}
+
+/// A root in [lo, hi] of `f`, whose values flo, fhi at the ends have opposite signs: scipy's
+/// brentq (scipy/optimize/Zeros/brentq.c, Brent 1973) with xtol = 1e-300 and rtol = 4 eps, as
+/// the reference calls it (tests/reference/tva_ref.py, _scalar_min).
+template <typename F>
+double brent_root(const F& f, double lo, double hi, double flo, double fhi) {
+  constexpr double xtol = 1e-300, rtol = 4 * std::numeric_limits<double>::epsilon();
+  double xpre = lo, xcur = hi, fpre = flo, fcur = fhi, xblk = 0, fblk = 0, spre = 0, scur = 0;
+  if (fpre == 0) return xpre;
+  if (fcur == 0) return xcur;
+  for (int it = 0; it < 500; ++it) {
+    if (fpre != 0 && fcur != 0 && std::signbit(fpre) != std::signbit(fcur)) {
+      xblk = xpre;
+      fblk = fpre;
+      spre = scur = xcur - xpre;
+    }
+    if (std::fabs(fblk) < std::fabs(fcur)) {
+      xpre = xcur;
+      xcur = xblk;
+      xblk = xpre;
+      fpre = fcur;
+      fcur = fblk;
+      fblk = fpre;
+    }
+    const double delta = (xtol + rtol * std::fabs(xcur)) / 2;
+    const double sbis = (xblk - xcur) / 2;
+    if (fcur == 0 || std::fabs(sbis) < delta) return xcur;
+    if (std::fabs(spre) > delta && std::fabs(fcur) < std::fabs(fpre)) {
+      double stry;
+      if (xpre == xblk) {
+        stry = -fcur * (xcur - xpre) / (fcur - fpre);  // interpolate
+      } else {                                         // extrapolate
+        const double dpre = (fpre - fcur) / (xpre - xcur), dblk = (fblk - fcur) / (xblk - xcur);
+        stry = -fcur * (fblk * dblk - fpre * dpre) / (dblk * dpre * (fblk - fpre));
+      }
+      if (2 * std::fabs(stry) < std::min(std::fabs(spre), 3 * std::fabs(sbis) - delta)) {
+        spre = scur;
+        scur = stry;
+      } else {
+        spre = scur = sbis;
+      }
+    } else {
+      spre = scur = sbis;
+    }
+    xpre = xcur;
+    fpre = fcur;
+    xcur += std::fabs(scur) > delta ? scur : (sbis > 0 ? delta : -delta);
+    fcur = f(xcur);
+  }
+  return xcur;
+}
+
 fitted fit_ts(const fit_input& in) {
   const fit_request& r = in.request;
+  if (r.objective == fit_objective::tva)
+    return {std::make_shared<temperature_map>(fit_temperature_tva(logits_of(in.val), in.val.labels, in.val.num_classes,
+                                                                  in.val.file + ": " + in.val.values_path())),
+            {}};
   if (r.objective == fit_objective::nll) {
     std::vector<std::int64_t> rows(static_cast<std::size_t>(in.val.num_samples));
     std::iota(rows.begin(), rows.end(), std::int64_t{0});
@@ -120,6 +221,54 @@ double fit_temperature_nll(const std::vector<double>& z, const std::vector<std::
   return 1.0 / b;
 }
 
+double fit_temperature_tva(const std::vector<double>& z, const std::vector<std::int32_t>& labels, std::int64_t k,
+                           const std::string& where) {
+  if (k < 2) throw input_error(fmt::format("{}: ts --objective tva needs K >= 2 classes (got {})", where, k));
+  const auto n = static_cast<std::int64_t>(labels.size());
+  std::vector<std::int32_t> top(static_cast<std::size_t>(n));
+  std::vector<std::uint8_t> hit(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double* row = z.data() + i * k;
+    const auto t = static_cast<std::int32_t>(std::max_element(row, row + k) - row);
+    bool other = false;
+    for (std::int64_t j = 0; j < k; ++j) other = other || (j != t && row[j] > -k_inf);
+    if (!(row[t] > -k_inf) || !(row[t] < k_inf) || !other)
+      throw input_error(
+          fmt::format("{}: row {}: ts --objective tva needs a finite top-label log-odds (a row of probability "
+                      "0 or 1?)",
+                      where, i));
+    top[i] = t;
+    hit[i] = t == labels[i] ? 1 : 0;
+  }
+  // The grid of the reference (tests/reference/tva_ref.py): b = 10^(-8 + 16 i / 640), i = 0..640.
+  constexpr int k_grid = 641;
+  std::vector<double> grid(k_grid), d(k_grid);
+  for (int i = 0; i < k_grid; ++i) grid[i] = i + 1 == k_grid ? k_max_inverse : std::pow(10.0, -8.0 + 0.025 * i);
+  for (int i = 0; i < k_grid; ++i) d[i] = tva_at(z, top, hit, k, grid[i]).first;
+  std::vector<int> nonzero;
+  for (int i = 0; i < k_grid; ++i)
+    if (d[i] != 0) nonzero.push_back(i);
+  if (nonzero.empty()) return 1.0;
+  std::vector<double> candidates;
+  if (d[nonzero.front()] > 0) candidates.push_back(k_min_inverse);
+  if (d[nonzero.back()] < 0) candidates.push_back(k_max_inverse);
+  const auto df = [&](double b) { return tva_at(z, top, hit, k, b).first; };
+  for (std::size_t s = 0; s + 1 < nonzero.size(); ++s) {
+    const int i = nonzero[s], j = nonzero[s + 1];
+    if (!(d[i] < 0 && d[j] > 0)) continue;
+    candidates.push_back(j > i + 1 ? grid[i + 1] : brent_root(df, grid[i], grid[j], d[i], d[j]));
+  }
+  double best = k_inf, best_b = candidates.front();
+  for (double b : candidates) {
+    const double v = tva_at(z, top, hit, k, b).value;
+    if (v < best) {
+      best = v;
+      best_b = b;
+    }
+  }
+  return 1.0 / best_b;
+}
+
 scored_split temperature_map::apply(const split_data& split) const {
   return score_scaled(split, std::vector<double>(static_cast<std::size_t>(split.num_samples), 1.0 / temperature_), {});
 }
@@ -128,11 +277,14 @@ std::vector<method_info> temperature_scaling_methods() {
   method_info ts;
   ts.name = "ts";
   ts.options = {"objective", "grid"};
-  ts.objectives = {fit_objective::nll, fit_objective::ece, fit_objective::adaece};
-  ts.on_backend = [](const fit_request& r) { return r.objective != fit_objective::nll; };
+  ts.objectives = {fit_objective::nll, fit_objective::ece, fit_objective::adaece, fit_objective::tva};
+  ts.on_backend = [](const fit_request& r) {
+    return r.objective == fit_objective::ece || r.objective == fit_objective::adaece;
+  };
   ts.check = [](const fit_request& r) {
-    if (r.objective == fit_objective::nll && r.was_given("grid"))
-      throw input_error("--grid applies to ts --objective ece or adaece (the NLL fit searches no grid)");
+    if ((r.objective == fit_objective::nll || r.objective == fit_objective::tva) && r.was_given("grid"))
+      throw input_error(fmt::format("--grid applies to ts --objective ece or adaece (the {} fit searches no grid)",
+                                    r.objective == fit_objective::nll ? "NLL" : "TvA"));
   };
   ts.fit = fit_ts;
   ts.load = [](const nlohmann::json& p, const std::string&) {
