@@ -132,26 +132,56 @@ struct fitted {
   nb::object params() const { return parse_json(cal.params()); }
   std::string to_json() const { return cal.to_json().dump(); }
 
+  /// The split of `values` as apply() reads it (labels unused but for log p_label: zeros).
+  static split_data values_split(const array_view& v, bool probs, const std::string& name) {
+    check_matrix(v);
+    split_data s;
+    s.file = k_memory_source;
+    s.name = "test";
+    s.num_samples = v.shape[0];
+    s.num_classes = v.shape[1];
+    s.is_probs = probs;
+    s.value_type = dtype_name(v.dtype);
+    s.values = read_matrix(v);
+    check_scores(name, s.values.data(), s.num_samples, s.num_classes, probs);
+    s.labels.assign(static_cast<std::size_t>(s.num_samples), 0);
+    return s;
+  }
+
   nb::object transform(const any_array& values, bool probs, const std::string& name) const {
     const array_view v = view_of(values, name);
     std::vector<double> out;
     std::int64_t n = 0, k = 0;
     {
       nb::gil_scoped_release release;
-      check_matrix(v);
-      split_data s;
-      s.file = k_memory_source;
-      s.name = "test";
-      s.num_samples = n = v.shape[0];
-      s.num_classes = k = v.shape[1];
-      s.is_probs = probs;
-      s.value_type = dtype_name(v.dtype);
-      s.values = read_matrix(v);
-      check_scores(name, s.values.data(), n, k, probs);
-      s.labels.assign(static_cast<std::size_t>(n), 0);  // apply() needs labels only for log p_label
+      const split_data s = values_split(v, probs, name);
+      n = s.num_samples;
+      k = s.num_classes;
       out = std::move(cal.apply(s).probs);
     }
     return owned_array(std::move(out), {static_cast<std::size_t>(n), static_cast<std::size_t>(k)});
+  }
+
+  /// The per-sample outputs besides the probabilities (`fit --save` writes them, e.g.
+  /// venn_abers_p0 / _p1), by name: [N] or [N, columns].
+  nb::dict outputs(const any_array& values, bool probs, const std::string& name) const {
+    const array_view v = view_of(values, name);
+    std::vector<vector_to_write> got;
+    std::int64_t n = 0;
+    {
+      nb::gil_scoped_release release;
+      const split_data s = values_split(v, probs, name);
+      n = s.num_samples;
+      got = cal.outputs(s, "test");
+    }
+    nb::dict out;
+    for (auto& o : got) {
+      const std::string key = o.path.substr(o.path.rfind('/') + 1);
+      std::vector<std::size_t> shape{static_cast<std::size_t>(n)};
+      if (o.columns > 0) shape.push_back(static_cast<std::size_t>(o.columns));
+      out[key.c_str()] = owned_array(std::move(o.values), shape);
+    }
+    return out;
   }
 
   /// The metrics that `calibench fit` reports for a split: the calibrator's scores (weight
@@ -422,6 +452,7 @@ void bind_fit(nb::module_& m) {
       .def("params", &fitted::params)
       .def("to_json", &fitted::to_json)
       .def("transform", &fitted::transform, nb::arg("values"), nb::arg("probs"), nb::arg("values_name"))
+      .def("outputs", &fitted::outputs, nb::arg("values"), nb::arg("probs"), nb::arg("values_name"))
       .def("evaluate", &fitted::evaluate, nb::arg("values"), nb::arg("labels"), nb::arg("probs"), nb::arg("bins"),
            nb::arg("conventions"), nb::arg("bootstrap"), nb::arg("seed"), nb::arg("level"), nb::arg("reliability"),
            nb::arg("classwise"), nb::arg("metrics"), nb::arg("values_name"));

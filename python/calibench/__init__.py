@@ -295,6 +295,16 @@ class Calibrator:
         values, _ = _scores(logits, name, is_probs)
         return _call_with_arrays(lambda v: self._impl.transform(v, is_probs, name), values)
 
+    def outputs(self, logits: Any, probs: Optional[bool] = None) -> dict:
+        """The calibrator's per-sample outputs besides the probabilities, by name, as `calibench
+        fit --save` writes them: venn_abers gives "venn_abers_p0" and "venn_abers_p1", the
+        interval [p0, p1] of P(class 1) for K = 2 ([N]) or of each one-vs-one pair for K > 2
+        ([N, pairs], the pairs in params["pairs"] order); every other method an empty dict."""
+        is_probs = self.is_probs if probs is None else bool(probs)
+        name = "probs" if is_probs else "logits"
+        values, _ = _scores(logits, name, is_probs)
+        return _call_with_arrays(lambda v: self._impl.outputs(v, is_probs, name), values)
+
     def evaluate(
         self,
         logits: Any,

@@ -151,3 +151,23 @@ def test_venn_abers_package(calibench, tmp_path):
         if k == 2:
             assert np.max(np.abs(got["venn_abers_p0"] - p0p1[:, 0])) <= TOL, ctx
             assert np.max(np.abs(got["venn_abers_p1"] - p0p1[:, 1])) <= TOL, ctx
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_python_outputs_are_the_saved_intervals(calibench, tmp_path, k):
+    # calibench.fit("venn_abers", ...).outputs(logits): the (p0, p1) tables that `fit --save`
+    # writes, [N] for K = 2 and [N, pairs] above; transform gives the merged probabilities.
+    cb = pytest.importorskip("calibench")
+    path, pv, yv, pt = random_dump(tmp_path, 20 + k, 1200, k, 1.8)
+    _, got, ctx = saved(calibench, path, tmp_path)
+    with h5py.File(path) as f:
+        zv, zt = f["val/logits"][:], f["test/logits"][:]
+    cal = cb.fit("venn_abers", zv, yv)
+    out = cal.outputs(zt)
+    assert sorted(out) == ["venn_abers_p0", "venn_abers_p1"], out.keys()
+    for name in out:
+        assert out[name].shape == got[name].shape and np.array_equal(out[name], got[name]), (ctx, name)
+    assert np.array_equal(cal.transform(zt), got["probs"]), ctx
+    check(got, reference(pv, yv, pt), ctx)
+    # Methods without extra outputs give an empty dict.
+    assert cb.fit("ts", zv, yv).outputs(zt) == {}
