@@ -45,9 +45,10 @@ constexpr fit_option k_options[] = {
      .help = "cts_greedy: grid (the paper) | nudge (the authors' code)",
      .applies_to = "cts_greedy"},
     {.key = "multiclass",
-     .help = "platt, beta, hist, iso, cir: top-label | one-vs-rest (one calibrator per class, rows renormalised; "
-             "default: platt, beta binary for K = 2 and top-label above; hist, iso, cir top-label)",
-     .applies_to = "platt, beta, hist, iso and cir"},
+     .help = "platt, beta, bbq, enir, hist, iso, cir: top-label | one-vs-rest (one calibrator per class, rows "
+             "renormalised; default: platt, beta, bbq, enir binary for K = 2 and top-label above; hist, iso, cir "
+             "top-label)",
+     .applies_to = "platt, beta, bbq, enir, hist, iso and cir"},
     {.key = "platt_targets",
      .help = "platt: zero-one (maximum likelihood of the labels) | smoothed (Platt's targets (N+ + 1)/(N+ + 2) and "
              "1/(N- + 2), as scikit-learn's sigmoid calibration)",
