@@ -1,4 +1,4 @@
-"""`--multiclass one-vs-rest` of platt, beta, hist, iso and cir (docs/calibrators.md): one calibrator
+"""`--multiclass one-vs-rest` of platt, beta, hist, iso and cir (bbq and enir: tests/e2e/test_fit_bbq_enir.py) (docs/calibrators.md): one calibrator
 per class on that class's score against [label == j] (class 1 alone for K = 2), rows divided by
 their sums (uniform where every value is 0), as scikit-learn's CalibratedClassifierCV does.
 `iso` equals CalibratedClassifierCV(method="isotonic") itself on the same probabilities;
@@ -223,6 +223,6 @@ def test_refusals(tmp_path):
     assert proc.returncode == 2 and "platt (one-vs-rest), class 3" in proc.stderr, proc.stderr
     assert "the fit needs both outcomes" in proc.stderr
     proc = run("fit", path, "--method", "ts", "--multiclass", "one-vs-rest")
-    assert proc.returncode == 2 and "--multiclass applies to platt, beta, hist, iso and cir, not ts" in proc.stderr
+    assert proc.returncode == 2 and "--multiclass applies to platt, beta, bbq, enir, hist, iso and cir, not ts" in proc.stderr
     proc = run("fit", path, "--method", "iso", "--multiclass", "each")
     assert proc.returncode == 2 and "--multiclass" in proc.stderr and "one-vs-rest" in proc.stderr
