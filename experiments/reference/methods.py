@@ -60,7 +60,25 @@ BASELINES = [
     ("ets_sctl", ["--method", "ets_sctl"]),
     ("pts_sctl", ["--method", "pts_sctl"]),
 ] + [(f"{base}+{loss}", ["--method", f"{base}+{loss}"])
-     for base in ("ts", "ets", "cts_nll", "pts") for loss in ("ls", "fl", "lsplus", "sctl")]
+     for base in ("ts", "ets", "cts_nll", "pts") for loss in ("ls", "fl", "lsplus", "sctl")] + [
+    # The peers' methods (issue 21; docs/calibrators.md).
+    ("ts-tva", ["--method", "ts", "--objective", "tva"]),
+    ("dir_l2", ["--method", "dir_l2"]),
+    ("dir_diag", ["--method", "dir_diag"]),
+    ("sms", ["--method", "sms"]),
+    ("platt", ["--method", "platt"]),
+    ("beta", ["--method", "beta"]),
+    ("bbq", ["--method", "bbq"]),
+    ("enir", ["--method", "enir"]),
+    ("cir", ["--method", "cir"]),
+    ("iso-ovr", ["--method", "iso", "--multiclass", "one-vs-rest"]),
+    ("irova", ["--method", "irova"]),
+    ("irm", ["--method", "irm"]),
+    ("irova_ts", ["--method", "irova_ts"]),
+    ("spline", ["--method", "spline"]),
+    ("scaling_binning", ["--method", "scaling_binning"]),
+    ("venn_abers", ["--method", "venn_abers"]),
+]
 
 # Markdown tables of the baselines suite (rows = dumps), a few columns each.
 BASELINE_GROUPS = [
@@ -70,6 +88,9 @@ BASELINE_GROUPS = [
                                                      for l in ("ls", "fl", "lsplus", "sctl")]),
     ("cts_nll and pts trained with ls, fl, lsplus, sctl", [f"{b}+{l}" for b in ("cts_nll", "pts")
                                                           for l in ("ls", "fl", "lsplus", "sctl")]),
+    ("The peers' scaling methods", ["uncal", "ts-nll", "ts-tva", "dir_l2", "dir_diag", "sms", "platt", "beta"]),
+    ("The peers' binning and isotonic methods", ["bbq", "enir", "cir", "iso-ovr", "irova", "irm", "irova_ts", "spline",
+                                                 "scaling_binning", "venn_abers"]),
 ]
 
 SUITES = {"seed": (METHODS, "methods"), "baselines": (BASELINES, "baselines")}
@@ -151,7 +172,18 @@ def seed_tables(dumps, by, args, commit, elapsed):
     return lines
 
 
-def baseline_tables(dumps, by, args, commit, elapsed, version):
+def reuse_note(reused, args):
+    """The sentence naming the cells taken from --reuse, or nothing."""
+    if not reused:
+        return ""
+    cols = sorted({c for _, c in reused}, key=[c for c, _ in BASELINES].index)
+    return (f" {len(reused)} cell(s) of the columns {', '.join(f'`{c}`' for c in cols)} were not recomputed but "
+            f"taken from `{os.path.relpath(args.reuse, REPO)}` as it was before this run (its commit is in the "
+            "previous version of this file's header; same dump, column and options); every other cell was computed "
+            "by this run.")
+
+
+def baseline_tables(dumps, by, args, commit, elapsed, version, reused=()):
     command = "python3 " + " ".join(shlex.quote(a) for a in sys.argv)
     lines = [
         "# Baseline and loss-trained calibrators on the real dumps",
@@ -165,7 +197,7 @@ def baseline_tables(dumps, by, args, commit, elapsed, version):
         "the fit failed (see the failures below and `baselines.json`). Options per column (defaults of "
         "docs/calibrators.md): " + "; ".join(f"`{c}` = `{' '.join(o)}`" for c, o in BASELINES if o)
         + ". Raw outputs with the wall-clock seconds of every fit (`wall_seconds`; `seconds` is the fit's own "
-        "timing): `baselines.json`.",
+        "timing): `baselines.json`." + reuse_note(reused, args) + (" " + args.note if args.note else ""),
     ]
     for title, cols in BASELINE_GROUPS:
         lines += ["", f"## {title}", "", "| dump | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
@@ -196,7 +228,16 @@ def main():
     ap.add_argument("--dumps", nargs="+", metavar="SUBSTRING",
                     help="only the dumps whose name contains one of these substrings")
     ap.add_argument("--timeout", type=float, default=None, help="seconds one CLI call may run (default: no limit)")
+    ap.add_argument("--reuse", metavar="JSON", help="baselines suite: take the cells of these columns from this earlier "
+                    "baselines.json instead of rerunning them (same dump, column and options; the tables say so)")
+    ap.add_argument("--reuse-columns", nargs="+", default=[], metavar="COLUMN")
+    ap.add_argument("--note", default="", help="a sentence appended to the baselines header (e.g. the machine's load)")
     args = ap.parse_args()
+    previous = {}
+    if args.reuse:
+        with open(args.reuse) as f:
+            previous = {(r["dump"], r["method"]): r for r in json.load(f)
+                        if r["method"] in args.reuse_columns and "error" not in r}
     methods, stem = SUITES[args.suite]
     paths = sorted(glob.glob(os.path.join(args.data, "*.h5")))
     if args.dumps:
@@ -205,10 +246,18 @@ def main():
         sys.exit(f"methods.py: no dumps in {args.data}" + (f" matching {args.dumps}" if args.dumps else ""))
     dumps = [os.path.basename(p)[:-3] for p in paths]
     timed = args.suite != "seed"  # the seed suite's JSON records stay as they were
-    results, failures = [], []
+    results, failures, reused = [], [], []
+    # The commit the run starts at (the binary was built there, plus the working tree).
+    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True).stdout.strip()
     started = time.time()
     for path, name in zip(paths, dumps):
         for column, options in methods:
+            old = previous.get((name, column))
+            if old is not None and old.get("options") == options:
+                results.append(old)
+                reused.append((name, column))
+                continue
             if options is None:
                 cmd = [args.bin, "eval", path, "--split", "test", "--format", "json"]
             else:
@@ -229,9 +278,6 @@ def main():
             results.append(r)
         print(f"{name}: done ({time.time() - started:.0f} s)", file=sys.stderr)
     elapsed = time.time() - started
-
-    commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, f"{stem}.json"), "w") as f:
         json.dump([compact_matrix(r) for r in results] if timed else results, f, indent=1)
@@ -240,7 +286,8 @@ def main():
         lines = seed_tables(dumps, by, args, commit, elapsed)
     else:
         version = subprocess.run([args.bin, "version"], capture_output=True, text=True).stdout.splitlines()
-        lines = baseline_tables(dumps, by, args, commit, elapsed, version[0] if version else "calibench (no version)")
+        lines = baseline_tables(dumps, by, args, commit, elapsed, version[0] if version else "calibench (no version)",
+                                reused)
     if failures:
         lines += ["", "## Failures", ""] + [f"- {f}" for f in failures]
     with open(os.path.join(args.out, f"{stem}.md"), "w") as f:
