@@ -11,6 +11,7 @@
 
 #include "common/error.hpp"
 #include "host/metrics/families.hpp"
+#include "host/metrics/skce.hpp"
 
 namespace calibench {
 
@@ -45,9 +46,22 @@ std::span<const metric_field> metric_fields() {
       {"brier_reliability", &metric_set::brier_reliability, false},
       {"brier_resolution", &metric_set::brier_resolution, false},
       {"brier_uncertainty", &metric_set::brier_uncertainty, false},
+      {"skce", &metric_set::skce, false, true},
+      {"skce_pvalue", &metric_set::skce_pvalue, false, true},
   };
   static_assert(std::size(fields) <= 32, "metric_selection holds one bit per field");
   return fields;
+}
+
+std::uint32_t default_metric_bits() {
+  static const std::uint32_t bits = [] {
+    std::uint32_t b = 0;
+    const auto fields = metric_fields();
+    for (std::size_t i = 0; i < fields.size(); ++i)
+      if (!fields[i].on_request) b |= std::uint32_t{1} << static_cast<std::uint32_t>(i);
+    return b;
+  }();
+  return bits;
 }
 
 metric_selection metric_selection::parse(std::string_view names) {
@@ -57,6 +71,7 @@ metric_selection metric_selection::parse(std::string_view names) {
   while (pos <= names.size()) {
     const std::size_t end = std::min(names.find(',', pos), names.size());
     const std::string_view name = names.substr(pos, end - pos);
+    pos = end + 1;
     const auto fields = metric_fields();
     const auto it = std::find_if(fields.begin(), fields.end(), [&](const metric_field& f) { return f.name == name; });
     if (it == fields.end()) {
@@ -65,7 +80,6 @@ metric_selection metric_selection::parse(std::string_view names) {
       throw input_error(fmt::format("unknown metric '{}' in '{}' (metrics: {}; or all)", name, names, valid));
     }
     out.bits |= std::uint32_t{1} << static_cast<std::uint32_t>(it - fields.begin());
-    pos = end + 1;
   }
   return out;
 }
@@ -118,6 +132,11 @@ metric_set compute_metrics(const scored_split& s, const metric_options& options)
   if (sel.has("r_auc")) m.r_auc = detail::retention_auc(s, correct);
   if (sel.any({"sce", "ace", "auroc"})) detail::classwise_metrics(s, options, m);
   if (sel.any({"precision", "recall", "f1"})) detail::macro_prf(s, m);
+  if (sel.any({"skce", "skce_pvalue"})) {
+    const skce_result r = compute_skce(s.probs, s.labels, s.num_classes, sel.has("skce_pvalue"));
+    m.skce = r.skce;
+    m.skce_pvalue = r.pvalue;
+  }
   const auto fields = metric_fields();
   for (std::size_t i = 0; i < fields.size(); ++i) {
     if (!sel.has(i)) m.*(fields[i].member) = detail::k_nan;

@@ -66,14 +66,20 @@ enum class classwise_reduction : std::int32_t { mean, sum };
 /// Which Brier score.
 enum class brier_rule : std::int32_t { sum, per_class_mean, top_label };
 
+/// The bits of the metrics computed by default: every metric_fields() entry but those computed
+/// only on request (skce, skce_pvalue: quadratic in N).
+std::uint32_t default_metric_bits();
+
 /// Which metrics to compute: bit i is metric_fields()[i] (docs/metrics.md, "--metrics"). A
 /// family of metrics runs only when one of its fields is selected; the others are left NaN and
 /// left out of every report.
 struct metric_selection {
-  std::uint32_t bits = ~std::uint32_t{0};
+  std::uint32_t bits = default_metric_bits();
 
+  /// The default selection: every metric but the on-request ones.
   static metric_selection all() { return {}; }
-  /// "ece,nll,..." (metric_fields() names, comma-separated, any order; "all" for every one);
+  /// "ece,nll,..." (metric_fields() names, comma-separated, any order; "all" alone for the
+  /// default selection, without the on-request metrics);
   /// throws input_error naming the unknown name and listing the valid ones.
   static metric_selection parse(std::string_view names);
   /// Exactly the given fields (names as metric_fields() spells them; a wrong name is a bug).
@@ -118,13 +124,15 @@ struct metric_set {
   double rmsce = 0, rmsce_debiased = 0, ace_unweighted = 0, smece = 0, kde_ece = 0;
   double ks_error = 0, ece_sweep = 0, aurc = 0, eaurc = 0;
   double brier_reliability = 0, brier_resolution = 0, brier_uncertainty = 0;
+  double skce = 0, skce_pvalue = 0;
 };
 
 /// Names of the metric_set fields in the JSON order of docs/metrics.md, with accessors.
 struct metric_field {
   const char* name;
   double metric_set::*member;
-  bool percent;  ///< printed x100 in tables
+  bool percent;             ///< printed x100 in tables
+  bool on_request = false;  ///< computed only when named (not in the default selection, nor in "all")
 };
 std::span<const metric_field> metric_fields();
 

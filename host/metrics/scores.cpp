@@ -194,7 +194,7 @@ std::int64_t first_bad_row(const std::vector<double>& values, std::int64_t k, bo
 
 score_needs needs_of(const metric_options& options, bool classwise) {
   score_needs needs;
-  needs.probs = classwise || options.selected.any({"sce", "ace", "auroc"});
+  needs.probs = classwise || options.selected.any({"sce", "ace", "auroc", "skce", "skce_pvalue"});
   needs.brier_terms = !needs.probs && options.selected.has("brier") && options.brier != brier_rule::top_label;
   return needs;
 }

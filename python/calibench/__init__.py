@@ -221,7 +221,7 @@ def evaluate(
     also "classwise" (`eval --classwise`: per class count, accuracy, ece, under, over; per bin
     under, over). Non-finite values are None, as JSON prints null. metrics: only these metric
     keys are computed and returned (names or one comma-separated string, as `eval --metrics`;
-    None: every metric).
+    None: every metric but the on-request "skce" and "skce_pvalue", O(N^2 K), which must be named).
 
     logits_or_probs: [N, K] logits, or probabilities with probs=True (validated: no negative
     entry, rows sum to 1 within 1e-3). bins: M. conventions: a preset name (calibench.presets);

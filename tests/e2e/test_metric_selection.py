@@ -23,6 +23,8 @@ SELECTIONS = [[f] for f in FIELDS] + [
     ["f1", "ece"],  # any order: printed in the metric order
     ["ks_error", "ece_sweep", "adaece"], ["eaurc", "r_auc"], ["brier_resolution", "brier", "mce"],
 ]
+# Computed only when named (docs/metrics.md): never in the full run, tested in test_skce.py.
+ON_REQUEST = ["skce", "skce_pvalue"]
 DUMPS = {  # name: (generator, n, k, is_probs)
     "std": (gen_standard, 600, 10, False),
     "ties": (gen_dup_rows, 400, 7, False),
