@@ -96,18 +96,33 @@ BASELINE_GROUPS = [
 SUITES = {"seed": (METHODS, "methods"), "baselines": (BASELINES, "baselines")}
 
 
+# A params list longer than this is left out of baselines.json (rerunning the record's command
+# gives it back): venn_abers's per-pair tables (160 MB over the dumps at K = 100), spline's distinct
+# validation confidences, the per-class knots of the one-vs-rest maps.
+LONG_LIST = 64
+
+
+def compact_params(value):
+    """`value` with every list longer than LONG_LIST replaced by its length, recursively."""
+    if isinstance(value, dict):
+        return {k: compact_params(v) for k, v in value.items()}
+    if isinstance(value, list):
+        if len(value) > LONG_LIST:
+            return {"left_out": "rerun the command for this list", "entries": len(value)}
+        return [compact_params(v) for v in value]
+    return value
+
+
 def compact_matrix(record):
     """The record with a K x K `params.matrix` (ms, ms_odir, dir_odir) replaced by its shape and
-    Frobenius norm: the matrices are most of the file (2.8 MB of 6.5 at K = 100); rerunning the
-    record's command gives them back."""
-    m = (record.get("params") or {}).get("matrix")
-    if not isinstance(m, list):
-        return record
-    out = dict(record)
-    out["params"] = {**record["params"], "matrix": {
-        "left_out": "rerun the command for the matrix", "entries": len(m),
-        "frobenius_norm": sum(v * v for v in m) ** 0.5}}
-    return out
+    Frobenius norm (the matrices were most of the file: 2.8 MB of 6.5 at K = 100) and every other
+    long params list by its length (compact_params); rerunning the record's command gives them back."""
+    params = record.get("params") or {}
+    m = params.get("matrix")
+    if isinstance(m, list):
+        params = {**params, "matrix": {"left_out": "rerun the command for the matrix", "entries": len(m),
+                                       "frobenius_norm": sum(v * v for v in m) ** 0.5}}
+    return {**record, "params": compact_params(params)} if params else record
 
 
 def run(cmd, timeout=None):
