@@ -24,48 +24,57 @@ constexpr double k_inf = std::numeric_limits<double>::infinity();
 constexpr double k_min_inverse = 1e-8;
 constexpr double k_max_inverse = 1e8;
 
+/// Sums `add_row(r, partial)` over rows r = 0..n-1 in fixed chunks of 4096 rows whose partial
+/// sums are then added in order: the result does not depend on the thread count. `Sum` has
+/// operator+=.
+template <typename Sum, typename AddRow>
+Sum sum_in_chunks(std::int64_t n, const AddRow& add_row) {
+  constexpr std::int64_t k_chunk = 4096;
+  const std::int64_t chunks = (n + k_chunk - 1) / k_chunk;
+  std::vector<Sum> partial(static_cast<std::size_t>(chunks));
+#pragma omp parallel for schedule(static) if (chunks > 1)
+  for (std::int64_t c = 0; c < chunks; ++c)
+    for (std::int64_t r = c * k_chunk; r < std::min(n, (c + 1) * k_chunk); ++r)
+      add_row(r, partial[static_cast<std::size_t>(c)]);
+  Sum total;
+  for (const Sum& p : partial) total += p;
+  return total;
+}
+
 /// Mean NLL of softmax(b z) over `rows` and its first two derivatives in b.
 struct nll_derivatives {
   double value = 0, first = 0, second = 0;
+  nll_derivatives& operator+=(const nll_derivatives& o) {
+    value += o.value;
+    first += o.first;
+    second += o.second;
+    return *this;
+  }
 };
 
 nll_derivatives nll_at(const std::vector<double>& z, const std::vector<std::int32_t>& labels, std::int64_t k,
                        const std::vector<std::int64_t>& rows, double b) {
-  // Fixed chunks summed in order: the result does not depend on the thread count.
-  constexpr std::int64_t k_chunk = 4096;
   const auto n = static_cast<std::int64_t>(rows.size());
-  const std::int64_t chunks = (n + k_chunk - 1) / k_chunk;
-  std::vector<nll_derivatives> partial(static_cast<std::size_t>(chunks));
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (std::int64_t c = 0; c < chunks; ++c) {
-    nll_derivatives& p = partial[static_cast<std::size_t>(c)];
-    for (std::int64_t r = c * k_chunk; r < std::min(n, (c + 1) * k_chunk); ++r) {
-      const double* row = z.data() + rows[r] * k;
-      double m = -k_inf;
-      for (std::int64_t j = 0; j < k; ++j) m = std::max(m, row[j]);
-      double s = 0, mean = 0, sq = 0;
-      for (std::int64_t j = 0; j < k; ++j) {
-        if (row[j] == -k_inf) continue;  // log 0 of a probability dump: no mass
-        const double x = row[j] - m;     // b x <= 0
-        const double e = std::exp(b * x);
-        s += e;
-        mean += e * x;
-        sq += e * x * x;
-      }
-      mean /= s;
-      sq /= s;
-      const double xy = row[labels[rows[r]]] - m;
-      p.value += std::log(s) - b * xy;
-      p.first += mean - xy;
-      p.second += sq - mean * mean;
+  const auto total = sum_in_chunks<nll_derivatives>(n, [&](std::int64_t r, nll_derivatives& p) {
+    const double* row = z.data() + rows[r] * k;
+    double m = -k_inf;
+    for (std::int64_t j = 0; j < k; ++j) m = std::max(m, row[j]);
+    double s = 0, mean = 0, sq = 0;
+    for (std::int64_t j = 0; j < k; ++j) {
+      if (row[j] == -k_inf) continue;  // log 0 of a probability dump: no mass
+      const double x = row[j] - m;     // b x <= 0
+      const double e = std::exp(b * x);
+      s += e;
+      mean += e * x;
+      sq += e * x * x;
     }
-  }
-  nll_derivatives total;
-  for (const auto& p : partial) {
-    total.value += p.value;
-    total.first += p.first;
-    total.second += p.second;
-  }
+    mean /= s;
+    sq /= s;
+    const double xy = row[labels[rows[r]]] - m;
+    p.value += std::log(s) - b * xy;
+    p.first += mean - xy;
+    p.second += sq - mean * mean;
+  });
   const double nd = static_cast<double>(n);
   return {total.value / nd, total.first / nd, total.second / nd};
 }
@@ -75,43 +84,36 @@ nll_derivatives nll_at(const std::vector<double>& z, const std::vector<std::int3
 /// l = softplus(u) - a u and dl/db = (sigmoid(u) - a)(z_t - sum_{j != t} r_j z_j).
 struct tva_value {
   double value = 0, first = 0;
+  tva_value& operator+=(const tva_value& o) {
+    value += o.value;
+    first += o.first;
+    return *this;
+  }
 };
 
 tva_value tva_at(const std::vector<double>& z, const std::vector<std::int32_t>& top,
                  const std::vector<std::uint8_t>& hit, std::int64_t k, double b) {
-  constexpr std::int64_t k_chunk = 4096;
   const auto n = static_cast<std::int64_t>(top.size());
-  const std::int64_t chunks = (n + k_chunk - 1) / k_chunk;
-  std::vector<tva_value> partial(static_cast<std::size_t>(chunks));
-#pragma omp parallel for schedule(static) if (chunks > 1)
-  for (std::int64_t c = 0; c < chunks; ++c) {
-    tva_value& p = partial[static_cast<std::size_t>(c)];
-    for (std::int64_t r = c * k_chunk; r < std::min(n, (c + 1) * k_chunk); ++r) {
-      const double* row = z.data() + r * k;
-      const std::int32_t t = top[r];
-      double m = -k_inf;
-      for (std::int64_t j = 0; j < k; ++j)
-        if (j != t) m = std::max(m, row[j]);
-      double s = 0, mean = 0;
-      for (std::int64_t j = 0; j < k; ++j) {
-        if (j == t || row[j] == -k_inf) continue;
-        const double e = std::exp(b * (row[j] - m));
-        s += e;
-        mean += e * row[j];
-      }
-      const double u = b * (row[t] - m) - std::log(s);
-      const double a = hit[r] != 0 ? 1.0 : 0.0;
-      const double softplus = u > 0 ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u));
-      const double sigmoid = u >= 0 ? 1.0 / (1.0 + std::exp(-u)) : std::exp(u) / (1.0 + std::exp(u));
-      p.value += softplus - a * u;
-      p.first += (sigmoid - a) * (row[t] - mean / s);
+  const auto total = sum_in_chunks<tva_value>(n, [&](std::int64_t r, tva_value& p) {
+    const double* row = z.data() + r * k;
+    const std::int32_t t = top[r];
+    double m = -k_inf;
+    for (std::int64_t j = 0; j < k; ++j)
+      if (j != t) m = std::max(m, row[j]);
+    double s = 0, mean = 0;
+    for (std::int64_t j = 0; j < k; ++j) {
+      if (j == t || row[j] == -k_inf) continue;
+      const double e = std::exp(b * (row[j] - m));
+      s += e;
+      mean += e * row[j];
     }
-  }
-  tva_value total;
-  for (const auto& p : partial) {
-    total.value += p.value;
-    total.first += p.first;
-  }
+    const double u = b * (row[t] - m) - std::log(s);
+    const double a = hit[r] != 0 ? 1.0 : 0.0;
+    const double softplus = u > 0 ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u));
+    const double sigmoid = u >= 0 ? 1.0 / (1.0 + std::exp(-u)) : std::exp(u) / (1.0 + std::exp(u));
+    p.value += softplus - a * u;
+    p.first += (sigmoid - a) * (row[t] - mean / s);
+  });
   const double nd = static_cast<double>(n);
   return {total.value / nd, total.first / nd};
 }

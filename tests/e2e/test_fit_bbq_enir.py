@@ -13,7 +13,7 @@ import pytest
 from scipy.special import softmax
 
 from conftest import REPO
-from fit_helpers import run_cli, write_dump, write_splits  # noqa: E402
+from fit_helpers import run_cli, softmax_splits, write_dump, write_splits  # noqa: E402
 from fit_helpers import tempered_split as make_split  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests" / "reference"))
@@ -125,10 +125,7 @@ def test_one_vs_rest_is_netcal_multiclass(calibench, tmp_path, method):
 def test_real_dump(calibench, tmp_path, method):
     if not REAL.exists():
         pytest.skip(f"{REAL} absent")
-    with h5py.File(REAL) as f:
-        pv = softmax(f["val/logits"][:].astype(np.float64), 1)
-        yv = f["val/labels"][:].reshape(-1)
-        pt = softmax(f["test/logits"][:].astype(np.float64), 1)
+    pv, yv, pt = softmax_splits(REAL)
     out, q, ctx = saved(calibench, REAL, tmp_path, method)
     want = fit_ref(method, pv.max(1), (pv.argmax(1) == yv).astype(np.int64))
     check_model(out["params"], want, ctx)

@@ -12,7 +12,7 @@ import pytest
 from scipy.special import softmax
 
 from conftest import REPO
-from fit_helpers import run_cli, write_dump  # noqa: E402
+from fit_helpers import run_cli, softmax_splits, write_dump  # noqa: E402
 from fit_helpers import tempered_split as make_split  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tests" / "reference"))
@@ -114,10 +114,7 @@ def test_knots_option(calibench, tmp_path, knots):
 def test_real_dump(calibench, tmp_path):
     if not REAL.exists():
         pytest.skip(f"{REAL} absent")
-    with h5py.File(REAL) as f:
-        pv = softmax(f["val/logits"][:].astype(np.float64), 1)
-        yv = f["val/labels"][:].reshape(-1)
-        pt = softmax(f["test/logits"][:].astype(np.float64), 1)
+    pv, yv, pt = softmax_splits(REAL)
     out = check(calibench, REAL, tmp_path, pv, yv, pt, tol=REAL_TOL)
     uncal, _ = run_cli(calibench, "eval", REAL)
     assert out["test"]["ece"] < uncal["ece"]  # eval scores /test

@@ -1,6 +1,6 @@
-# Helpers shared by the end-to-end tests of the gradient-trained calibrators (test_fit_gradient,
-# test_fit_odir, test_fit_ets): writing small dumps, running `calibench ... --format json`, and
-# the relative tolerance rule.
+# Helpers shared by the end-to-end tests of the calibrators (test_fit_gradient, test_fit_odir,
+# test_fit_ets, test_fit_spline, ...): writing small dumps, the softmax of a dump's splits,
+# running `calibench ... --format json`, and the relative tolerance rule.
 import json
 
 import h5py
@@ -37,6 +37,17 @@ def write_splits(path, splits, kind="logits"):
             f[f"{name}/{kind}"] = values
             f[f"{name}/labels"] = np.asarray(labels).astype(np.int32)
     return path
+
+
+def softmax_splits(path):
+    """(P_val, labels_val, P_test): the float64 softmax of a logits dump's /val and /test."""
+    def softmax(z):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    with h5py.File(path) as f:
+        return (softmax(f["val/logits"][:].astype(np.float64)), f["val/labels"][:].reshape(-1),
+                softmax(f["test/logits"][:].astype(np.float64)))
 
 
 def run_cli(calibench, *args):
