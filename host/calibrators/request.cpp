@@ -35,7 +35,8 @@ constexpr fit_option k_options[] = {
      .applies_to = "cws, cts_conf, bts, hist and scaling_binning"},
     {.key = "iterations",
      .help = "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); vs, ms, cts_nll, ms_odir, dir_odir, "
-             "dir_l2, dir_diag, sms: L-BFGS iterations at most per fit (1000); loss-trained methods: L-BFGS max_iter "
+             "dir_l2, dir_diag, sms: L-BFGS iterations at most per fit (1000); vs_tva, ms_odir_tva: Adam epochs over "
+             "512-row batches (the authors' 200); loss-trained methods: L-BFGS max_iter "
              "or Adam steps of "
              "one stage (1000)",
      .applies_to =
@@ -66,6 +67,10 @@ constexpr fit_option k_options[] = {
      .help = "spline: between the nodes, linear (default) | authors (the authors' code's swapped weights, "
              "recalibrate.py line 66)",
      .applies_to = "spline"},
+    {.key = "tva_regularisation",
+     .help = "vs_tva, ms_odir_tva: on (the authors' VS_reg_tva / Dir-ODIR_reg_tva: 0.1 (1/K) sum (w_j - 1)^2) | off "
+             "(VS_tva / Dir-ODIR_tva)",
+     .applies_to = "vs_tva and ms_odir_tva"},
     {.key = "l2_lambda",
      .help = "dir_l2, dir_diag: L2 weight lambda of dirichletcal's reg_lambda with reg_norm (default: dir_l2 5-fold "
              "CV over --grid, dir_diag 0)",
@@ -230,6 +235,8 @@ void set_option(fit_request& r, std::string_view key, const std::string& v) {
     r.odir = map_penalty{r.odir ? r.odir->lambda : -1.0, non_negative(key, v)};
   } else if (key == "spline_knots") {
     r.spline_knots = static_cast<std::int64_t>(integer(key, v, 2, 1000, "[2, 1000]"));
+  } else if (key == "tva_regularisation") {
+    r.tva_regularisation = choice(key, v, {"on", "off"}) == 0;
   } else if (key == "spline_interpolation") {
     r.spline_authors = choice(key, v, {"linear", "authors"}) == 1;
   } else if (key == "l2_lambda") {
@@ -371,6 +378,7 @@ nlohmann::json request_json(const fit_request& r) {
   }
   if (method_named(r.method).takes("l2_lambda"))
     j["l2_lambda"] = r.l2_lambda ? nlohmann::json(*r.l2_lambda) : nlohmann::json(nullptr);
+  if (method_named(r.method).takes("tva_regularisation")) j["tva_regularisation"] = r.tva_regularisation ? "on" : "off";
   if (method_named(r.method).takes("platt_targets")) j["platt_targets"] = r.platt_smoothed ? "smoothed" : "zero-one";
   if (method_named(r.method).takes("multiclass")) {
     static constexpr const char* names[] = {"default", "top-label", "one-vs-rest"};

@@ -58,6 +58,7 @@ struct fit_request {
   std::optional<map_penalty> odir;  ///< ms_odir, dir_odir: fixed (lambda, mu); none: cross-validated
   std::int64_t spline_knots = 6;    ///< spline: knots of the natural cubic spline
   bool spline_authors = false;      ///< spline: the authors' code's swapped interpolation weights
+  bool tva_regularisation = true;   ///< vs_tva, ms_odir_tva: the authors' _reg_tva penalty on the diagonal
   std::optional<double> l2_lambda;  ///< dir_l2, dir_diag: fixed L2 weight; none: dir_l2 cross-validated, dir_diag 0
   train_options train;              ///< loss-trained methods; `iterations` sets train.iterations
   std::vector<std::string> given;   ///< the keys that were given, in table order

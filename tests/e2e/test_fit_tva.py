@@ -3,7 +3,9 @@
 port of the authors' TS_tva loss, allglc/tva-calibration b420bcf, checked against their PyTorch
 loop in tests/reference/test_tva_ref.py): the temperature on random dumps of several shapes,
 K = 2 (where the TvA loss is the NLL), the bounds (all correct, all wrong), constant rows,
-probability dumps with zeros, a real dump, the decisions kept, and the refusals."""
+probability dumps with zeros, a real dump, the decisions kept, and the refusals; then vs_tva and
+ms_odir_tva (the authors' VS_reg_tva / Dir-ODIR_reg_tva Adam loop) against the reference's port of
+that loop, with and without the penalty, other epochs, save / apply, a real dump."""
 import sys
 
 import numpy as np
@@ -142,3 +144,79 @@ def test_row_without_other_mass_is_refused(calibench, tmp_path):
     write_dump(path, (p, y), (p, y), 3, probs=True)
     proc = calibench("fit", path, "--method", "ts", "--objective", "tva")
     assert proc.returncode == 2 and "row 7" in proc.stderr and "finite top-label log-odds" in proc.stderr, proc.stderr
+
+
+# vs_tva, ms_odir_tva: the authors' Adam loop from the TvA temperature, against the reference's
+# port of the same loop (tva_ref.adam, which equals the authors' code run in float64 to 3e-11).
+# The same float64 steps with the batch sums in another order: seen below 3e-16 after 200 epochs.
+ADAM_TOL = 1e-12
+
+
+def tva_map_cases():
+    return [(1, 1500, 5, "vs_tva", "on"), (2, 2000, 10, "vs_tva", "off"), (3, 700, 3, "ms_odir_tva", "on"),
+            (4, 1100, 6, "ms_odir_tva", "off"), (5, 600, 2, "vs_tva", "on")]
+
+
+@pytest.mark.parametrize("seed, n, k, method, reg", tva_map_cases())
+def test_tva_maps_equal_the_authors_loop(calibench, tmp_path, seed, n, k, method, reg):
+    rng = np.random.default_rng(seed)
+    val, test = make_split(rng, n, k, 2.5, np.full(k, 2.0)), make_split(rng, 400, k, 2.5, np.full(k, 2.0))
+    path = tmp_path / "d.h5"
+    write_dump(path, val, test, k)
+    out, ctx = run_cli(calibench, "fit", path, "--method", method, "--tva-regularisation", reg)
+    z, y = val[0].astype(np.float64), val[1]
+    t0 = tva_ref.ts_tva_fit(z, y)
+    p = out["params"]
+    if method == "vs_tva":
+        w, b = tva_ref.vs_tva_fit(z, y, lam=tva_ref.VS_REG if reg == "on" else 0.0, start_T=t0)
+        assert np.max(np.abs(np.asarray(p["weights"]) - w)) <= ADAM_TOL, ctx
+        assert p["biases"] == [0.0] * k, ctx
+        want = tva_ref.apply_vs((w, b), test[0].astype(np.float64))
+    else:
+        W, b = tva_ref.dir_tva_fit(z, y, regularization=reg == "on", start_T=t0)
+        assert np.max(np.abs(np.asarray(p["matrix"]) - W.ravel())) <= ADAM_TOL, ctx
+        assert np.max(np.abs(np.asarray(p["biases"]) - b)) <= ADAM_TOL, ctx
+        want = tva_ref.apply_dir((W, b), test[0].astype(np.float64))
+    assert p["iterations_run"] == 200 * -(-n // 512), ctx  # Adam steps: epochs x batches
+    assert out["test"]["accuracy"] == pytest.approx(np.mean(want.argmax(1) == test[1]), abs=0), ctx
+
+
+def test_tva_maps_epochs_save_and_apply(calibench, tmp_path):
+    rng = np.random.default_rng(6)
+    val, test = make_split(rng, 900, 4, 2.5, np.full(4, 1.8)), make_split(rng, 300, 4, 2.5, np.full(4, 1.8))
+    path = tmp_path / "d.h5"
+    write_dump(path, val, test, 4)
+    out, ctx = run_cli(calibench, "fit", path, "--method", "vs_tva", "--iterations", 7, "--save", tmp_path / "c.h5")
+    z, y = val[0].astype(np.float64), val[1]
+    w, _ = tva_ref.vs_tva_fit(z, y, start_T=tva_ref.ts_tva_fit(z, y), epochs=7)
+    assert np.max(np.abs(np.asarray(out["params"]["weights"]) - w)) <= ADAM_TOL, ctx
+    applied, _ = run_cli(calibench, "apply", tmp_path / "c.h5", path)
+    assert applied["test"] == out["test"] and applied["params"] == out["params"]
+    # No epochs: the start, 1 / T_tva on every weight.
+    zero, _ = run_cli(calibench, "fit", path, "--method", "vs_tva", "--iterations", 0)
+    assert np.allclose(zero["params"]["weights"], 1 / tva_ref.ts_tva_fit(z, y), rtol=1e-9, atol=0)
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--method", "vs_tva", "--grid", "1,2"], "--grid applies to"),
+    (["--method", "ts", "--tva-regularisation", "on"], "--tva-regularisation applies to vs_tva and ms_odir_tva"),
+    (["--method", "ms_odir_tva", "--tva-regularisation", "maybe"], "--tva-regularisation"),
+])
+def test_tva_map_refusals(calibench, tmp_path, args, needle):
+    rng = np.random.default_rng(9)
+    path = tmp_path / "d.h5"
+    write_dump(path, make_split(rng, 100, 3, 2.0, np.ones(3)), make_split(rng, 100, 3, 2.0, np.ones(3)), 3)
+    proc = calibench("fit", path, *args)
+    assert proc.returncode == 2 and needle in proc.stderr, proc.stderr
+
+
+def test_tva_maps_real_dump(calibench):
+    import h5py
+    real = REPO.parent / "shared" / "data" / "real" / "h5" / "wasscal_cifar10_resnet20.h5"
+    if not real.exists():
+        pytest.skip(f"{real} absent")
+    with h5py.File(real) as f:
+        z, y = f["val/logits"][:].astype(np.float64), f["val/labels"][:].reshape(-1)
+    out, ctx = run_cli(calibench, "fit", real, "--method", "vs_tva")
+    w, _ = tva_ref.vs_tva_fit(z, y, start_T=tva_ref.ts_tva_fit(z, y))
+    assert np.max(np.abs(np.asarray(out["params"]["weights"]) - w)) <= ADAM_TOL, ctx
