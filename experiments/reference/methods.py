@@ -63,6 +63,8 @@ BASELINES = [
      for base in ("ts", "ets", "cts_nll", "pts") for loss in ("ls", "fl", "lsplus", "sctl")] + [
     # The peers' methods (issue 21; docs/calibrators.md).
     ("ts-tva", ["--method", "ts", "--objective", "tva"]),
+    ("vs_tva", ["--method", "vs_tva"]),
+    ("ms_odir_tva", ["--method", "ms_odir_tva"]),
     ("dir_l2", ["--method", "dir_l2"]),
     ("dir_diag", ["--method", "dir_diag"]),
     ("sms", ["--method", "sms"]),
@@ -88,7 +90,8 @@ BASELINE_GROUPS = [
                                                      for l in ("ls", "fl", "lsplus", "sctl")]),
     ("cts_nll and pts trained with ls, fl, lsplus, sctl", [f"{b}+{l}" for b in ("cts_nll", "pts")
                                                           for l in ("ls", "fl", "lsplus", "sctl")]),
-    ("The peers' scaling methods", ["uncal", "ts-nll", "ts-tva", "dir_l2", "dir_diag", "sms", "platt", "beta"]),
+    ("The peers' scaling methods", ["uncal", "ts-nll", "ts-tva", "vs_tva", "ms_odir_tva", "dir_l2", "dir_diag", "sms",
+                                    "platt", "beta"]),
     ("The peers' binning and isotonic methods", ["bbq", "enir", "cir", "iso-ovr", "irova", "irm", "irova_ts", "spline",
                                                  "scaling_binning", "venn_abers"]),
 ]
