@@ -109,6 +109,7 @@ std::string outcome_table(const fit_outcome& o, const std::string& file) {
   }
   out += fmt::format("\n{:<20}{:>10}{:>10}\n", "metric", "val", "test");
   for (const auto& f : metric_fields()) {
+    if (f.on_request) continue;  // fit reports the default selection
     auto text = [&](double v) {
       if (!std::isfinite(v)) return std::string(std::isnan(v) ? "n/a" : "inf");
       return f.percent ? fmt::format("{:.2f}", 100.0 * v) : fmt::format("{:.4f}", v);

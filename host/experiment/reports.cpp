@@ -191,7 +191,9 @@ std::string write_seg_reports(const experiment_spec& spec, const std::vector<cel
 std::string results_csv(const std::vector<nlohmann::json>& results) {
   const auto fields = metric_fields();
   std::string csv = "id,dataset,model,file,method,label,options,seed,split,n,k";
-  for (const auto& f : fields) csv += fmt::format(",{}", f.name);
+  // The on-request metrics (skce, skce_pvalue) are not computed in sweeps: no columns.
+  for (const auto& f : fields)
+    if (!f.on_request) csv += fmt::format(",{}", f.name);
   csv += ",order_inversions,params,seconds,backend,error\n";
   for (const auto& r : results) {
     for (const char* split : {"val", "test"}) {
@@ -202,7 +204,10 @@ std::string results_csv(const std::vector<nlohmann::json>& results) {
       const bool ok = !r.contains("error");
       const auto& m = ok ? r[split] : nlohmann::json::object();
       csv += fmt::format(",{},{}", ok ? m["n"].dump() : "", ok ? m["k"].dump() : "");
-      for (const auto& f : fields) csv += fmt::format(",{}", ok && !m[f.name].is_null() ? m[f.name].dump() : "");
+      for (const auto& f : fields) {
+        if (f.on_request) continue;
+        csv += fmt::format(",{}", ok && m.contains(f.name) && !m[f.name].is_null() ? m[f.name].dump() : "");
+      }
       csv += fmt::format(",{},{},{},{},{}\n", ok ? r["order_inversions"][split].dump() : "",
                          csv_field(ok ? r["params"].dump() : ""), r.contains("seconds") ? r["seconds"].dump() : "",
                          csv_field(r.value("backend", "")), csv_field(r.value("error", "")));

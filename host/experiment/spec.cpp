@@ -526,7 +526,8 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
   spec.bootstrap = integer_at(root, "bootstrap", 0, path, 0, k_max_bootstrap);
   spec.bootstrap_seed = static_cast<std::uint64_t>(integer_at(root, "bootstrap_seed", 0, path, 0));
   std::vector<std::string> metrics;
-  for (const auto& f : metric_fields()) metrics.emplace_back(f.name);
+  for (const auto& f : metric_fields())
+    if (!f.on_request) metrics.emplace_back(f.name);  // sweeps compute the default selection
   spec.table_metric = string_at(root, "table_metric", "ece", path, metrics);
   load_notes(root, path, spec);
   load_seeds(root, path, spec);

@@ -347,3 +347,17 @@ def test_slurm_submit_script_chains_the_merge_after_the_array(tmp_path):
     bad = subprocess.run(["bash", os.path.join(SLURM, "submit_sweep.sh"), "spec.toml", "out", "0"],
                          capture_output=True, text=True, env=env)
     assert bad.returncode == 2 and "positive integer" in bad.stderr
+
+
+def test_on_request_metrics_stay_out_of_sweeps(tmp_path):
+    # skce and skce_pvalue are computed only when named (docs/metrics.md); sweep cells compute the
+    # default selection, so they are neither results.csv columns nor a valid table_metric.
+    spec = write_spec(tmp_path)
+    out = tmp_path / "out"
+    assert run("sweep", spec, "--out", out).returncode == 0
+    header = (out / "results.csv").read_text().splitlines()[0].split(",")
+    assert "ece" in header and "brier_uncertainty" in header and not any(h.startswith("skce") for h in header)
+    bad = tmp_path / "skce.toml"
+    bad.write_text(spec.read_text().replace("bins = 10\n", 'bins = 10\ntable_metric = "skce"\n'))
+    proc = run("sweep", bad, "--out", tmp_path / "o2")
+    assert proc.returncode == 2 and "table_metric = 'skce'" in proc.stderr, proc.stderr

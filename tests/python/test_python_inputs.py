@@ -215,7 +215,7 @@ def test_option_errors_carry_the_engine_messages():
     raises(r"bins must be at least 1", calibench.evaluate, logits, labels, bins=0)
     raises(r"--level must be a fraction", calibench.evaluate, logits, labels, bootstrap=10, level=1.5)
     raises(r"unknown method 'no_such_method'", calibench.fit, "no_such_method", logits, labels)
-    raises(r"--objective must be nll, ece, adaece or mse", calibench.fit, "ts", logits, labels, objective="brier")
+    raises(r"--objective must be nll, ece, adaece, mse or tva", calibench.fit, "ts", logits, labels, objective="brier")
     raises(r"--grid: step must be > 0", calibench.fit, "ts", logits, labels, objective="ece", grid="1:2:0")
     raises(r"--calib-bins must be a positive integer up to 1000000 or 'auto'", calibench.fit, "cws", logits, labels, calib_bins=0)
     raises(r"accuracy_constraint must be", calibench.fit, "cts_greedy", logits, labels, accuracy_constraint="maybe")
