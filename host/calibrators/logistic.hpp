@@ -1,5 +1,6 @@
 // The logistic function and its log-partition, shared by the binary-score calibrators (platt,
-// beta): sigma(t) = 1 / (1 + e^-t) and softplus(t) = log(1 + e^t), both without overflow.
+// beta, bbq, enir) and the Top-versus-All losses (ts --objective tva, vs_tva, ms_odir_tva): sigma(t) = 1 / (1 + e^-t)
+// and softplus(t) = log(1 + e^t), both without overflow.
 #pragma once
 
 #include <algorithm>

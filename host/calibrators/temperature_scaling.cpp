@@ -10,6 +10,7 @@
 
 #include "common/error.hpp"
 #include "host/calibrators/grid_search.hpp"
+#include "host/calibrators/logistic.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/scoring.hpp"
 
@@ -109,10 +110,8 @@ tva_value tva_at(const std::vector<double>& z, const std::vector<std::int32_t>& 
     }
     const double u = b * (row[t] - m) - std::log(s);
     const double a = hit[r] != 0 ? 1.0 : 0.0;
-    const double softplus = u > 0 ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u));
-    const double sigmoid = u >= 0 ? 1.0 / (1.0 + std::exp(-u)) : std::exp(u) / (1.0 + std::exp(u));
-    p.value += softplus - a * u;
-    p.first += (sigmoid - a) * (row[t] - mean / s);
+    p.value += softplus(u) - a * u;
+    p.first += (sigmoid(u) - a) * (row[t] - mean / s);
   });
   const double nd = static_cast<double>(n);
   return {total.value / nd, total.first / nd};

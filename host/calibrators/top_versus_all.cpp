@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "common/error.hpp"
+#include "host/calibrators/logistic.hpp"
 #include "host/calibrators/logit_maps.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/scoring.hpp"
@@ -46,9 +47,9 @@ double tva_row(const double* q, std::int64_t k, std::int32_t label, double* g) {
   for (std::int64_t j = 0; j < k; ++j) s += j == t ? 0.0 : std::exp(q[j] - m);
   const double u = q[t] - m - std::log(s);
   const double a = t == label ? 1.0 : 0.0;
-  const double d = (u >= 0 ? 1.0 / (1.0 + std::exp(-u)) : std::exp(u) / (1.0 + std::exp(u))) - a;
+  const double d = sigmoid(u) - a;
   for (std::int64_t j = 0; j < k; ++j) g[j] = j == t ? d : -d * std::exp(q[j] - m) / s;
-  return (u > 0 ? u + std::log1p(std::exp(-u)) : std::log1p(std::exp(u))) - a * u;
+  return softplus(u) - a * u;
 }
 
 /// The batch gradient of the authors' objective (batch-mean loss + the whole penalty) at theta.
