@@ -145,7 +145,7 @@ std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std
   for (const auto& [key, node] : synth) {
     const std::string k(key.str());
     static const std::set<std::string> known{"segmentation", "classes",     "images",        "height", "width",
-                                             "seed",         "temperature", "augmentations", "name"};
+                                             "seed",         "temperature", "augmentations", "name",   "label"};
     if (!known.contains(k)) spec_fail(file, fmt::format("{}: unknown key '{}'", where, k));
   }
   o.classes = integer_at(synth, "classes", o.classes, file, 2, k_max_classes);
@@ -167,7 +167,7 @@ std::vector<dataset_entry> seg_synth_dataset(const toml::table& synth, const std
   defer_synth_write(pending, path, file, where,
                     fmt::format("{} images of {} x {} x {} classes", o.images, o.height, o.width, o.classes),
                     [o](const std::string& target) { write_seg_synth_dump(target, o); });
-  return {{path.string(), name, ""}};
+  return {{path.string(), string_at(synth, "label", name, file), ""}};
 }
 
 std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::string& file, pending_writes& pending,
@@ -181,8 +181,9 @@ std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::st
   const std::string where = fmt::format("datasets[{}].synth", index);
   for (const auto& [key, node] : synth) {
     const std::string k(key.str());
-    static const std::set<std::string> known{
-        "classes", "n_val", "n_test", "seed", "logit_scale", "temperature", "class_distortion", "class_bias", "name"};
+    static const std::set<std::string> known{"classes",     "n_val",       "n_test",           "seed",
+                                             "logit_scale", "temperature", "class_distortion", "class_bias",
+                                             "name",        "label"};
     if (!known.contains(k)) spec_fail(file, fmt::format("{}: unknown key '{}'", where, k));
   }
   o.num_classes = integer_at(synth, "classes", o.num_classes, file, 2, k_max_classes);
@@ -208,7 +209,7 @@ std::vector<dataset_entry> synth_dataset(const toml::table& synth, const std::st
   defer_synth_write(pending, path, file, where,
                     fmt::format("{} + {} rows x {} classes", o.n_val, o.n_test, o.num_classes),
                     [o](const std::string& target) { write_synth_dump(target, o); });
-  return {{path.string(), name, ""}};
+  return {{path.string(), string_at(synth, "label", name, file), ""}};
 }
 
 std::vector<dataset_entry> path_datasets(const toml::table& t, const std::string& file, std::size_t index,
