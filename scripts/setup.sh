@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(cmake ninja-build g++ pkg-config libhdf5-dev hdf5-tools libcli11-dev nlohmann-json3-dev libfmt-dev libtomlplusplus-dev
               libgtest-dev libgmock-dev libbenchmark-dev libomp-dev libopenmpi-dev openmpi-bin
-              libeigen3-dev liblbfgspp-dev libnlopt-cxx-dev clang-format)
+              libeigen3-dev liblbfgspp-dev libnlopt-cxx-dev clang-format chromium)
 PY_PACKAGES=(numpy h5py scipy scikit-learn pytest matplotlib pandas pyarrow scikit-build-core nanobind)
 
 missing=()

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "common/error.hpp"
+#include "common/progress.hpp"
 #include "host/calibrators/grid_search.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/scoring.hpp"
@@ -124,11 +125,15 @@ fitted fit_cts_greedy(const fit_input& in) {
   // 2. Cycles over the classes until one changes nothing.
   class_search_state state{*session, r.accuracy_constraint, k_inf, init.accuracy[static_cast<std::size_t>(t0)]};
   std::int64_t run = 0;
+  progress shown(nudge ? "cts_greedy (nudge)" : "cts_greedy", cycles * k, "class steps", true);
   while (run < cycles) {
     ++run;
     bool changed = false;
-    for (std::int32_t i = 0; i < k; ++i)
+    shown.detail(fmt::format("cycle {} of at most {}", run, cycles));
+    for (std::int32_t i = 0; i < k; ++i) {
       changed = (nudge ? nudge_class(state, i) : grid_step_class(state, i, grid)) || changed;
+      shown.step();
+    }
     if (!changed) break;
   }
   return {std::make_shared<class_temperature_map>(session->temperatures(), run, initial), {"ece", grid, init.ece}};

@@ -15,6 +15,7 @@
 #include <Eigen/Core>
 
 #include "common/error.hpp"
+#include "common/progress.hpp"
 
 namespace calibench {
 namespace {
@@ -146,6 +147,7 @@ struct nll_objective {
   std::int64_t k;
   map_penalty penalty;
   std::int64_t evaluations = 0, line_searches = 0;
+  progress* shown = nullptr;  ///< the fit's iterations, when progress is on
   double best_value = std::numeric_limits<double>::infinity();
   Eigen::VectorXd best_x;
   double best_gradient_norm = 0;
@@ -186,6 +188,10 @@ class counted_line_search {
   static void LineSearch(Objective& f, Scalar& fx, vector_type& x, vector_type& grad, Scalar& step,
                          const vector_type& drt, const vector_type& xp, const LBFGSpp::LBFGSParam<Scalar>& param) {
     ++f.line_searches;
+    if (f.shown != nullptr) {
+      f.shown->detail(fmt::format("NLL {:.6g}", f.best_value));
+      f.shown->set(f.line_searches);
+    }
     LBFGSpp::LineSearchBacktracking<Scalar>::LineSearch(f, fx, x, grad, step, drt, xp, param);
   }
 };
@@ -342,6 +348,8 @@ logit_map_fit fit_logit_map(logit_map map, const std::vector<double>& z, const s
   const std::vector<double> start = logit_map_identity(map, num_classes);
   Eigen::VectorXd x = Eigen::Map<const Eigen::VectorXd>(start.data(), static_cast<Eigen::Index>(start.size()));
   nll_objective f(map, z, labels, num_classes, penalty);
+  progress shown("L-BFGS", max_iterations, "iterations", true);
+  f.shown = &shown;
   logit_map_fit out;
   if (max_iterations == 0) {
     Eigen::VectorXd grad;

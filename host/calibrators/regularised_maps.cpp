@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "common/error.hpp"
+#include "common/progress.hpp"
 #include "common/rng.hpp"
 #include "host/calibrators/logit_maps.hpp"
 #include "host/calibrators/registry.hpp"
@@ -74,10 +75,10 @@ std::vector<std::int64_t> odir_folds(std::int64_t n) {
 /// The mean held-out NLL of penalty `pen` over the folds.
 double held_out_nll(logit_map map, const std::vector<double>& z, const std::vector<std::int32_t>& labels,
                     std::int64_t k, const std::vector<std::int64_t>& fold, std::int64_t iterations,
-                    const std::string& where, const map_penalty& pen) {
+                    const std::string& where, const map_penalty& pen, progress& shown) {
   const auto n = static_cast<std::int64_t>(labels.size());
   double total = 0;
-  for (std::int64_t f = 0; f < k_odir_folds; ++f) {
+  for (std::int64_t f = 0; f < k_odir_folds; ++f, shown.step()) {
     std::vector<double> z_fit, z_held;
     std::vector<std::int32_t> y_fit, y_held;
     for (std::int64_t i = 0; i < n; ++i) {
@@ -113,9 +114,11 @@ map_penalty cross_validate(const fit_input& in, const regularised_family& family
   const std::vector<std::int64_t> fold = odir_folds(n);
   double best = k_inf;
   map_penalty chosen{0, 0, family.form};
+  progress shown(method + " cross-validation", static_cast<std::int64_t>(grid.size()) * k_odir_folds, "folds");
   for (double c : grid) {
     const map_penalty pen{c, odir ? c : 0.0, family.form};
-    const double mean = held_out_nll(family.map, z, in.val.labels, k, fold, iterations, where, pen);
+    shown.detail(fmt::format("penalty {}", c));
+    const double mean = held_out_nll(family.map, z, in.val.labels, k, fold, iterations, where, pen, shown);
     record.cv_lambdas.push_back(pen.lambda);
     record.cv_mus.push_back(pen.mu);
     record.cv_nll.push_back(mean);

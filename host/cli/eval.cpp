@@ -10,6 +10,7 @@
 #include "host/cli/commands.hpp"
 #include "host/cli/options.hpp"
 #include "host/metrics/bootstrap.hpp"
+#include "host/metrics/plot_data.hpp"
 #include "host/metrics/report.hpp"
 
 namespace calibench::cli {
@@ -29,6 +30,7 @@ struct eval_args {
   std::string inversions_against;
   std::string metrics = "all";
   std::string format = "table";
+  plot_args plot;
 };
 
 /// The confidences of the same split of another dump, for order inversions.
@@ -77,6 +79,11 @@ int run_eval(const eval_args& a) {
     r.order_inversions = order_inversions(scored.confidence, other);
     r.inversions_against = a.inversions_against;
   }
+  if (!a.plot.file.empty()) {
+    const std::string title =
+        fmt::format("{} /{} (N = {}, K = {})", a.file, a.split, scored.num_samples, scored.num_classes);
+    draw_plot(a.plot, plot_document(title, r.options, {plot_panel(scored, r.options, "uncalibrated")}));
+  }
   std::cout << (a.format == "json" ? eval_json(r).dump(2) + "\n" : eval_table(r));
   return 0;
 }
@@ -104,6 +111,7 @@ command_runner setup_eval(CLI::App& cmd) {
   cmd.add_option("--metrics", a->metrics,
                  "Comma-separated metrics to compute (default all; docs/metrics.md): e.g. ece,nll,brier");
   cmd.add_option("--format", a->format, "table | json")->check(CLI::IsMember({"table", "json"}));
+  add_plot_options(cmd, a->plot);
   return [a] { return run_eval(*a); };
 }
 

@@ -17,6 +17,7 @@
 #include "host/calibrators/scoring.hpp"
 #include "host/cli/commands.hpp"
 #include "host/cli/options.hpp"
+#include "host/metrics/plot_data.hpp"
 #include "host/metrics/report.hpp"
 
 namespace calibench::cli {
@@ -32,6 +33,7 @@ struct fit_args {
   std::string backend = "auto";
   std::string save;
   std::string format = "table";
+  plot_args plot;
 
   /// The fit options given on the command line, in table order.
   option_list given() const {
@@ -50,6 +52,7 @@ struct apply_args {
   convention_names conventions;
   std::string save;
   std::string format = "table";
+  plot_args plot;
 };
 
 /// Metrics of a calibrated split and the order inversions against its uncalibrated scores.
@@ -65,6 +68,17 @@ split_outcome evaluate_calibrated(const calibrator& cal, const split_data& split
   out.metrics = compute_metrics(out.scores, mo);
   out.inversions = order_inversions(uncalibrated(split).confidence, out.scores.confidence);
   return out;
+}
+
+/// --plot: the test split before and after calibration, side by side.
+void plot_fit(const plot_args& p, const calibrator& cal, const split_data& test, const split_outcome& after,
+              const metric_options& mo, const std::string& file) {
+  if (p.file.empty()) return;
+  const std::string title = fmt::format("{} /test (N = {}, K = {}): {}", file, after.scores.num_samples,
+                                        after.scores.num_classes, cal.method());
+  draw_plot(p, plot_document(
+                   title, mo,
+                   {plot_panel(uncalibrated(test), mo, "uncalibrated"), plot_panel(after.scores, mo, cal.method())}));
 }
 
 /// Writes the calibrated probabilities of both splits, the calibrator's extra outputs
@@ -158,6 +172,7 @@ int run_fit(const fit_args& a) {
     backend = make_backend(backend_for_rule(request.backend, mo.bin_rule));
   const calibrator cal = fit_calibrator(val, request, backend.get());
   fit_outcome o{cal, evaluate_calibrated(cal, val, mo), evaluate_calibrated(cal, test, mo), mo, 0.0, {}, {}};
+  plot_fit(a.plot, cal, test, o.test, mo, a.file);
   if (!a.save.empty()) save_calibrated(a.save, cal, a.file, o.val, o.test, val, test);
   o.seconds = seconds_since(started);
   o.backend = fit_site_name(request, backend.get());
@@ -187,6 +202,7 @@ int run_apply(const apply_args& a) {
   const split_data test = read_split(a.file, "test");
   const metric_options mo = resolve_conventions(a.conventions, a.bins);
   fit_outcome o{cal, evaluate_calibrated(cal, val, mo), evaluate_calibrated(cal, test, mo), mo, 0.0, {}, {}};
+  plot_fit(a.plot, cal, test, o.test, mo, a.file);
   if (!a.save.empty()) save_calibrated(a.save, cal, a.file, o.val, o.test, val, test);
   o.seconds = seconds_since(started);
   o.backend = "host";
@@ -229,6 +245,8 @@ command_runner setup_fit(CLI::App& cmd) {
   cmd.add_option("--backend", a->backend, "cpu | cuda | auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   cmd.add_option("--save", a->save, "Write calibrated probabilities and the parameters to this HDF5 file");
   cmd.add_option("--format", a->format, "table | json")->check(CLI::IsMember({"table", "json"}));
+  add_progress_options(cmd);
+  add_plot_options(cmd, a->plot);
   return [a] { return run_fit(*a); };
 }
 
@@ -240,6 +258,7 @@ command_runner setup_apply(CLI::App& cmd) {
   add_convention_options(cmd, a->conventions, true);
   cmd.add_option("--save", a->save, "Write the calibrated probabilities to this HDF5 file");
   cmd.add_option("--format", a->format, "table | json")->check(CLI::IsMember({"table", "json"}));
+  add_plot_options(cmd, a->plot);
   return [a] { return run_apply(*a); };
 }
 

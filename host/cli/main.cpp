@@ -88,6 +88,7 @@ int main(int argc, char** argv) {
                                    [&](const subcommand& c) { return std::string(c.name) == argv[1]; });
     if (!known) return report_error(fmt::format("unknown command '{}' (see calibench --help)", argv[1]), k_exit_input);
   }
+  default_progress_mode();
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -1,13 +1,21 @@
 // Shared options of the subcommands (host/cli/options.hpp).
 #include "host/cli/options.hpp"
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 
 #include <fmt/format.h>
+
+#include "common/error.hpp"
+#include "common/progress.hpp"
+#include "host/io/atomic_file.hpp"
 
 namespace calibench::cli {
 
@@ -83,6 +91,73 @@ std::vector<std::string> split_list(const std::string& text) {
     pos = next + 1;
   }
   return out;
+}
+
+void default_progress_mode() { progress_settings().mode = ::isatty(2) != 0 ? progress_mode::live : progress_mode::off; }
+
+void add_progress_options(CLI::App& cmd) {
+  auto* on = cmd.add_flag_callback(
+      "--progress", [] { progress_settings().mode = ::isatty(2) != 0 ? progress_mode::live : progress_mode::lines; },
+      "Progress with an ETA on stderr, also when it is not a terminal (a line every 5 s)");
+  auto* off = cmd.add_flag_callback(
+      "--quiet", [] { progress_settings().mode = progress_mode::off; }, "No progress on stderr");
+  on->excludes(off);
+}
+
+void add_plot_options(CLI::App& cmd, plot_args& p) {
+  cmd.add_option("--plot", p.file,
+                 "Draw a figure into this .png, .svg or .pdf (python3 with matplotlib); .json: write the plot data")
+      ->check(CLI::Validator(
+          [](const std::string& path) {
+            const auto dot = path.rfind('.');
+            const std::string ext = dot == std::string::npos ? "" : path.substr(dot);
+            return ext == ".png" || ext == ".svg" || ext == ".pdf" || ext == ".json"
+                       ? std::string()
+                       : fmt::format("'{}': expected a file name ending in .png, .svg, .pdf or .json", path);
+          },
+          "FILE.png|.svg|.pdf|.json"));
+  cmd.add_option("--plot-kind", p.kind, "reliability (with the confidence histogram) | retention | density")
+      ->check(CLI::IsMember({"reliability", "retention", "density"}));
+}
+
+void draw_plot(const plot_args& p, const nlohmann::json& document) {
+  if (p.file.size() >= 5 && p.file.ends_with(".json")) {
+    write_file_atomic(p.file, document.dump(1) + "\n");
+    return;
+  }
+  const std::string script = std::string(CALIBENCH_SOURCE_DIR) + "/python/calibench/plots.py";
+  if (::access(script.c_str(), R_OK) != 0) throw calibench::error(fmt::format("--plot: {} not found", script));
+  char data[] = "/tmp/calibench-plot-XXXXXX";
+  const int fd = ::mkstemp(data);
+  if (fd < 0) throw calibench::error("--plot: cannot create a temporary file in /tmp");
+  const std::string text = document.dump();
+  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  ::close(fd);
+  const std::string log = std::string(data) + ".log";
+  auto quoted = [](const std::string& s) {  // one shell word
+    std::string q = "'";
+    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+  };
+  const int status = written ? std::system(fmt::format("python3 {} {} --out {} --kind {} > /dev/null 2> {}",
+                                                       quoted(script), data, quoted(p.file), p.kind, log)
+                                               .c_str())
+                             : -1;
+  std::string message;
+  if (std::FILE* f = std::fopen(log.c_str(), "r")) {
+    char buf[4096];
+    const std::size_t got = std::fread(buf, 1, sizeof buf - 1, f);
+    message.assign(buf, got);
+    std::fclose(f);
+  }
+  ::unlink(data);
+  ::unlink(log.c_str());
+  while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
+  const int code = written && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (code == 0) return;
+  if (code == 4) throw calibench::error("--plot needs matplotlib for python3: python3 -m pip install matplotlib");
+  if (code == 2) throw input_error(fmt::format("--plot {}: {}", p.file, message));
+  throw calibench::error(fmt::format("--plot {}: the plot script failed (exit {}): {}", p.file, code, message));
 }
 
 }  // namespace calibench::cli

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include "host/io/dump.hpp"
 #include "host/metrics/conventions.hpp"
@@ -29,6 +30,26 @@ CLI::Validator finite_number(double lo, double hi, bool open_lo, bool open_hi, c
 /// The conventions options (docs/metrics.md); `all` false: only --binning (sweeps bin the
 /// top-label confidence and nothing else).
 void add_convention_options(CLI::App& cmd, convention_names& c, bool all);
+
+/// --progress (progress lines with an ETA on stderr even when it is not a terminal: one at
+/// most every 5 s, CALIBENCH_PROGRESS_INTERVAL seconds if set) and --quiet (none). Without
+/// either, a live line on a terminal and nothing otherwise (main sets that default).
+void add_progress_options(CLI::App& cmd);
+
+/// The default progress mode before the options are parsed: live on a terminal, else off.
+void default_progress_mode();
+
+/// --plot FILE and --plot-kind (eval, fit): a figure of the plot data (host/metrics/plot_data.hpp).
+struct plot_args {
+  std::string file;                  ///< .png, .svg or .pdf; "" draws nothing
+  std::string kind = "reliability";  ///< reliability | retention | density
+};
+void add_plot_options(CLI::App& cmd, plot_args& p);
+
+/// Draws `document` into p.file with python/calibench/plots.py (python3 with matplotlib), or
+/// writes it as JSON for a .json file; throws input_error (the script's own message) or
+/// calibench::error when it cannot run.
+void draw_plot(const plot_args& p, const nlohmann::json& document);
 
 /// "logits float32" or "probs float64".
 std::string scores_text(const split_data& s);

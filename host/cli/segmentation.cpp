@@ -163,6 +163,7 @@ command_runner setup_seg_eval(CLI::App& cmd) {
       ->check(CLI::IsMember({"cpu", "cuda", "auto"}));
   cmd.add_flag("--reliability", a->reliability, "Also print the reliability bins of every (method, group)");
   cmd.add_option("--format", a->format, "table | json")->check(CLI::IsMember({"table", "json"}));
+  add_progress_options(cmd);
   return [a] { return run_seg_eval(*a); };
 }
 

@@ -24,6 +24,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.hpp"
+#include "common/progress.hpp"
 #include "host/cli/commands.hpp"
 #include "host/cli/options.hpp"
 #include "host/experiment/reports.hpp"
@@ -145,7 +146,7 @@ int run_sweep_candidates(const sweep_candidates_args& a) {
   const split_data split = read_split(a.file, a.split);
   const sweep_input input = to_sweep_input(split);
   const metric_options mo = resolve_conventions(a.conventions, a.bins);
-  const sweep_options options{a.bins, mo.bin_rule, !a.no_adaece};
+  const sweep_options options{a.bins, mo.bin_rule, !a.no_adaece, progress_settings().mode != progress_mode::off};
   auto backend = make_backend(backend_for_rule(parse_backend_choice(a.backend), mo.bin_rule));
   const auto started = std::chrono::steady_clock::now();
   auto data = backend->prepare(input.view());
@@ -176,6 +177,7 @@ struct sweep_args {
   bool verbose = false;
   bool list = false;   ///< print the cells and exit
   bool plots = true;   ///< run experiments/plot_sweep.py on the output (when it and matplotlib are there)
+  bool report = true;  ///< run experiments/report_html.py on the output (after the plots)
   std::string shard;   ///< --shard I/N: run cells I, I + N, I + 2N, ... and write no reports
   bool merge = false;  ///< --merge: run nothing; write the reports from the cells on disk
 };
@@ -190,17 +192,33 @@ struct sweep_ranks {
   std::function<sweep_summary(const sweep_summary&)> combine = [](const sweep_summary& s) { return s; };
 };
 
-/// Runs experiments/plot_sweep.py (Python with matplotlib) on a sweep's output; returns a line
+/// Runs python3 on the script experiments/NAME with the sweep's output folder, stdout dropped,
+/// stderr into OUT/LOG; returns its exit status (-1 when it did not exit, -2 when it is missing).
+int run_output_script(const std::string& name, const std::string& out_dir, const std::string& log) {
+  const std::string script = std::string(CALIBENCH_SOURCE_DIR) + "/experiments/" + name;
+  if (::access(script.c_str(), R_OK) != 0) return -2;
+  const std::string command = fmt::format("python3 '{}' '{}' > /dev/null 2> '{}/{}'", script, out_dir, out_dir, log);
+  const int status = std::system(command.c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/// experiments/plot_sweep.py (Python with matplotlib) on a sweep's output; returns a line
 /// saying what happened. Plots are a convenience: their absence is reported, not an error.
 std::string make_plots(const std::string& out_dir) {
-  const std::string script = std::string(CALIBENCH_SOURCE_DIR) + "/experiments/plot_sweep.py";
-  if (::access(script.c_str(), R_OK) != 0) return fmt::format("Plots skipped: {} not found.\n", script);
-  const std::string command = fmt::format("python3 '{}' '{}' > /dev/null 2> '{}/plots.log'", script, out_dir, out_dir);
-  const int status = std::system(command.c_str());
-  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const int code = run_output_script("plot_sweep.py", out_dir, "plots.log");
   if (code == 0) return fmt::format("Plots (PNG and SVG) in {}/plots.\n", out_dir);
+  if (code == -2) return "Plots skipped: experiments/plot_sweep.py not found.\n";
   if (code == 4) return "Plots skipped: matplotlib is not installed (python3 -m pip install matplotlib).\n";
   return fmt::format("Plots failed (exit {}); see {}/plots.log.\n", code, out_dir);
+}
+
+/// experiments/report_html.py (standard library only): OUT/report.html, one self-contained
+/// page of the tables, the plots and the failed cells.
+std::string make_report(const std::string& out_dir) {
+  const int code = run_output_script("report_html.py", out_dir, "report.log");
+  if (code == 0) return fmt::format("Report: {}/report.html.\n", out_dir);
+  if (code == -2) return "Report skipped: experiments/report_html.py not found.\n";
+  return fmt::format("Report failed (exit {}); see {}/report.log.\n", code, out_dir);
 }
 
 /// `--shard I/N` as this process's place among N shards: cell i runs in shard i mod N, the
@@ -239,6 +257,7 @@ int write_outputs(const sweep_args& a, const experiment_spec& spec, const std::v
                   const std::string& summary, bool failed) {
   std::cout << write_reports(spec, cells, a.out);
   if (a.plots) std::cout << "\n" << make_plots(a.out);
+  if (a.report) std::cout << (a.plots ? "" : "\n") << make_report(a.out);
   std::cout << "\n" << summary;
   return failed ? k_exit_failed_cells : 0;
 }
@@ -277,7 +296,9 @@ int run_sweep(const sweep_args& a, const sweep_ranks& ranks) {
   if (a.merge) return merge_cells(a, spec, cells);
   sweep_run_options o;
   o.verbose = a.verbose;
-  o.progress = (ranks.size == 1 || ranks.shard) && ::isatty(2) != 0;
+  // Under mpirun rank 0 reports its own cells (the others stay quiet); a shard reports its own.
+  if (ranks.rank != 0 && !ranks.shard) progress_settings().mode = progress_mode::off;
+  o.progress = progress_settings().mode != progress_mode::off;
   o.rank = ranks.rank;
   o.ranks = ranks.size;
   sweep_summary s = run_cells(spec, cells, a.out, o);
@@ -368,6 +389,7 @@ command_runner setup_sweep_candidates(CLI::App& cmd) {
   cmd.add_option("--target-bin", a->target_bin, "bin-temperature: the bin whose temperature is swept");
   cmd.add_flag("--per-bin", a->per_bin, "Also print every candidate's bin statistics");
   cmd.add_option("--format", a->format, "json | csv")->check(CLI::IsMember({"json", "csv"}));
+  add_progress_options(cmd);
   return [a] { return run_sweep_candidates(*a); };
 }
 
@@ -378,6 +400,7 @@ command_runner setup_sweep(CLI::App& cmd) {
   cmd.add_flag("--verbose", a->verbose, "One line per finished cell on stderr");
   cmd.add_flag("--list", a->list, "Print the cells and their identities, run nothing");
   cmd.add_flag("!--no-plots", a->plots, "Do not run experiments/plot_sweep.py on the output");
+  cmd.add_flag("!--no-report", a->report, "Do not write OUT/report.html (experiments/report_html.py)");
   auto* shard = cmd.add_option("--shard", a->shard,
                                "I/N: run cells I, I+N, I+2N, ... (0 <= I < N; the MPI ranks' assignment) and write no "
                                "reports; then --merge");
@@ -385,6 +408,7 @@ command_runner setup_sweep(CLI::App& cmd) {
                              "Run nothing: write the reports from the cells in DIR/cells (after every shard finished)");
   merge->excludes(shard);
   cmd.get_option("--list")->excludes(merge);
+  add_progress_options(cmd);
   return [a] { return run_sweep_maybe_mpi(*a); };
 }
 

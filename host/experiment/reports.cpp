@@ -292,8 +292,8 @@ table_format format_of(const experiment_spec& spec) {
 
 /// The table's rows (Markdown and LaTeX), the best entry of each row in bold; true when
 /// some entry failed.
-bool table_rows(const experiment_spec& spec, entry_table& table, const table_format& f, std::string& md,
-                std::string& tex) {
+bool table_rows(const experiment_spec& spec, entry_table& table, const table_format& f,
+                const published_report& published, std::string& md, std::string& tex) {
   bool any_failed = false;
   for (const auto& d : spec.datasets) {
     const std::string& row = d.name;
@@ -310,9 +310,13 @@ bool table_rows(const experiment_spec& spec, entry_table& table, const table_for
       any_failed = any_failed || a.failed;
       const bool is_best = !a.value.empty() && mean_of(a.value) == best;
       const std::string t = f.text(a, false);
-      md += is_best ? fmt::format(" **{}** |", t) : fmt::format(" {} |", t);
+      const auto md_note = published.md_note.find({row, m.label});
+      md += is_best ? fmt::format(" **{}**", t) : fmt::format(" {}", t);
+      md += md_note == published.md_note.end() ? " |" : md_note->second + " |";
       const std::string tt = latex_escape(f.text(a, true));
       tex += is_best ? fmt::format(" & \\textbf{{{}}}", tt) : fmt::format(" & {}", tt);
+      if (const auto tex_note = published.tex_note.find({row, m.label}); tex_note != published.tex_note.end())
+        tex += tex_note->second;
     }
     md += "\n";
     tex += " \\\\\n";
@@ -321,7 +325,8 @@ bool table_rows(const experiment_spec& spec, entry_table& table, const table_for
 }
 
 /// The Markdown table and its LaTeX twin: rows datasets, columns method labels.
-std::pair<std::string, std::string> render_table(const experiment_spec& spec, entry_table& table) {
+std::pair<std::string, std::string> render_table(const experiment_spec& spec, entry_table& table,
+                                                 const published_report& published) {
   const table_format f = format_of(spec);
   std::string md = fmt::format(
       "# {}\n\nTest {}{} ({} bins, {}){}{}, test accuracy % in parentheses; "
@@ -343,10 +348,15 @@ std::pair<std::string, std::string> render_table(const experiment_spec& spec, en
   for (std::size_t i = 0; i < spec.methods.size(); ++i) md += "---|";
   md += "\n";
   tex += " \\\\\n\\midrule\n";
-  const bool any_failed = table_rows(spec, table, f, md, tex);
+  const bool any_failed = table_rows(spec, table, f, published, md, tex);
   tex += "\\bottomrule\n\\end{tabular}\n";
   if (any_failed) md += "\n`failed` / `*`: some cells of that entry failed; see results.csv for the errors.\n";
+  if (!published.md_note.empty())
+    md +=
+        "\n`pub.`: the paper's published value of that cell and our difference from it (ours - published); "
+        "the sections \"Published cells\" below list every published cell.\n";
   for (const auto& note : spec.notes) md += fmt::format("\nNote: {}\n", note);
+  md += published.md;
   return {md, tex};
 }
 
@@ -395,7 +405,7 @@ std::string write_reports(const experiment_spec& spec, const std::vector<cell>& 
   write_in(out_dir, "results.csv", results_csv(results));
   write_results_h5(results, out_dir);
   entry_table table = aggregate(spec, results);
-  auto [md, tex] = render_table(spec, table);
+  auto [md, tex] = render_table(spec, table, compare_published(spec.published, results, spec.table_metric));
   if (spec.bootstrap > 0 && spec.methods.size() > 1) md += paired_comparisons(spec, table);
   write_in(out_dir, "table.md", md);
   write_in(out_dir, "table.tex", tex);

@@ -8,10 +8,12 @@
 #include <fstream>
 #include <iostream>
 #include <numeric>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "common/error.hpp"
+#include "common/progress.hpp"
 #include "common/rng.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/scoring.hpp"
@@ -195,22 +197,14 @@ nlohmann::json run_cell(const experiment_spec& spec, const cell& c, sweep_backen
   return out;
 }
 
-/// One line per finished cell (--verbose), or the live progress line.
-void report_progress(const sweep_run_options& options, const cell& c, const nlohmann::json& result,
-                     const sweep_summary& s, std::int64_t done, double elapsed) {
-  if (options.verbose) {
-    std::cerr << fmt::format("[{}/{}] {} | {} | seed {}: {}\n", done, s.cells, c.dataset->name, c.method->label, c.seed,
-                             result.contains("error")   ? "FAILED: " + result["error"].get<std::string>()
-                             : !result.contains("test") ? fmt::format("{:.2f} s", result["seconds"].get<double>())
-                                                        : fmt::format("test ECE {:.2f} %, {:.2f} s",
-                                                                      100.0 * result["test"]["ece"].get<double>(),
-                                                                      result["seconds"].get<double>()));
-  } else if (options.progress) {
-    const double rate = static_cast<double>(s.ran) / std::max(elapsed, 1e-9);
-    const double eta = static_cast<double>(s.cells - done) / std::max(rate, 1e-9);
-    std::cerr << fmt::format("\r{} / {} cells, {:.1f} cells/s, ETA {:.0f} s   ", done, s.cells, rate, eta)
-              << std::flush;
-  }
+/// One line per finished cell (--verbose).
+void report_cell(const cell& c, const nlohmann::json& result, const sweep_summary& s, std::int64_t done) {
+  std::cerr << fmt::format("[{}/{}] {} | {} | seed {}: {}\n", done, s.cells, c.dataset->name, c.method->label, c.seed,
+                           result.contains("error") ? "FAILED: " + result["error"].get<std::string>()
+                           : !result.contains("test")
+                               ? fmt::format("{:.2f} s", result["seconds"].get<double>())
+                               : fmt::format("test ECE {:.2f} %, {:.2f} s", 100.0 * result["test"]["ece"].get<double>(),
+                                             result["seconds"].get<double>()));
 }
 
 }  // namespace
@@ -242,12 +236,17 @@ sweep_summary run_cells(const experiment_spec& spec, const std::vector<cell>& ce
   }
   s.cells = static_cast<std::int64_t>(mine.size());
   std::int64_t done = 0;
+  std::optional<progress> shown;  // the cells' progress (inner fits nest under it); --verbose prints lines instead
+  if (options.progress && !options.verbose)
+    shown.emplace(options.ranks > 1 ? fmt::format("sweep (rank {} of {})", options.rank, options.ranks) : "sweep",
+                  s.cells, "cells");
   for (const cell* c : mine) {
     const std::string path = cell_path(out_dir, *c);
     const nlohmann::json previous = read_cell(path);
     if (!previous.is_null() && !previous.contains("error")) {
       ++s.skipped;
       ++done;
+      if (shown) shown->step();
       continue;
     }
     nlohmann::json result{{"id", c->id},
@@ -269,9 +268,12 @@ sweep_summary run_cells(const experiment_spec& spec, const std::vector<cell>& ce
     write_file_atomic(path, result.dump(1));
     ++s.ran;
     ++done;
-    report_progress(options, *c, result, s, done, seconds_since(started));
+    if (options.verbose) report_cell(*c, result, s, done);
+    if (shown) {
+      if (s.failed > 0) shown->detail(fmt::format("{} failed", s.failed));
+      shown->step();
+    }
   }
-  if (options.progress && !options.verbose) std::cerr << "\n";
   s.seconds = seconds_since(started);
   return s;
 }

@@ -15,7 +15,7 @@ namespace calibench {
 
 struct sweep_run_options {
   bool verbose = false;   ///< one line per finished cell on stderr
-  bool progress = false;  ///< a live progress line on stderr (when it is a terminal)
+  bool progress = false;  ///< the cells' progress on stderr (common/progress.hpp chooses live or lines)
   std::int32_t rank = 0;  ///< this process's share of the cells (cell i runs on rank i mod ranks)
   std::int32_t ranks = 1;
 };

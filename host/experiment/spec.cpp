@@ -506,7 +506,7 @@ toml::table parse_spec_file(const std::string& path) {
                                            "brier",        "nll_clip",          "backend",  "seeds",
                                            "bootstrap",    "bootstrap_seed",    "datasets", "methods",
                                            "notes",        "table_metric",      "task",     "roi",
-                                           "roi_dilation", "background"};
+                                           "roi_dilation", "background",        "published"};
   for (const auto& [key, node] : root) {
     if (!known.contains(std::string(key.str()))) spec_fail(path, fmt::format("unknown key '{}'", key.str()));
   }
@@ -536,9 +536,13 @@ experiment_spec load_spec(const std::string& path, const std::string& out_dir) {
   load_datasets(root, path, out_dir, spec, pending);
   spec.task = string_at(root, "task", "classification", path, {"classification", "segmentation"});
   if (spec.task == "segmentation") {
+    if (root.contains("published")) spec_fail(path, "published: published cells are for classification tables");
     spec = load_seg_spec(root, path, std::move(spec));
   } else {
     load_methods(root, path, spec);
+    std::vector<std::string> labels;
+    for (const auto& m : spec.methods) labels.push_back(m.label);
+    spec.published = load_published(root.get("published"), path, labels);
   }
   const auto cells = static_cast<double>(spec.datasets.size()) * static_cast<double>(spec.methods.size()) *
                      static_cast<double>(spec.seeds.size());

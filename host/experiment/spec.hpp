@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "host/calibrators/request.hpp"
+#include "host/experiment/published.hpp"
 #include "host/metrics/conventions.hpp"
 
 namespace calibench {
@@ -42,8 +43,9 @@ struct experiment_spec {
   std::uint64_t bootstrap_seed = 0;
   std::vector<dataset_entry> datasets;
   std::vector<method_config> methods;
-  std::string table_metric = "ece";  ///< the metric of the tables' cells (any eval metric key)
-  std::vector<std::string> notes;    ///< the spec's own notes, then e.g. unmatched optional globs
+  std::string table_metric = "ece";        ///< the metric of the tables' cells (any eval metric key)
+  std::vector<std::string> notes;          ///< the spec's own notes, then e.g. unmatched optional globs
+  std::vector<published_table> published;  ///< the paper's cells printed beside ours (paper specs)
   /// "classification", or "segmentation" (docs/segmentation.md): methods are seg-eval methods,
   /// one cell per dataset and method, tables with methods as rows and domain groups as columns.
   std::string task = "classification";

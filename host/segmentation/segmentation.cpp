@@ -12,6 +12,7 @@
 
 #include "common/error.hpp"
 #include "common/parallel.hpp"
+#include "common/progress.hpp"
 #include "common/rng.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/temperature_scaling.hpp"
@@ -283,6 +284,17 @@ std::vector<std::uint8_t> dilate_foreground(const std::int32_t* labels, std::int
   return roi;
 }
 
+namespace {
+
+/// The images of the groups a seg-eval scores (its progress counts them).
+std::int64_t total_images(const std::vector<const seg_group*>& groups) {
+  std::int64_t n = 0;
+  for (const auto* g : groups) n += g->images;
+  return n;
+}
+
+}  // namespace
+
 seg_report evaluate_segmentation(const std::string& path, const seg_eval_options& o) {
   const auto started = std::chrono::steady_clock::now();
   if (o.roi != "dilate" && o.roi != "stored" && o.roi != "all")
@@ -334,7 +346,9 @@ seg_report evaluate_segmentation(const std::string& path, const seg_eval_options
   }
 
   const std::int64_t slots = o.metrics.slots();
+  progress shown("seg-eval", total_images(groups), "images");
   for (const auto* g : groups) {
+    shown.detail("group " + g->name);
     const bool want_roi = o.roi == "stored";
     const bool want_t = std::find(methods.begin(), methods.end(), seg_method::temperature_map) != methods.end();
     const bool want_a = std::find(methods.begin(), methods.end(), seg_method::augmented_mean) != methods.end();
@@ -364,6 +378,7 @@ seg_report evaluate_segmentation(const std::string& path, const seg_eval_options
         for (std::size_t mi = 0; mi < methods.size(); ++mi)
           totals[mi].merge(partial[static_cast<std::size_t>(i) * methods.size() + mi]);
       }
+      shown.step(count);
     }
     for (std::size_t mi = 0; mi < methods.size(); ++mi) {
       report.results.push_back({o.methods[mi], g->name, finish(totals[mi], o.metrics, o.reliability)});

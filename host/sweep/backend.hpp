@@ -29,6 +29,9 @@ struct sweep_options {
   /// Equal-mass bins need each candidate's confidence order (a sort per candidate); turn
   /// this off when only equal-width metrics are needed (e.g. class-based TS on ECE).
   bool adaece = true;
+  /// Report the candidate blocks as they finish (common/progress.hpp; `sweep-candidates` sets
+  /// it, the fits do not: their own loops report). The CUDA backend runs one pass and ignores it.
+  bool progress = false;
 };
 
 /// What a sweep returns: G candidates in the order given, M bins each.

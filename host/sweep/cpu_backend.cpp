@@ -10,11 +10,13 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "common/error.hpp"
 #include "common/parallel.hpp"
+#include "common/progress.hpp"
 #include "host/metrics/metrics.hpp"
 #include "host/sweep/backend.hpp"
 #include "host/sweep/sweep_detail.hpp"
@@ -231,8 +233,11 @@ sweep_result drive(std::int64_t num_candidates, std::int64_t num_samples, std::s
   std::vector<double> conf;           // block x N, row order, for equal-mass bins
   std::vector<std::uint8_t> correct;  // block x N
 
+  std::optional<progress> shown;
+  if (options.progress) shown.emplace("sweep-candidates", num_candidates, "candidates");
   for (std::int64_t g0 = 0; g0 < num_candidates; g0 += block) {
     const std::int64_t gb = std::min(block, num_candidates - g0);
+    if (shown) shown->set(g0);
     if (want_adaece) {
       conf.resize(static_cast<std::size_t>(gb * num_samples));
       correct.resize(static_cast<std::size_t>(gb * num_samples));

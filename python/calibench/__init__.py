@@ -53,6 +53,8 @@ __all__ = [
     "read_lm_eval",
     "read_table",
     "InputError",
+    "plot_reliability",
+    "plot_data",
     "__version__",
 ]
 
@@ -636,3 +638,6 @@ def write_dump(
 def device_info() -> dict:
     """Whether the CUDA backend is built into this module and which device answers."""
     return _core.device_info()
+
+
+from .plots import plot_reliability, plot_data  # noqa: E402
