@@ -62,7 +62,13 @@ struct class_search_state {
   bool constrained;
   double running_best = k_inf;  // nudge: one best across the run
   double accepted_accuracy;     // nudge: the accuracy of the last accepted move
+  bool code = false;            // nudge --follow code: the code's float32 values and its acc_check
 };
+
+/// The authors' acc_check stores `T`, the TS grid loop's leftover (0.1 + 100 x 0.1 accumulated
+/// in Python floats, 10.09999999999998), as float32, in place of the accepted candidate
+/// (liorfrenkel1992/calibration @ 01ea29b, temperature_scaling.py l.346).
+constexpr double k_code_leftover_temperature = static_cast<float>(10.09999999999998);
 
 /// The authors' code: class `i` moves by the first nudge that beats the run's best ECE.
 bool nudge_class(class_search_state& s, std::int32_t i) {
@@ -70,7 +76,9 @@ bool nudge_class(class_search_state& s, std::int32_t i) {
   const double current = s.session.temperatures()[static_cast<std::size_t>(i)];
   std::vector<double> cands;
   for (double step : steps) {
-    if (current + step > 0) cands.push_back(current + step);
+    // The code's temperatures are float32 tensors: v + s in float32 (exact in double, then rounded).
+    const double t = s.code ? static_cast<float>(current + static_cast<float>(step)) : current + step;
+    if (t > 0) cands.push_back(t);
   }
   const auto r = s.session.sweep(i, cands);
   double chosen = current;
@@ -78,7 +86,7 @@ bool nudge_class(class_search_state& s, std::int32_t i) {
     const bool allowed = !s.constrained || r.accuracy[g] >= s.accepted_accuracy;
     if (allowed && r.ece[g] < s.running_best) {
       s.running_best = r.ece[g];
-      chosen = cands[g];
+      chosen = s.code && s.constrained ? k_code_leftover_temperature : cands[g];
       if (s.constrained) s.accepted_accuracy = r.accuracy[g];
     }
   }
@@ -119,11 +127,13 @@ fitted fit_cts_greedy(const fit_input& in) {
   // 1. One temperature by validation ECE on the grid.
   const auto init = in.backend->temperature(*split.data, grid, sweep_options_of(r, false));
   const std::int64_t t0 = first_min(init.ece);
-  const double initial = grid[static_cast<std::size_t>(t0)];
+  const double initial =
+      r.follow_code ? static_cast<float>(grid[static_cast<std::size_t>(t0)]) : grid[static_cast<std::size_t>(t0)];
   auto session = in.backend->class_temperature(*split.data, std::vector<double>(static_cast<std::size_t>(k), initial),
                                                sweep_options_of(r, false));
   // 2. Cycles over the classes until one changes nothing.
-  class_search_state state{*session, r.accuracy_constraint, k_inf, init.accuracy[static_cast<std::size_t>(t0)]};
+  class_search_state state{*session, r.accuracy_constraint, k_inf, init.accuracy[static_cast<std::size_t>(t0)],
+                           r.follow_code};
   std::int64_t run = 0;
   progress shown(nudge ? "cts_greedy (nudge)" : "cts_greedy", cycles * k, "class steps", true);
   while (run < cycles) {
@@ -144,8 +154,14 @@ fitted fit_cts_greedy(const fit_input& in) {
 std::vector<method_info> class_temperature_methods() {
   method_info m;
   m.name = "cts_greedy";
-  m.options = {"grid", "iterations", "accuracy_constraint", "cts_search"};
+  m.options = {"grid", "iterations", "accuracy_constraint", "cts_search", "objective_bins", "follow"};
   m.on_backend = [](const fit_request&) { return true; };
+  m.check = [](const fit_request& r) {
+    if (r.follow_code && r.search != class_search::nudge)
+      throw input_error(
+          "cts_greedy --follow code: the authors' code is the nudge search (--cts-search nudge); the grid search is "
+          "the paper's Algorithm 1");
+  };
   m.fit = fit_cts_greedy;
   m.load = class_temperature_map::load;
   return {m};

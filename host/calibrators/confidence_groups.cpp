@@ -306,7 +306,7 @@ fitted fit_cts_conf(const fit_input& in) {
 method_info group_method(std::string name, group_map::kind kind, std::function<fitted(const fit_input&)> fit) {
   method_info m;
   m.name = std::move(name);
-  m.options = {"calib_bins"};
+  m.options = {"calib_bins", "objective_bins"};
   m.fit = std::move(fit);
   m.load = [kind](const nlohmann::json& p, const std::string& where) { return group_map::load(kind, p, where); };
   return m;

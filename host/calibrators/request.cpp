@@ -33,6 +33,15 @@ constexpr fit_option k_options[] = {
     {.key = "calib_bins",
      .help = "cws, cts_conf, bts: calibration bins B or auto (2..50); hist, scaling_binning: bins M",
      .applies_to = "cws, cts_conf, bts, hist and scaling_binning"},
+    {.key = "follow",
+     .help = "paper | code: where the weight-scaling / class-based TS authors' code departs from their paper, "
+             "follow the code (ws: its 13-bin least-squares weight; cts_greedy --cts-search nudge: its accuracy "
+             "check storing the leftover grid temperature 10.1); docs/calibrators.md",
+     .applies_to = "ws and cts_greedy"},
+    {.key = "objective_bins",
+     .help = "Bins M of the fit's ECE / adaECE objective and of --calib-bins auto (default: the evaluation bins "
+             "--bins); the authors' code of the weight-scaling paper fits with 15 and reports with 10",
+     .applies_to = "ts, ws, cws, cts_conf, bts and cts_greedy"},
     {.key = "iterations",
      .help = "cts_greedy: cycles over the classes (5 for grid, 1000 for nudge); vs, ms, cts_nll, ms_odir, dir_odir, "
              "dir_l2, dir_diag, sms: L-BFGS iterations at most per fit (1000); vs_tva, ms_odir_tva: Adam epochs over "
@@ -219,6 +228,10 @@ void set_option(fit_request& r, std::string_view key, const std::string& v) {
     r.grid = v;
   } else if (key == "calib_bins") {
     r.calib_bins = parse_calib_bins(v);
+  } else if (key == "follow") {
+    r.follow_code = choice(key, v, {"paper", "code"}) == 1;
+  } else if (key == "objective_bins") {
+    r.objective_bins = static_cast<std::int32_t>(integer(key, v, 1, 1000000, "[1, 1000000]"));
   } else if (key == "iterations") {
     r.iterations = static_cast<std::int64_t>(integer(key, v, 0, 1000000, "[0, 1000000]"));
   } else if (key == "accuracy_constraint") {
@@ -356,6 +369,7 @@ fit_request parse_fit_request(const std::string& method, const option_list& opti
     r.given.push_back(key);
   }
   if (r.iterations) r.train.iterations = *r.iterations;
+  if (r.objective_bins) r.metrics.num_bins = *r.objective_bins;  // the fit's bins; its evaluation keeps its own
   check_request(r, row);
   return r;
 }
@@ -372,6 +386,8 @@ nlohmann::json request_json(const fit_request& r) {
                    {"odir_mu", r.odir ? nlohmann::json(r.odir->mu) : nlohmann::json(nullptr)},
                    {"bins", r.metrics.num_bins},
                    {"conventions", conventions_json(r.metrics)}};
+  if (r.objective_bins) j["objective_bins"] = *r.objective_bins;
+  if (r.was_given("follow")) j["follow"] = r.follow_code ? "code" : "paper";
   if (method_named(r.method).takes("spline_knots")) {
     j["spline_knots"] = r.spline_knots;
     j["spline_interpolation"] = r.spline_authors ? "authors" : "linear";

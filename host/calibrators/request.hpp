@@ -50,8 +50,10 @@ struct fit_request {
   fit_objective objective = fit_objective::nll;
   std::string grid;  ///< candidates as given; empty: the method's default
   calib_bins_option calib_bins;
-  std::optional<std::int64_t> iterations;  ///< none: the method's default
-  bool accuracy_constraint = true;         ///< cts_greedy
+  bool follow_code = false;                    ///< ws, cts_greedy: --follow code (the authors' code)
+  std::optional<std::int32_t> objective_bins;  ///< given: `metrics.num_bins` of the fit (not of its evaluation)
+  std::optional<std::int64_t> iterations;      ///< none: the method's default
+  bool accuracy_constraint = true;             ///< cts_greedy
   class_search search = class_search::grid;
   multiclass_rule multiclass = multiclass_rule::automatic;  ///< platt, beta, hist, iso
   bool platt_smoothed = false;      ///< platt: Platt's targets (N+ + 1)/(N+ + 2), 1/(N- + 2) instead of 1, 0

@@ -277,7 +277,7 @@ scored_split temperature_map::apply(const split_data& split) const {
 std::vector<method_info> temperature_scaling_methods() {
   method_info ts;
   ts.name = "ts";
-  ts.options = {"objective", "grid"};
+  ts.options = {"objective", "grid", "objective_bins"};
   ts.objectives = {fit_objective::nll, fit_objective::ece, fit_objective::adaece, fit_objective::tva};
   ts.on_backend = [](const fit_request& r) {
     return r.objective == fit_objective::ece || r.objective == fit_objective::adaece;

@@ -78,8 +78,11 @@ std::vector<published_cell> load_cells(const toml::table& t, const std::string& 
     const auto* c = arr->get(i)->as_table();
     if (c == nullptr) fail(file, fmt::format("{}: expected a table", w));
     only_keys(*c, {"row", "column", "value", "metric", "line", "note", "temperature"}, file, w);
-    published_cell cell{text_at(*c, "row", file, w, true), text_at(*c, "column", file, w, true),
-                        text_at(*c, "metric", file, w, false), number_at(*c, "value", file, w), 0,
+    published_cell cell{text_at(*c, "row", file, w, true),
+                        text_at(*c, "column", file, w, true),
+                        text_at(*c, "metric", file, w, false),
+                        number_at(*c, "value", file, w),
+                        0,
                         text_at(*c, "note", file, w, false)};
     if (cell.metric.empty()) cell.metric = metric;  // a quantity calibench lacks is fine until a spec maps it
     if (const auto* line = c->get("line")) cell.line = line->value<std::int64_t>().value_or(0);
@@ -118,8 +121,8 @@ void load_side_table(const std::string& path, const std::string& name, published
   fail(path, fmt::format("no [[tables]] entry with table = '{}'", name));
 }
 
-double mean_test_value(const std::vector<nlohmann::json>& results, const std::string& dataset,
-                       const std::string& label, const std::string& metric, bool& found) {
+double mean_test_value(const std::vector<nlohmann::json>& results, const std::string& dataset, const std::string& label,
+                       const std::string& metric, bool& found) {
   double sum = 0;
   std::int64_t n = 0;
   for (const auto& r : results) {
@@ -205,7 +208,8 @@ void compare_table(const published_table& t, const std::vector<nlohmann::json>& 
     if (column == t.columns.end()) unmatched_columns.insert(c.column);
     if (row == t.rows.end() || column == t.columns.end()) continue;
     bool found = false;
-    const double ours = (percent ? 100.0 : 1.0) * mean_test_value(results, row->second, column->second, c.metric, found);
+    const double ours =
+        (percent ? 100.0 : 1.0) * mean_test_value(results, row->second, column->second, c.metric, found);
     const std::string shown = fmt::format("{:.{}f}", c.value, std::max(2, printed_decimals(c.value)));
     const std::string where = fmt::format("{} | {} | {} | {}", md_cell(c.row), md_cell(c.column), c.metric, shown);
     if (!found) {
@@ -221,8 +225,9 @@ void compare_table(const published_table& t, const std::vector<nlohmann::json>& 
     const bool ok = std::fabs(std::round(ours * scale) / scale - c.value) <= t.tolerance + 1e-9;
     reproduced += ok ? 1 : 0;
     const std::string reason = ok ? "" : reason_of(t, row->second, column->second);
-    rows_md += fmt::format("| {} | {:.2f} | {:+.2f} | {} |\n", where, ours, delta,
-                           ok ? "yes" : (reason.empty() ? "**no** (no reason recorded)" : "**no**: " + md_cell(reason)));
+    rows_md +=
+        fmt::format("| {} | {:.2f} | {:+.2f} | {} |\n", where, ours, delta,
+                    ok ? "yes" : (reason.empty() ? "**no** (no reason recorded)" : "**no**: " + md_cell(reason)));
     if (c.metric == table_metric) {
       const auto key = std::make_pair(row->second, column->second);
       out.md_note[key] += fmt::format("<br>pub. {} (Δ {:+.2f})", shown, delta);
@@ -230,10 +235,12 @@ void compare_table(const published_table& t, const std::vector<nlohmann::json>& 
     }
   }
   out.md += fmt::format("\n## Published cells: {}, {}\n\n", t.table, t.paper);
-  out.md += fmt::format("{}{}Transcribed in `{}` from `{}`{}. A cell is reproduced when ours, rounded as the paper prints the cell, is within {} {} of it.\n\n",
-                        t.caption, t.caption.empty() ? "" : ". ", t.file, t.source,
-                        t.source_lines.empty() ? "" : ", lines " + t.source_lines, t.tolerance,
-                        t.unit.empty() ? "" : "(" + t.unit + ", absolute)");
+  out.md += fmt::format(
+      "{}{}Transcribed in `{}` from `{}`{}. A cell is reproduced when ours, rounded as the paper prints the cell, is "
+      "within {} {} of it.\n\n",
+      t.caption, t.caption.empty() ? "" : ". ", t.file, t.source,
+      t.source_lines.empty() ? "" : ", lines " + t.source_lines, t.tolerance,
+      t.unit.empty() ? "" : "(" + t.unit + ", absolute)");
   out.md += fmt::format("**Reproduced: {} of {} compared cells.**", reproduced, compared);
   if (no_result > 0) out.md += fmt::format(" {} mapped cells have no result in this run.", no_result);
   const std::size_t elsewhere = std::count_if(t.cells.begin(), t.cells.end(), [&](const published_cell& c) {
@@ -242,12 +249,15 @@ void compare_table(const published_table& t, const std::vector<nlohmann::json>& 
   if (elsewhere > 0) {
     out.md += fmt::format(" {} published cells have no counterpart here", elsewhere);
     if (!unmatched_rows.empty()) out.md += fmt::format(" (rows without a dump: {})", some_of(unmatched_rows));
-    if (!unmatched_columns.empty()) out.md += fmt::format(" (columns without a method: {})", some_of(unmatched_columns));
+    if (!unmatched_columns.empty())
+      out.md += fmt::format(" (columns without a method: {})", some_of(unmatched_columns));
     out.md += ".";
   }
   if (!rows_md.empty())
-    out.md += "\n\n| paper row | paper column | metric | published | ours | Δ | reproduced |\n|---|---|---|---|---|---|---|\n" +
-              rows_md;
+    out.md +=
+        "\n\n| paper row | paper column | metric | published | ours | Δ | reproduced "
+        "|\n|---|---|---|---|---|---|---|\n" +
+        rows_md;
   out.md += "\n" + unmatched_grid(t);
 }
 

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
 #include <toml++/toml.h>
+#include <nlohmann/json.hpp>
 
 namespace calibench {
 
@@ -25,10 +25,10 @@ struct published_cell {
 
 /// One `[[published]]` entry of a spec: a table of a side file and how it maps onto the spec.
 struct published_table {
-  std::string file;          ///< the side file, as the spec names it (relative to the spec's folder)
+  std::string file;  ///< the side file, as the spec names it (relative to the spec's folder)
   std::string paper, source, table, caption, unit, source_lines;
-  std::string metric;        ///< the table's metric (a cell may name another)
-  double tolerance = 0;      ///< |ours - published| <= tolerance counts as reproduced (in `unit`)
+  std::string metric;                          ///< the table's metric (a cell may name another)
+  double tolerance = 0;                        ///< |ours - published| <= tolerance counts as reproduced (in `unit`)
   std::map<std::string, std::string> rows;     ///< paper row -> dataset name of the spec
   std::map<std::string, std::string> columns;  ///< paper column -> method label of the spec
   std::map<std::string, std::string> reasons;  ///< "label" or "dataset / label" -> why it misses

@@ -58,6 +58,11 @@ void macro_prf(const scored_split& s, metric_set& m);
 void sorted_top_label(const scored_split& s, std::span<const double> correct, const metric_options& options,
                       metric_set& m);
 
+/// focal_calibration's equal-mass edges (histedges_equalN, AdaptiveECELoss): np.interp(
+/// linspace(0, N, M + 1), arange(N), sorted) of ascending `sorted` (N >= 1): M + 1 edges, the
+/// first the minimum, the last the maximum.
+std::vector<double> interp_edges(std::span<const double> sorted, std::int32_t m);
+
 /// Indices ordered by `key` ascending, ties by index ascending.
 std::vector<std::int64_t> ascending_order(std::span<const double> key);
 

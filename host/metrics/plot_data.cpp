@@ -61,9 +61,14 @@ nlohmann::json plot_panel(const scored_split& s, const metric_options& options, 
     bins.push_back({b.count, b.count ? json_number(b.sum_correct / cnt) : nlohmann::json(nullptr),
                     b.count ? json_number(b.sum_confidence / cnt) : nlohmann::json(nullptr)});
   }
-  return {{"label", label},          {"ece", json_number(m.ece)},   {"accuracy", json_number(m.accuracy)},
-          {"n", s.num_samples},      {"reliability", bins},         {"retention", retention_of_kept(s)},
-          {"r_auc", json_number(m.r_auc)}, {"density", density_of(s)}};
+  return {{"label", label},
+          {"ece", json_number(m.ece)},
+          {"accuracy", json_number(m.accuracy)},
+          {"n", s.num_samples},
+          {"reliability", bins},
+          {"retention", retention_of_kept(s)},
+          {"r_auc", json_number(m.r_auc)},
+          {"density", density_of(s)}};
 }
 
 nlohmann::json plot_document(const std::string& title, const metric_options& options, nlohmann::json panels) {

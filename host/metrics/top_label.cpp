@@ -66,6 +66,23 @@ double numpy_quantile(const std::vector<double>& sorted, double q) {
 
 namespace detail {
 
+std::vector<double> interp_edges(std::span<const double> sorted, std::int32_t m) {
+  const auto n = static_cast<std::int64_t>(sorted.size());
+  std::vector<double> edges(static_cast<std::size_t>(m) + 1);
+  const double step = static_cast<double>(n) / static_cast<double>(m);
+  for (std::int32_t j = 0; j <= m; ++j) {
+    const double x = j == m ? static_cast<double>(n) : static_cast<double>(j) * step;
+    if (x >= static_cast<double>(n - 1)) {
+      edges[j] = sorted[static_cast<std::size_t>(n - 1)];
+    } else {
+      const double k = std::floor(x);
+      const auto ki = static_cast<std::size_t>(k);
+      edges[j] = x == k ? sorted[ki] : (sorted[ki + 1] - sorted[ki]) * (x - k) + sorted[ki];
+    }
+  }
+  return edges;
+}
+
 std::vector<double> proper_scores(const scored_split& s, const metric_options& options, metric_set& m) {
   const std::int64_t n = s.num_samples;
   const std::int64_t k = s.num_classes;
@@ -170,21 +187,8 @@ double adaptive_ece(std::span<const double> confidence, std::span<const double> 
       }
       return total / static_cast<double>(groups);
     }
-    case adaptive_rule::interp: {  // focal_calibration AdaptiveECELoss: np.interp(linspace(0, N, M+1), arange(N),
-                                   // sort(c))
-      const double step = static_cast<double>(n) / static_cast<double>(m);
-      for (std::int32_t j = 0; j <= m; ++j) {
-        const double x = j == m ? static_cast<double>(n) : static_cast<double>(j) * step;
-        if (x >= static_cast<double>(n - 1)) {
-          edges[j] = sorted[static_cast<std::size_t>(n - 1)];
-        } else {
-          const double k = std::floor(x);
-          const auto ki = static_cast<std::size_t>(k);
-          edges[j] = x == k ? sorted[ki] : (sorted[ki + 1] - sorted[ki]) * (x - k) + sorted[ki];
-        }
-      }
-      return edges_ece(confidence, correct, order, edges, true);
-    }
+    case adaptive_rule::interp:  // focal_calibration AdaptiveECELoss
+      return edges_ece(confidence, correct, order, detail::interp_edges(sorted, m), true);
     case adaptive_rule::quantile: {  // netcal: np.quantile(c, linspace(0, 1, M+1)), ends 0 and 1, histogram bins
       const double step = 1.0 / static_cast<double>(m);
       for (std::int32_t j = 1; j < m; ++j) edges[j] = numpy_quantile(sorted, static_cast<double>(j) * step);
