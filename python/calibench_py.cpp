@@ -31,6 +31,7 @@
 
 #include "common/error.hpp"
 #include "common/parallel.hpp"
+#include "common/progress.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/io/dump.hpp"
 #include "host/io/grid.hpp"
@@ -514,4 +515,15 @@ NB_MODULE(_core, m) {
   m.def("device_info", &device_info);
   m.def("version", [] { return std::string(CALIBENCH_VERSION); });
   m.def("_input_copies", [] { return g_input_copies.load(); });
+  // Progress lines on the process's stderr (common/progress.hpp); off unless asked.
+  m.def("set_progress", [](const std::string& mode, double interval) {
+    if (mode != "off" && mode != "live" && mode != "lines")
+      throw input_error(fmt::format("progress: '{}' is not one of off, live, lines", mode));
+    if (!(interval >= 0) || !std::isfinite(interval))
+      throw input_error(fmt::format("progress interval {} must be a finite number >= 0", interval));
+    progress_settings().mode = mode == "off"    ? progress_mode::off
+                               : mode == "live" ? progress_mode::live
+                                                : progress_mode::lines;
+    progress_settings().interval = interval;
+  });
 }

@@ -49,6 +49,7 @@ __all__ = [
     "fit_options",
     "presets",
     "device_info",
+    "set_progress",
     "load_results",
     "read_lm_eval",
     "read_table",
@@ -633,6 +634,15 @@ def write_dump(
 
     flat = [a for _, v, y in entries for a in (v, y)]
     _call_with_arrays(call, *flat)
+
+
+def set_progress(mode: str = "lines", interval: float = 5.0) -> None:
+    """Progress lines with an ETA on the process's stderr for the long calls (fit cycles, CV
+    folds, L-BFGS iterations, sweeps): "lines" (a line at most every `interval` seconds),
+    "live" (one line rewritten in place, for a terminal) or "off" (the default). The lines are
+    written by the engine to file descriptor 2, not through sys.stderr (a notebook shows them
+    in its server's log, not in the cell)."""
+    _core.set_progress(str(mode), float(interval))
 
 
 def device_info() -> dict:
