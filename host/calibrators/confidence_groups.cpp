@@ -15,6 +15,7 @@
 #include <fmt/format.h>
 
 #include "common/error.hpp"
+#include "host/calibrators/confidence_groups_code.hpp"
 #include "host/calibrators/grid_search.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/scoring.hpp"
@@ -171,6 +172,7 @@ fitted fit_grouping(const fit_input& in, const std::function<std::shared_ptr<con
 // ---- cws ---------------------------------------------------------------------------------------------
 
 fitted fit_cws(const fit_input& in) {
+  if (in.request.follow_code) return fit_cws_code(in);
   const scored_split base = uncalibrated(in.val);
   const double inv_k = 1.0 / static_cast<double>(in.val.num_classes);
   const group_rule weight = [inv_k](const calibration_groups&, std::size_t, const group_stats& s) {
@@ -316,6 +318,15 @@ method_info group_method(std::string name, group_map::kind kind, std::function<f
 
 std::vector<method_info> confidence_group_methods() {
   method_info cws = group_method("cws", group_map::kind::weight, fit_cws);
+  cws.options.push_back("follow");
+  cws.load = [](const nlohmann::json& p, const std::string& where) {
+    return p.value("follow", "paper") == "code" ? load_cws_code(p, where)
+                                                : group_map::load(group_map::kind::weight, p, where);
+  };
+  cws.check = [](const fit_request& r) {
+    if (r.follow_code && r.was_given("objective_bins"))
+      throw input_error("cws --follow code: the code's bins are --calib-bins; --objective-bins does not apply");
+  };
   method_info cts_conf = group_method("cts_conf", group_map::kind::temperature, fit_cts_conf);
   cts_conf.options.push_back("grid");
   cts_conf.on_backend = [](const fit_request&) { return true; };

@@ -34,10 +34,12 @@ constexpr fit_option k_options[] = {
      .help = "cws, cts_conf, bts: calibration bins B or auto (2..50); hist, scaling_binning: bins M",
      .applies_to = "cws, cts_conf, bts, hist and scaling_binning"},
     {.key = "follow",
-     .help = "paper | code: where the weight-scaling / class-based TS authors' code departs from their paper, "
-             "follow the code (ws: its 13-bin least-squares weight; cts_greedy --cts-search nudge: its accuracy "
-             "check storing the leftover grid temperature 10.1); docs/calibrators.md",
-     .applies_to = "ws and cts_greedy"},
+     .help =
+         "paper | code: where the weight-scaling / class-based TS authors' code departs from their paper, "
+         "follow the code (ws: its 13-bin least-squares weight; cws: its interp bins, high-accuracy cap and empty-bin "
+         "rule; cts_greedy --cts-search nudge: its accuracy "
+         "check storing the leftover grid temperature 10.1); docs/calibrators.md",
+     .applies_to = "ws, cws and cts_greedy"},
     {.key = "objective_bins",
      .help = "Bins M of the fit's ECE / adaECE objective and of --calib-bins auto (default: the evaluation bins "
              "--bins); the authors' code of the weight-scaling paper fits with 15 and reports with 10",

@@ -7,6 +7,7 @@ test_frenkel_code_ref.py).
   port and calibench compute the same float64 sums in the same order (the bin accuracy as the
   code's float32 mean in both): the weight must agree to 1e-13 relative (the bin means are
   summed in another order), the calibrated test probabilities to 1e-12.
+- cws --follow code = set_temperature4 (test_cws_code states its rules and tolerances).
 - cts_greedy --cts-search nudge --follow code = set_temperature with acc_check: accepted
   candidates store the leftover grid temperature 10.1. The temperatures are float32 values on
   both sides and must be identical; the ECE comparisons are strict `<` on both sides, so a tie
@@ -52,6 +53,20 @@ def dumps():
 CASES = dumps()
 
 
+def confident_case():
+    """Accuracy above 99 % in most bins and confidences above 0.9999: the code's cap fires."""
+    rng = np.random.default_rng(42)
+    n, k = 700, 4
+    z = (rng.normal(size=(2 * n, k)) * 6.0).astype(np.float32)
+    z[np.arange(2 * n), z.argmax(axis=1)] += 12.0
+    y = z.argmax(axis=1).astype(np.int32)
+    y[::300] = (y[::300] + 1) % k
+    return (z[:n], y[:n]), (z[n:], y[n:])
+
+
+CWS_CASES = CASES + [confident_case()]
+
+
 @pytest.mark.parametrize("case", range(len(CASES)))
 def test_ws_code_weight(calibench, tmp_path, case):
     val, test = CASES[case]
@@ -68,6 +83,31 @@ def test_ws_code_weight(calibench, tmp_path, case):
         probs = f["test/probs"][...]
     np.testing.assert_allclose(probs, ref.ws_apply_code(test[0].astype(np.float64), out["params"]["weight"]),
                                rtol=0, atol=1e-12, err_msg=ctx)
+
+
+@pytest.mark.parametrize("bins", [15, 4, 11])
+@pytest.mark.parametrize("case", range(len(CWS_CASES)))
+def test_cws_code(calibench, tmp_path, case, bins):
+    """set_temperature4: equal-mass interp edges, the 0.9999 cap, empty bins at weight 0, the
+    clipped ratio stored as float32; applied with f32(1 - w)/K and renormalised rows, samples
+    outside the validation range unchanged. Edges equal to 1e-15, weights exactly (float32 on
+    both sides), test probabilities to 1e-12."""
+    val, test = CWS_CASES[case]
+    path = tmp_path / "d.h5"
+    write_dump(path, val, test, val[0].shape[1])
+    out, ctx = run_cli(calibench, "fit", path, "--method", "cws", "--follow", "code", "--calib-bins", bins,
+                       "--save", tmp_path / "c.h5")
+    want = ref.cws_code(val[0].astype(np.float64), val[1], n_bins=bins)
+    np.testing.assert_allclose(out["params"]["edges"], want["edges"], rtol=0, atol=1e-15, err_msg=ctx)
+    assert out["params"]["weights"] == [float(w) for w in want["weights"]], ctx
+    import h5py
+
+    with h5py.File(tmp_path / "c.h5", "r") as f:
+        probs = f["test/probs"][...]
+    np.testing.assert_allclose(probs, ref.cws_apply_code(test[0].astype(np.float64), want["edges"], want["weights"]),
+                               rtol=0, atol=1e-12, err_msg=ctx)
+    if case == len(CWS_CASES) - 1:
+        assert want["is_acc"], "the confident case must exercise the code's cap"
 
 
 @pytest.mark.parametrize("accuracy_check", [False, True])
@@ -97,6 +137,8 @@ def test_nudge_paper_never_stores_the_leftover(calibench, tmp_path):
     (["--method", "cts_greedy", "--follow", "code"], "the authors' code is the nudge search"),
     (["--method", "ws", "--follow", "code", "--grid", "0:1:0.1"], "--grid and --objective-bins do not apply"),
     (["--method", "ws", "--follow", "both"], "--follow"),
+    (["--method", "cws", "--follow", "code", "--calib-bins", "auto"], "the code fixes the number of bins"),
+    (["--method", "cws", "--follow", "code", "--objective-bins", "15"], "--objective-bins does not apply"),
     (["--method", "ts", "--follow", "code"], "--follow"),
 ])
 def test_follow_refusals(calibench, tmp_path, args, message):
