@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <utility>
@@ -27,6 +28,9 @@ struct progress_config {
   progress_mode mode = progress_mode::off;
   double interval = 5.0;  ///< lines mode: seconds between lines (CALIBENCH_PROGRESS_INTERVAL overrides)
   std::FILE* out = stderr;
+  /// When set, each line goes here instead of `out` (the Python module's callback); it is
+  /// called on the computation's calling thread and must not throw.
+  std::function<void(const std::string&)> sink;
 };
 
 /// The process-wide settings (set by the CLI from --progress / --quiet / isatty(2)).
@@ -61,7 +65,7 @@ class progress {
     const bool outermost = st.stack.size() == 1;
     if (outermost && st.printed && progress_settings().mode == progress_mode::lines)
       print_locked(true);  // the closing line of a task that reported
-    if (outermost && st.printed && progress_settings().mode == progress_mode::live)
+    if (outermost && st.printed && progress_settings().mode == progress_mode::live && !progress_settings().sink)
       std::fputs("\n", progress_settings().out);
     st.stack.erase(std::remove(st.stack.begin(), st.stack.end(), this), st.stack.end());
     if (outermost) st.printed = false;
@@ -139,6 +143,11 @@ class progress {
       if (finished && p == this) break;
     }
     std::FILE* out = progress_settings().out;
+    if (progress_settings().sink) {
+      progress_settings().sink(line);
+      st.printed = true;
+      return;
+    }
     if (progress_settings().mode == progress_mode::live) {
       const std::size_t width = line.size();
       line.append(st.width > width ? st.width - width : 0, ' ');

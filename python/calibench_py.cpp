@@ -515,15 +515,34 @@ NB_MODULE(_core, m) {
   m.def("device_info", &device_info);
   m.def("version", [] { return std::string(CALIBENCH_VERSION); });
   m.def("_input_copies", [] { return g_input_copies.load(); });
-  // Progress lines on the process's stderr (common/progress.hpp); off unless asked.
-  m.def("set_progress", [](const std::string& mode, double interval) {
-    if (mode != "off" && mode != "live" && mode != "lines")
-      throw input_error(fmt::format("progress: '{}' is not one of off, live, lines", mode));
-    if (!(interval >= 0) || !std::isfinite(interval))
-      throw input_error(fmt::format("progress interval {} must be a finite number >= 0", interval));
-    progress_settings().mode = mode == "off"    ? progress_mode::off
-                               : mode == "live" ? progress_mode::live
-                                                : progress_mode::lines;
-    progress_settings().interval = interval;
-  });
+  // Progress lines on the process's stderr, or to a Python callable (common/progress.hpp).
+  m.def(
+      "set_progress",
+      [](const std::string& mode, double interval, nb::object callback) {
+        if (mode != "off" && mode != "live" && mode != "lines")
+          throw input_error(fmt::format("progress: '{}' is not one of off, live, lines", mode));
+        if (!(interval >= 0) || !std::isfinite(interval))
+          throw input_error(fmt::format("progress interval {} must be a finite number >= 0", interval));
+        if (!callback.is_none() && !PyCallable_Check(callback.ptr()))
+          throw input_error("progress callback: expected a callable taking one str (or None)");
+        progress_settings().mode = mode == "off"    ? progress_mode::off
+                                   : mode == "live" ? progress_mode::live
+                                                    : progress_mode::lines;
+        progress_settings().interval = interval;
+        progress_settings().sink = nullptr;
+        if (!callback.is_none()) {
+          // Called with the GIL released around the computation: take it for the call; an exception
+          // in the callback is reported as unraisable and does not stop the computation.
+          auto held = std::make_shared<nb::object>(callback);
+          progress_settings().sink = [held](const std::string& line) {
+            nb::gil_scoped_acquire gil;
+            try {
+              (*held)(line);
+            } catch (nb::python_error& e) {
+              e.discard_as_unraisable("calibench progress callback");
+            }
+          };
+        }
+      },
+      nb::arg("mode"), nb::arg("interval"), nb::arg("callback").none());
 }

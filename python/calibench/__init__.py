@@ -636,13 +636,19 @@ def write_dump(
     _call_with_arrays(call, *flat)
 
 
-def set_progress(mode: str = "lines", interval: float = 5.0) -> None:
-    """Progress lines with an ETA on the process's stderr for the long calls (fit cycles, CV
-    folds, L-BFGS iterations, sweeps): "lines" (a line at most every `interval` seconds),
-    "live" (one line rewritten in place, for a terminal) or "off" (the default). The lines are
-    written by the engine to file descriptor 2, not through sys.stderr (a notebook shows them
-    in its server's log, not in the cell)."""
-    _core.set_progress(str(mode), float(interval))
+def set_progress(mode: str = "lines", interval: float = 5.0, callback=None) -> None:
+    """Progress with an ETA for the long calls (fit cycles, CV folds, L-BFGS iterations,
+    sweeps): "lines" (a line at most every `interval` seconds), "live" (one line rewritten in
+    place, for a terminal) or "off" (the default). Without `callback` the engine writes the lines
+    to file descriptor 2 itself (not through sys.stderr: a notebook shows them in its server's
+    log); with `callback`, each line (a str such as "cts_greedy: 140/500 class steps, cycle 2 of
+    at most 5, 3.1 s, ETA at most 8 s") is passed to it instead, on the calling thread, e.g.
+    `calibench.set_progress(callback=print)` or a tqdm bar's `set_description_str`."""
+    _core.set_progress(str(mode), float(interval), callback)
+    if callback is not None:  # drop the engine's reference before the interpreter goes away
+        import atexit
+
+        atexit.register(_core.set_progress, "off", 5.0, None)
 
 
 def device_info() -> dict:
