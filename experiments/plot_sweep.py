@@ -118,6 +118,18 @@ def load_cells(path):
     return cells
 
 
+def plot_style():
+    """The rcParams the figures share: python/calibench/plots.py's STYLE (loaded by its path, so
+    the package need not be installed)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "python", "calibench", "plots.py")
+    spec = importlib.util.spec_from_file_location("calibench_plots_by_path", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.STYLE
+
+
 def ordered_unique(items):
     seen, out = set(), []
     for x in items:
@@ -215,20 +227,7 @@ def setup_matplotlib():
         fail("matplotlib is not installed (pip install matplotlib)", status=4)
     matplotlib.use("Agg")
     matplotlib.rcdefaults()  # independent of the user's matplotlibrc: same files everywhere
-    matplotlib.rcParams.update({
-        "svg.hashsalt": "calibench",
-        "svg.fonttype": "none",
-        "font.size": 9,
-        "axes.titlesize": 9,
-        "axes.labelsize": 9,
-        "legend.fontsize": 8,
-        "xtick.labelsize": 8,
-        "ytick.labelsize": 8,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-        "grid.linewidth": 0.6,
-        "savefig.dpi": 120,
-    })
+    matplotlib.rcParams.update({**plot_style(), "savefig.dpi": 120})
     import matplotlib.pyplot as plt
 
     return plt

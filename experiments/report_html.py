@@ -290,24 +290,9 @@ def markdown(text):
 
 # ---------------------------------------------------------------- figures
 
-def safe_name(name):
-    """plot_sweep.py's file-name-safe form of a dataset name."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._-")
-    return s or "dataset"
-
-
-def file_stems(datasets):
-    """plot_sweep.py's distinct file stems (a numeric suffix where two names sanitise alike)."""
-    stems, used = {}, set()
-    for d in datasets:
-        base = safe_name(d)
-        stem, n = base, 2
-        while stem.lower() in used:
-            stem = f"{base}-{n}"
-            n += 1
-        used.add(stem.lower())
-        stems[d] = stem
-    return stems
+# The plot files' stems are plot_sweep.py's own (the same folder; standard library only).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from plot_sweep import file_stems  # noqa: E402
 
 
 def local(tag):
