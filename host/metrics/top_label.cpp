@@ -48,11 +48,12 @@ double edges_ece(std::span<const double> confidence, std::span<const double> cor
   return total;
 }
 
-/// numpy.quantile(sorted, q) with the default linear method, in numpy's arithmetic
-/// (virtual index n q + (1 - q) - 1, and _lerp's two-sided form).
+/// numpy.quantile(sorted, q) with the default linear method, in numpy's arithmetic: virtual
+/// index (n - 1) q (numpy's `linear` get_virtual_index, numpy/lib/_function_base_impl.py; the
+/// mathematically equal n q + (1 - q) - 1 rounds differently), then _lerp's two-sided form.
 double numpy_quantile(const std::vector<double>& sorted, double q) {
   const auto n = static_cast<std::int64_t>(sorted.size());
-  const double vi = static_cast<double>(n) * q + (1.0 + q * -1.0) - 1.0;
+  const double vi = static_cast<double>(n - 1) * q;
   if (vi >= static_cast<double>(n - 1)) return sorted[static_cast<std::size_t>(n - 1)];
   if (vi < 0) return sorted[0];
   const double prev = std::floor(vi);
