@@ -3,8 +3,9 @@
 // (`progress_settings()`): off (the default: the library prints nothing unless asked), a live
 // line rewritten in place (a terminal), or whole lines at most every `interval` seconds (a log
 // file, `--progress`). Tasks nest: a `progress` object opened while another is open shows as
-// "outer > inner" on the same line. Only the calling thread of a computation reports (the
-// outer loops of the fits are sequential; their parallel regions do not touch this). Nothing
+// "outer > inner" on the same line. Each thread has its own stack (two Python threads fitting
+// at once report apart); only the calling thread of a computation reports (the outer loops of
+// the fits are sequential; their parallel regions do not touch this). Nothing
 // goes to stdout, so `--format json` stays clean. docs/architecture.md, "Progress".
 #pragma once
 
@@ -15,7 +16,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -51,7 +51,6 @@ class progress {
         bounded_(bounded),
         start_(clock::now()) {
     if (progress_settings().mode == progress_mode::off) return;
-    const std::lock_guard<std::mutex> lock(state().mutex);
     state().stack.push_back(this);
     active_ = true;
   }
@@ -60,7 +59,6 @@ class progress {
 
   ~progress() {
     if (!active_) return;
-    const std::lock_guard<std::mutex> lock(state().mutex);
     auto& st = state();
     const bool outermost = st.stack.size() == 1;
     if (outermost && st.printed && progress_settings().mode == progress_mode::lines)
@@ -74,11 +72,17 @@ class progress {
   /// `n` more steps done; prints when the mode's interval has passed.
   void step(std::int64_t n = 1) { set(done_ + n); }
 
+  /// `n` steps found done already (a resumed sweep's cells): counted, but not in the rate the
+  /// ETA extrapolates.
+  void skip(std::int64_t n = 1) {
+    skipped_ += n;
+    set(done_ + n);
+  }
+
   /// `done` steps done so far.
   void set(std::int64_t done) {
     done_ = std::min(done, total_);
     if (!active_) return;
-    const std::lock_guard<std::mutex> lock(state().mutex);
     const auto now = clock::now();
     auto& st = state();
     const double wait = progress_settings().mode == progress_mode::live ? 0.2 : interval();
@@ -94,14 +98,13 @@ class progress {
  private:
   using clock = std::chrono::steady_clock;
   struct shared_state {
-    std::mutex mutex;
     std::vector<progress*> stack;
     clock::time_point last{};
     bool printed = false;
     std::size_t width = 0;  ///< of the last live line, to blank its tail
   };
   static shared_state& state() {
-    static shared_state s;
+    thread_local shared_state s;
     return s;
   }
   static double seconds(clock::time_point a, clock::time_point b) {
@@ -124,8 +127,8 @@ class progress {
     char buf[96];
     if (finished) {
       std::snprintf(buf, sizeof buf, ", done in %.1f s", elapsed);
-    } else if (done_ > 0 && total_ > done_) {
-      const double eta = elapsed * static_cast<double>(total_ - done_) / static_cast<double>(done_);
+    } else if (done_ > skipped_ && total_ > done_) {
+      const double eta = elapsed * static_cast<double>(total_ - done_) / static_cast<double>(done_ - skipped_);
       std::snprintf(buf, sizeof buf, ", %.1f s, ETA %s%.0f s", elapsed, bounded_ ? "at most " : "", eta);
     } else {
       std::snprintf(buf, sizeof buf, ", %.1f s", elapsed);
@@ -161,7 +164,7 @@ class progress {
   }
 
   std::string what_, unit_, detail_;
-  std::int64_t total_, done_ = 0;
+  std::int64_t total_, done_ = 0, skipped_ = 0;
   bool bounded_, active_ = false;
   clock::time_point start_;
 };

@@ -25,7 +25,9 @@ std::int64_t code_bin(const std::vector<double>& edges, double c) {
 }
 
 /// The code's `mask.float().mean()`: float32(count) / float32(n).
-double mean_f32(double count, double n) { return static_cast<float>(static_cast<float>(count) / static_cast<float>(n)); }
+double mean_f32(double count, double n) {
+  return static_cast<float>(static_cast<float>(count) / static_cast<float>(n));
+}
 
 struct code_bins {
   std::vector<double> count, hits, sum_confidence;

@@ -357,6 +357,7 @@ fit_request parse_fit_request(const std::string& method, const option_list& opti
   fit_request r;
   r.method = row.name;
   r.metrics = metrics;
+  r.evaluation_bins = metrics.num_bins;
   r.backend = backend;
   for (const auto& [key, value] : options) {
     const fit_option* o = find_option(key);
@@ -386,7 +387,7 @@ nlohmann::json request_json(const fit_request& r) {
                    {"cts_search", r.search == class_search::nudge ? "nudge" : "grid"},
                    {"odir_lambda", r.odir ? nlohmann::json(r.odir->lambda) : nlohmann::json(nullptr)},
                    {"odir_mu", r.odir ? nlohmann::json(r.odir->mu) : nlohmann::json(nullptr)},
-                   {"bins", r.metrics.num_bins},
+                   {"bins", r.evaluation_bins},
                    {"conventions", conventions_json(r.metrics)}};
   if (r.objective_bins) j["objective_bins"] = *r.objective_bins;
   if (r.was_given("follow")) j["follow"] = r.follow_code ? "code" : "paper";

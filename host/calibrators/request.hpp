@@ -52,6 +52,7 @@ struct fit_request {
   calib_bins_option calib_bins;
   bool follow_code = false;                    ///< ws, cts_greedy: --follow code (the authors' code)
   std::optional<std::int32_t> objective_bins;  ///< given: `metrics.num_bins` of the fit (not of its evaluation)
+  std::int32_t evaluation_bins = 15;           ///< the bins the request was parsed with (its results' bins)
   std::optional<std::int64_t> iterations;      ///< none: the method's default
   bool accuracy_constraint = true;             ///< cts_greedy
   class_search search = class_search::grid;

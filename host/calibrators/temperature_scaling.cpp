@@ -283,9 +283,14 @@ std::vector<method_info> temperature_scaling_methods() {
     return r.objective == fit_objective::ece || r.objective == fit_objective::adaece;
   };
   ts.check = [](const fit_request& r) {
-    if ((r.objective == fit_objective::nll || r.objective == fit_objective::tva) && r.was_given("grid"))
+    const bool binless = r.objective == fit_objective::nll || r.objective == fit_objective::tva;
+    if (binless && r.was_given("grid"))
       throw input_error(fmt::format("--grid applies to ts --objective ece or adaece (the {} fit searches no grid)",
                                     r.objective == fit_objective::nll ? "NLL" : "TvA"));
+    if (binless && r.was_given("objective_bins"))
+      throw input_error(
+          fmt::format("--objective-bins applies to ts --objective ece or adaece (the {} fit bins nothing)",
+                      r.objective == fit_objective::nll ? "NLL" : "TvA"));
   };
   ts.fit = fit_ts;
   ts.load = [](const nlohmann::json& p, const std::string&) {

@@ -55,6 +55,11 @@ fitted fit_ws_code(const fit_input& in) {
       }
     }
   }
+  if (std::all_of(count.begin(), count.end(), [](double c) { return c == 0; }))
+    throw input_error(
+        fmt::format("{}: /val: ws --follow code: no validation confidence lies above the smallest one "
+                    "(N = {}, or every confidence tied), so every one of the code's bins is empty",
+                    in.val.file, s.num_samples));
   const double u = 1.0 / static_cast<double>(s.num_classes);
   double num = 0, den = 0;
   for (std::int32_t b = 0; b < k_code_bins; ++b) {

@@ -45,6 +45,7 @@ std::vector<double> other_confidence(const eval_args& a, const split_data& split
 
 int run_eval(const eval_args& a) {
   const metric_selection selected = metric_selection::parse(a.metrics);  // before any reading
+  check_plot(a.plot, resolve_conventions(a.conventions, a.bins));
   split_data split = read_split(a.file, a.split);
   eval_report r;
   r.file = a.file;
@@ -79,12 +80,12 @@ int run_eval(const eval_args& a) {
     r.order_inversions = order_inversions(scored.confidence, other);
     r.inversions_against = a.inversions_against;
   }
-  if (!a.plot.file.empty()) {
+  std::cout << (a.format == "json" ? eval_json(r).dump(2) + "\n" : eval_table(r)) << std::flush;
+  if (!a.plot.file.empty()) {  // after the results: a failed plot loses nothing
     const std::string title =
         fmt::format("{} /{} (N = {}, K = {})", a.file, a.split, scored.num_samples, scored.num_classes);
     draw_plot(a.plot, plot_document(title, r.options, {plot_panel(scored, r.options, "uncalibrated")}));
   }
-  std::cout << (a.format == "json" ? eval_json(r).dump(2) + "\n" : eval_table(r));
   return 0;
 }
 

@@ -162,6 +162,7 @@ int run_fit(const fit_args& a) {
   const auto started = std::chrono::steady_clock::now();
   const metric_options mo = resolve_conventions(a.conventions, a.bins);
   const fit_request request = parse_fit_request(a.method, a.given(), mo, parse_backend_choice(a.backend));
+  check_plot(a.plot, mo);
   // Host-only fits never touch the sweep backend: --backend cuda is refused for them rather
   // than reported as if it had run, and the output names the host.
   check_fit_backend(request);
@@ -172,13 +173,14 @@ int run_fit(const fit_args& a) {
     backend = make_backend(backend_for_rule(request.backend, mo.bin_rule));
   const calibrator cal = fit_calibrator(val, request, backend.get());
   fit_outcome o{cal, evaluate_calibrated(cal, val, mo), evaluate_calibrated(cal, test, mo), mo, 0.0, {}, {}};
-  plot_fit(a.plot, cal, test, o.test, mo, a.file);
   if (!a.save.empty()) save_calibrated(a.save, cal, a.file, o.val, o.test, val, test);
   o.seconds = seconds_since(started);
   o.backend = fit_site_name(request, backend.get());
   o.options = request_json(request);
   o.binary = val.binary;
-  return print_outcome(o, a.format, a.file);
+  const int status = print_outcome(o, a.format, a.file);
+  plot_fit(a.plot, cal, test, o.test, mo, a.file);  // after the results and --save: a failed plot loses nothing
+  return status;
 }
 
 calibrator read_saved_calibrator(const std::string& path) {
@@ -197,18 +199,20 @@ calibrator read_saved_calibrator(const std::string& path) {
 
 int run_apply(const apply_args& a) {
   const auto started = std::chrono::steady_clock::now();
+  check_plot(a.plot, resolve_conventions(a.conventions, a.bins));
   const calibrator cal = read_saved_calibrator(a.calibrator_file);
   const split_data val = read_split(a.file, "val");
   const split_data test = read_split(a.file, "test");
   const metric_options mo = resolve_conventions(a.conventions, a.bins);
   fit_outcome o{cal, evaluate_calibrated(cal, val, mo), evaluate_calibrated(cal, test, mo), mo, 0.0, {}, {}};
-  plot_fit(a.plot, cal, test, o.test, mo, a.file);
   if (!a.save.empty()) save_calibrated(a.save, cal, a.file, o.val, o.test, val, test);
   o.seconds = seconds_since(started);
   o.backend = "host";
   o.options = {{"calibrator_file", a.calibrator_file}};
   o.binary = val.binary;
-  return print_outcome(o, a.format, a.file);
+  const int status = print_outcome(o, a.format, a.file);
+  plot_fit(a.plot, cal, test, o.test, mo, a.file);  // after the results and --save: a failed plot loses nothing
+  return status;
 }
 
 /// The methods of the registry; the loss-trained ones by their pattern.

@@ -10,12 +10,14 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 
 #include <fmt/format.h>
 
 #include "common/error.hpp"
 #include "common/progress.hpp"
 #include "host/io/atomic_file.hpp"
+#include "host/metrics/plot_data.hpp"
 
 namespace calibench::cli {
 
@@ -120,40 +122,72 @@ void add_plot_options(CLI::App& cmd, plot_args& p) {
       ->check(CLI::IsMember({"reliability", "retention", "density"}));
 }
 
+std::string shell_word(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+void check_plot(const plot_args& p, const metric_options& options) {
+  if (p.file.empty()) return;
+  plot_document("", options, nlohmann::json::array());  // refuses the bin rules plots cannot draw
+  const std::filesystem::path folder = std::filesystem::path(p.file).parent_path();
+  if (!folder.empty() && !std::filesystem::is_directory(folder))
+    throw input_error(fmt::format("--plot {}: folder {} does not exist", p.file, folder.string()));
+}
+
+namespace {
+
+/// A temporary file under $TMPDIR (or /tmp), unlinked when it goes out of scope.
+struct temp_file {
+  std::string path;
+  int fd = -1;
+  temp_file() {
+    const char* dir = std::getenv("TMPDIR");
+    std::string pattern = std::string(dir != nullptr && *dir != 0 ? dir : "/tmp") + "/calibench-plot-XXXXXX";
+    fd = ::mkstemp(pattern.data());
+    if (fd < 0) throw calibench::error(fmt::format("--plot: cannot create a temporary file like {}", pattern));
+    path = pattern;
+  }
+  temp_file(const temp_file&) = delete;
+  temp_file& operator=(const temp_file&) = delete;
+  ~temp_file() {
+    if (fd >= 0) ::close(fd);
+    ::unlink(path.c_str());
+  }
+};
+
+std::string read_text(const std::string& path, std::size_t limit) {
+  std::string text;
+  if (std::FILE* f = std::fopen(path.c_str(), "r")) {
+    text.resize(limit);
+    text.resize(std::fread(text.data(), 1, limit, f));
+    std::fclose(f);
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  return text;
+}
+
+}  // namespace
+
 void draw_plot(const plot_args& p, const nlohmann::json& document) {
-  if (p.file.size() >= 5 && p.file.ends_with(".json")) {
-    write_file_atomic(p.file, document.dump(1) + "\n");
+  // Invalid UTF-8 in a name (a file name, a label) is replaced, not an exception.
+  const std::string text = document.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  if (p.file.ends_with(".json")) {
+    write_file_atomic(p.file, text + "\n");
     return;
   }
   const std::string script = std::string(CALIBENCH_SOURCE_DIR) + "/python/calibench/plots.py";
   if (::access(script.c_str(), R_OK) != 0) throw calibench::error(fmt::format("--plot: {} not found", script));
-  char data[] = "/tmp/calibench-plot-XXXXXX";
-  const int fd = ::mkstemp(data);
-  if (fd < 0) throw calibench::error("--plot: cannot create a temporary file in /tmp");
-  const std::string text = document.dump();
-  const bool written = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  ::close(fd);
-  const std::string log = std::string(data) + ".log";
-  auto quoted = [](const std::string& s) {  // one shell word
-    std::string q = "'";
-    for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-    return q + "'";
-  };
-  const int status = written ? std::system(fmt::format("python3 {} {} --out {} --kind {} > /dev/null 2> {}",
-                                                       quoted(script), data, quoted(p.file), p.kind, log)
-                                               .c_str())
-                             : -1;
-  std::string message;
-  if (std::FILE* f = std::fopen(log.c_str(), "r")) {
-    char buf[4096];
-    const std::size_t got = std::fread(buf, 1, sizeof buf - 1, f);
-    message.assign(buf, got);
-    std::fclose(f);
-  }
-  ::unlink(data);
-  ::unlink(log.c_str());
-  while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
-  const int code = written && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  const temp_file data, log;
+  const bool written = ::write(data.fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  if (!written) throw calibench::error(fmt::format("--plot: cannot write {}", data.path));
+  const int status =
+      std::system(fmt::format("python3 {} {} --out={} --kind={} > /dev/null 2> {}", shell_word(script),
+                              shell_word(data.path), shell_word(p.file), shell_word(p.kind), shell_word(log.path))
+                      .c_str());
+  const std::string message = read_text(log.path, 4096);
+  const int code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   if (code == 0) return;
   if (code == 4) throw calibench::error("--plot needs matplotlib for python3: python3 -m pip install matplotlib");
   if (code == 2) throw input_error(fmt::format("--plot {}: {}", p.file, message));

@@ -46,6 +46,13 @@ struct plot_args {
 };
 void add_plot_options(CLI::App& cmd, plot_args& p);
 
+/// Before any input is read: refuses a --plot the figure cannot be drawn for (a bin rule without
+/// M slots, a folder that does not exist), so that a long fit is not lost to it afterwards.
+void check_plot(const plot_args& p, const metric_options& options);
+
+/// `s` as one POSIX shell word (single-quoted).
+std::string shell_word(const std::string& s);
+
 /// Draws `document` into p.file with python/calibench/plots.py (python3 with matplotlib), or
 /// writes it as JSON for a .json file; throws input_error (the script's own message) or
 /// calibench::error when it cannot run.

@@ -197,7 +197,8 @@ struct sweep_ranks {
 int run_output_script(const std::string& name, const std::string& out_dir, const std::string& log) {
   const std::string script = std::string(CALIBENCH_SOURCE_DIR) + "/experiments/" + name;
   if (::access(script.c_str(), R_OK) != 0) return -2;
-  const std::string command = fmt::format("python3 '{}' '{}' > /dev/null 2> '{}/{}'", script, out_dir, out_dir, log);
+  const std::string command = fmt::format("python3 {} {} > /dev/null 2> {}", shell_word(script), shell_word(out_dir),
+                                          shell_word((std::filesystem::path(out_dir) / log).string()));
   const int status = std::system(command.c_str());
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
@@ -298,6 +299,7 @@ int run_sweep(const sweep_args& a, const sweep_ranks& ranks) {
   o.verbose = a.verbose;
   // Under mpirun rank 0 reports its own cells (the others stay quiet); a shard reports its own.
   if (ranks.rank != 0 && !ranks.shard) progress_settings().mode = progress_mode::off;
+  if (a.verbose) progress_settings().mode = progress_mode::off;  // one line per cell instead
   o.progress = progress_settings().mode != progress_mode::off;
   o.rank = ranks.rank;
   o.ranks = ranks.size;

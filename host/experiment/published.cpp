@@ -85,7 +85,11 @@ std::vector<published_cell> load_cells(const toml::table& t, const std::string& 
                         0,
                         text_at(*c, "note", file, w, false)};
     if (cell.metric.empty()) cell.metric = metric;  // a quantity calibench lacks is fine until a spec maps it
-    if (const auto* line = c->get("line")) cell.line = line->value<std::int64_t>().value_or(0);
+    if (const auto* line = c->get("line")) {
+      if (!line->is_integer() || *line->value<std::int64_t>() < 1)
+        fail(file, fmt::format("{}.line: expected a line number (an integer >= 1)", w));
+      cell.line = *line->value<std::int64_t>();
+    }
     cells.push_back(std::move(cell));
   }
   return cells;
@@ -104,10 +108,19 @@ void load_side_table(const std::string& path, const std::string& name, published
   out.paper = text_at(root, "paper", path, "the file", true);
   out.source = text_at(root, "source", path, "the file", true);
   const auto* tables = root.get_as<toml::array>("tables");
+  const toml::table* found = nullptr;
+  std::string where;
   for (std::size_t i = 0; tables != nullptr && i < tables->size(); ++i) {
     const auto* t = tables->get(i)->as_table();
-    const std::string where = fmt::format("tables[{}]", i);
-    if (t == nullptr || text_at(*t, "table", path, where, true) != name) continue;
+    const std::string w = fmt::format("tables[{}]", i);
+    if (t == nullptr) fail(path, fmt::format("{}: expected a table", w));
+    if (text_at(*t, "table", path, w, true) != name) continue;
+    if (found != nullptr) fail(path, fmt::format("{} and {} are both table = '{}'", where, w, name));
+    found = t;
+    where = w;
+  }
+  if (found != nullptr) {
+    const toml::table* t = found;
     only_keys(*t, {"table", "caption", "metric", "unit", "bins", "source_lines", "cells", "note"}, path, where);
     out.caption = text_at(*t, "caption", path, where, false);
     out.unit = text_at(*t, "unit", path, where, false);
@@ -136,10 +149,12 @@ double mean_test_value(const std::vector<nlohmann::json>& results, const std::st
   return n > 0 ? sum / static_cast<double>(n) : NAN;
 }
 
-/// Text for a Markdown table cell: '|' escaped (the reports' converters read "\\|").
+/// Text for a Markdown table cell: '|' escaped (the reports' converters read "\\|"), line breaks
+/// as spaces (a newline would end the row).
 std::string md_cell(const std::string& text) {
   std::string out;
-  for (char ch : text) out += ch == '|' ? std::string("\\|") : std::string(1, ch);
+  for (char ch : text)
+    out += ch == '|' ? std::string("\\|") : ch == '\n' || ch == '\r' ? std::string(" ") : std::string(1, ch);
   return out;
 }
 
@@ -261,6 +276,29 @@ void compare_table(const published_table& t, const std::vector<nlohmann::json>& 
   out.md += "\n" + unmatched_grid(t);
 }
 
+/// A `rows` key that is no row of the table, a `columns` key that is no column, or a `reasons`
+/// key that names no label ("label" or "dataset / label"): a typo, refused.
+void check_keys(const published_table& p, const std::string& spec_file, const std::string& where,
+                const std::vector<std::string>& labels) {
+  auto has = [&](auto member, const std::string& v) {
+    return std::any_of(p.cells.begin(), p.cells.end(), [&](const published_cell& c) { return c.*member == v; });
+  };
+  for (const auto& [row, dataset] : p.rows)
+    if (!has(&published_cell::row, row))
+      fail(spec_file, fmt::format("{}.rows.\"{}\": no cell of {} in {} has that row", where, row, p.table, p.file));
+  for (const auto& [column, label] : p.columns)
+    if (!has(&published_cell::column, column))
+      fail(spec_file,
+           fmt::format("{}.columns.\"{}\": no cell of {} in {} has that column", where, column, p.table, p.file));
+  for (const auto& [key, reason] : p.reasons) {
+    const auto slash = key.rfind(" / ");
+    const std::string label = slash == std::string::npos ? key : key.substr(slash + 3);
+    if (std::find(labels.begin(), labels.end(), label) == labels.end())
+      fail(spec_file, fmt::format("{}.reasons.\"{}\": '{}' is no method label (keys: \"label\" or \"dataset / label\")",
+                                  where, key, label));
+  }
+}
+
 }  // namespace
 
 std::vector<published_table> load_published(const toml::node* published, const std::string& spec_file,
@@ -292,6 +330,7 @@ std::vector<published_table> load_published(const toml::node* published, const s
     for (const auto& c : p.cells)
       if (p.columns.contains(c.column))
         check_metric(c.metric, spec_file, fmt::format("{} (column '{}' of {})", where, c.column, p.file));
+    check_keys(p, spec_file, where, labels);
     out.push_back(std::move(p));
   }
   return out;

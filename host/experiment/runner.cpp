@@ -246,7 +246,7 @@ sweep_summary run_cells(const experiment_spec& spec, const std::vector<cell>& ce
     if (!previous.is_null() && !previous.contains("error")) {
       ++s.skipped;
       ++done;
-      if (shown) shown->step();
+      if (shown) shown->skip();
       continue;
     }
     nlohmann::json result{{"id", c->id},

@@ -280,6 +280,7 @@ sweep_result drive(std::int64_t num_candidates, std::int64_t num_samples, std::s
     if (want_adaece) block_adaece(conf, correct, bg, g0, gb, num_samples, num_bins, res);
   }
   detail::finish(res, num_samples);
+  if (shown) shown->set(num_candidates);
   return res;
 }
 

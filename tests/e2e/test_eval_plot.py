@@ -4,6 +4,7 @@
 
 import json
 import math
+import pathlib
 
 import numpy as np
 import pytest
@@ -161,3 +162,39 @@ def test_bad_plot_requests(calibench, dump, tmp_path):
     assert not (tmp_path / "x.json").exists()
     r = calibench("eval", path, "--plot", tmp_path / "no" / "such" / "x.png")
     assert r.returncode != 0 and "calibench: error: --plot" in r.stderr
+
+
+def test_plot_checked_before_the_fit(calibench, dump, tmp_path):
+    """A --plot that cannot be drawn is refused before anything is read or fitted."""
+    path, _, _ = dump
+    save = tmp_path / "s.h5"
+    r = calibench("fit", path, "--method", "ts", "--plot", tmp_path / "no" / "x.png", "--save", save)
+    assert r.returncode == 2 and "folder" in r.stderr and "does not exist" in r.stderr, r.stderr
+    assert r.stdout == "" and not save.exists()
+
+
+def test_plot_paths_with_quotes_and_dashes(calibench, dump, tmp_path):
+    path, _, _ = dump
+    odd = tmp_path / "it's a \"dir\"; $(touch PWNED)"
+    odd.mkdir()
+    for name in ("-x.json", "a b'c.json"):
+        r = calibench("eval", path, "--plot", odd / name)
+        assert r.returncode == 0, r.stderr
+        assert json.loads((odd / name).read_text())["panels"]
+    assert not (tmp_path / "PWNED").exists() and not pathlib.Path("PWNED").exists()
+    pytest.importorskip("matplotlib", reason="the figure needs matplotlib")
+    r = calibench("eval", path, "--plot", odd / "-x.png")
+    assert r.returncode == 0, r.stderr
+    assert (odd / "-x.png").read_bytes().startswith(PNG)
+
+
+def test_sweep_outputs_in_a_folder_with_quotes(calibench, dump, tmp_path):
+    """The plot and report scripts get --out as one shell word, quotes and $(...) included."""
+    path, _, _ = dump
+    spec = tmp_path / "s.toml"
+    spec.write_text(f'[[datasets]]\npath = "{path}"\n\n[[methods]]\nmethod = "ts"\n')
+    out = tmp_path / "it's \"out\"; $(touch PWNED)"
+    r = calibench("sweep", spec, "--out", out, "--no-plots")
+    assert r.returncode == 0, r.stderr
+    assert "Report: " in r.stdout and (out / "report.html").is_file(), r.stdout
+    assert not (tmp_path / "PWNED").exists() and not pathlib.Path("PWNED").exists()

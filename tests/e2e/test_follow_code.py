@@ -156,5 +156,25 @@ def test_objective_bins_fit_with_15_report_with_10(calibench, tmp_path):
     a, _ = run_cli(calibench, "fit", path, "--method", "ts", "--objective", "ece", "--bins", "15")
     b, _ = run_cli(calibench, "fit", path, "--method", "ts", "--objective", "ece", "--bins", "10", "--objective-bins", "15")
     assert a["params"] == b["params"]  # the fit saw 15 bins in both
-    assert b["options"]["objective_bins"] == 15
+    assert b["options"]["objective_bins"] == 15 and b["options"]["bins"] == 10  # bins: the evaluation's
     assert b["test"]["ece"] != a["test"]["ece"]  # reported with 10 bins
+
+
+def test_ws_code_without_a_weight(calibench, tmp_path):
+    """N = 1, or every confidence tied: the smallest confidence is in no bin, so every bin is empty."""
+    z = np.tile(np.array([[1.0, 0.0, 0.5]], dtype=np.float32), (6, 1))
+    y = np.zeros(6, dtype=np.int32)
+    for rows in (1, 6):
+        path = tmp_path / f"d{rows}.h5"
+        write_dump(path, (z[:rows], y[:rows]), (z, y), 3)
+        r = calibench("fit", path, "--method", "ws", "--follow", "code")
+        assert r.returncode == 2 and "every one of the code's bins is empty" in r.stderr and str(path) in r.stderr, \
+            r.stderr
+
+
+def test_ts_objective_bins_needs_a_binned_objective(calibench, tmp_path):
+    val, test = CASES[0]
+    path = tmp_path / "d.h5"
+    write_dump(path, val, test, 3)
+    r = calibench("fit", path, "--method", "ts", "--objective-bins", "15")
+    assert r.returncode == 2 and "--objective-bins applies to ts --objective ece or adaece" in r.stderr, r.stderr

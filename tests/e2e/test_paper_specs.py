@@ -196,6 +196,10 @@ def test_published_tolerance_uses_the_printed_precision(calibench, tmp_path):
     (lambda s: s.replace("tolerance = 0.05", "tolerance = -1"), "published[0].tolerance: must be at least 0"),
     (lambda s: s.replace("tolerance = 0.05", "tolerance = 0.05\nfoo = 1"), "published[0]: unknown key 'foo'"),
     (lambda s: s.replace('"Acc" = "Uncalibrated"', '"Acc-diff" = "TS"'), "metric 'accuracy_drop' is not a metric"),
+    (lambda s: s.replace('"Synth / net" = "synth-a"', '"Synth / nett" = "synth-a"'),
+     'rows."Synth / nett": no cell of Table 9'),
+    (lambda s: s.replace('"Uncal." = "Uncalibrated"', '"Uncal" = "Uncalibrated"'), 'columns."Uncal": no cell of Table 9'),
+    (lambda s: s.replace('reasons = { "TS"', 'reasons = { "T S"'), "reasons.\"T S\": 'T S' is no method label"),
 ])
 def test_published_spec_errors(calibench, tmp_path, edit, message):
     (tmp_path / "side.toml").write_text(SIDE.format(uncal=1.0, ts_off=1.0, acc=1.0))
@@ -204,6 +208,22 @@ def test_published_spec_errors(calibench, tmp_path, edit, message):
     r = calibench("sweep", spec, "--out", tmp_path / "out", "--list")
     assert r.returncode == 2, r.stderr
     assert message in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.replace('value = "x"', 'value = "x"'), "tables[0].cells[4].value: expected a finite number"),
+    (lambda s: s.replace("line = 1\n", 'line = "one"\n', 1), "tables[0].cells[0].line: expected a line number"),
+    (lambda s: s + '\n[[tables]]\ntable = "Table 9"\nmetric = "ece"\n', "tables[0] and tables[1] are both table = 'Table 9'"),
+])
+def test_published_side_file_checks(calibench, tmp_path, edit, message):
+    side = SIDE.format(uncal=1.0, ts_off=1.0, acc=1.0).replace("value = 2.0", 'value = "x"', 1)
+    if "value" not in message:
+        side = SIDE.format(uncal=1.0, ts_off=1.0, acc=1.0)
+    (tmp_path / "side.toml").write_text(edit(side))
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(reason="x"))
+    r = calibench("sweep", spec, "--out", tmp_path / "out", "--list")
+    assert r.returncode == 2 and message in r.stderr, r.stderr
 
 
 def test_published_side_file_errors(calibench, tmp_path):

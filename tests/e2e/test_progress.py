@@ -80,6 +80,15 @@ def test_sweep_reports_cells_and_inner_fits(tmp_path, dump):
     # a second run finds every cell done: the count still reaches the end
     r = run("sweep", spec, "--out", tmp_path / "out", "--progress", "--no-plots", "--no-report")
     assert progress_lines(r.stderr)[-1].startswith("sweep: 2/2 cells"), r.stderr
+    # a resumed sweep: the cells found done give no rate, so no ETA is extrapolated from them
+    spec.write_text(spec.read_text() + '\n[[methods]]\nlabel = "CTS-nudge"\nmethod = "cts_greedy"\ncts_search = "nudge"\n')
+    r = run("sweep", spec, "--out", tmp_path / "out", "--progress", "--no-plots", "--no-report")
+    lines = progress_lines(r.stderr)
+    first = next(x for x in lines if x.startswith("sweep: 2/3 cells"))
+    assert "ETA" not in first.split(" > ")[0], lines
+    # --verbose: one line per cell, no progress lines (inner fits included)
+    r = run("sweep", spec, "--out", tmp_path / "out2", "--progress", "--verbose", "--no-plots", "--no-report")
+    assert r.returncode == 0 and progress_lines(r.stderr) == [] and r.stderr.count("] ") >= 3, r.stderr
 
 
 def test_sweep_candidates_reports_candidates(dump):
@@ -88,6 +97,7 @@ def test_sweep_candidates_reports_candidates(dump):
     json.loads(r.stdout)
     lines = progress_lines(r.stderr)
     assert lines and all(re.match(r"sweep-candidates: \d+/451 candidates", x) for x in lines), lines
+    assert lines[-1].startswith("sweep-candidates: 451/451 candidates, done in"), lines[-1]
 
 
 def test_seg_eval_reports_images(tmp_path, calibench):
