@@ -24,33 +24,6 @@ std::int64_t code_bin(const std::vector<double>& edges, double c) {
   return b >= 0 && b + 1 < static_cast<std::int64_t>(edges.size()) ? b : -1;
 }
 
-/// The code's `mask.float().mean()`: float32(count) / float32(n).
-double mean_f32(double count, double n) {
-  return static_cast<float>(static_cast<float>(count) / static_cast<float>(n));
-}
-
-struct code_bins {
-  std::vector<double> count, hits, sum_confidence;
-};
-
-code_bins bin_stats_of(const std::vector<double>& edges, const std::vector<double>& c, const scored_split& s) {
-  const std::size_t n = edges.size() - 1;
-  code_bins b{std::vector<double>(n, 0.0), std::vector<double>(n, 0.0), std::vector<double>(n, 0.0)};
-  for (std::int64_t i = 0; i < s.num_samples; ++i) {
-    const std::int64_t bin = code_bin(edges, c[i]);
-    if (bin < 0) continue;
-    b.count[bin] += 1;
-    b.hits[bin] += s.prediction[i] == s.labels[i] ? 1.0 : 0.0;
-    b.sum_confidence[bin] += c[i];
-  }
-  return b;
-}
-
-std::vector<double> equal_mass_edges(std::vector<double> c, std::int32_t bins) {
-  std::sort(c.begin(), c.end());
-  return detail::interp_edges(c, bins);
-}
-
 class cws_code_map final : public calibration_map {
  public:
   cws_code_map(std::vector<double> edges, std::vector<double> weights)
@@ -88,6 +61,26 @@ class cws_code_map final : public calibration_map {
 
 }  // namespace
 
+double code_mean_f32(double count, double n) {
+  return static_cast<float>(static_cast<float>(count) / static_cast<float>(n));
+}
+
+code_bins code_equal_mass_bins(const std::vector<double>& c, const scored_split& s, std::int32_t bins) {
+  std::vector<double> sorted = c;
+  std::sort(sorted.begin(), sorted.end());
+  code_bins b{detail::interp_edges(sorted, bins), std::vector<double>(static_cast<std::size_t>(bins), 0.0),
+              std::vector<double>(static_cast<std::size_t>(bins), 0.0),
+              std::vector<double>(static_cast<std::size_t>(bins), 0.0)};
+  for (std::int64_t i = 0; i < s.num_samples; ++i) {
+    const std::int64_t bin = code_bin(b.edges, c[i]);
+    if (bin < 0) continue;
+    b.count[bin] += 1;
+    b.hits[bin] += s.prediction[i] == s.labels[i] ? 1.0 : 0.0;
+    b.sum_confidence[bin] += c[i];
+  }
+  return b;
+}
+
 fitted fit_cws_code(const fit_input& in) {
   if (in.request.calib_bins.automatic)
     throw input_error("cws --follow code: the code fixes the number of bins (--calib-bins B, default 15), not auto");
@@ -95,23 +88,24 @@ fitted fit_cws_code(const fit_input& in) {
   const scored_split s = uncalibrated(in.val);
   std::vector<double> c(s.confidence.begin(), s.confidence.end());
   // 1. More than half the bins above 99 % accuracy: the confidences are capped at 0.9999.
-  const code_bins first = bin_stats_of(equal_mass_edges(c, bins), c, s);
+  const code_bins first = code_equal_mass_bins(c, s, bins);
   std::int32_t high = 0;
-  for (std::int32_t b = 0; b < bins; ++b) high += first.count[b] > 0 && mean_f32(first.hits[b], first.count[b]) > 0.99;
+  for (std::int32_t b = 0; b < bins; ++b)
+    high += first.count[b] > 0 && code_mean_f32(first.hits[b], first.count[b]) > 0.99;
   if (high > bins / 2)
     for (double& x : c) x = std::min(x, k_code_confidence_cap);
   // 2. Equal-mass bins of the (capped) confidences; per non-empty bin the clipped ratio.
-  const std::vector<double> edges = equal_mass_edges(c, bins);
-  const code_bins stats = bin_stats_of(edges, c, s);
+  const code_bins stats = code_equal_mass_bins(c, s, bins);
   const double u = 1.0 / static_cast<double>(s.num_classes);
   std::vector<double> weights(static_cast<std::size_t>(bins), 0.0);  // empty bins: 0 (the uniform distribution)
   for (std::int32_t b = 0; b < bins; ++b) {
     if (stats.count[b] == 0) continue;
-    const double w = (mean_f32(stats.hits[b], stats.count[b]) - u) / (stats.sum_confidence[b] / stats.count[b] - u);
+    const double w =
+        (code_mean_f32(stats.hits[b], stats.count[b]) - u) / (stats.sum_confidence[b] / stats.count[b] - u);
     const double clipped = std::isnan(w) ? 1.0 : std::max(0.0, std::min(1.0, w));  // Python's max(0, min(1, w))
     weights[b] = static_cast<float>(clipped);
   }
-  return {std::make_shared<cws_code_map>(edges, std::move(weights)), {}};
+  return {std::make_shared<cws_code_map>(stats.edges, std::move(weights)), {}};
 }
 
 std::shared_ptr<const calibration_map> load_cws_code(const nlohmann::json& p, const std::string& where) {

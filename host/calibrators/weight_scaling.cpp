@@ -8,6 +8,7 @@
 
 #include "common/error.hpp"
 
+#include "host/calibrators/confidence_groups_code.hpp"
 #include "host/calibrators/grid_search.hpp"
 #include "host/calibrators/registry.hpp"
 #include "host/calibrators/scoring.hpp"
@@ -40,21 +41,9 @@ class weight_map final : public calibration_map {
 fitted fit_ws_code(const fit_input& in) {
   constexpr std::int32_t k_code_bins = 13;
   const scored_split s = uncalibrated(in.val);
-  std::vector<double> sorted(s.confidence.begin(), s.confidence.end());
-  std::sort(sorted.begin(), sorted.end());
-  const std::vector<double> edges = detail::interp_edges(sorted, k_code_bins);
-  std::vector<double> count(k_code_bins, 0.0), hits(k_code_bins, 0.0), sum_c(k_code_bins, 0.0);
-  for (std::int64_t i = 0; i < s.num_samples; ++i) {
-    const double c = s.confidence[i];
-    for (std::int32_t b = 0; b < k_code_bins; ++b) {
-      if (edges[b] < c && c <= edges[b + 1]) {
-        count[b] += 1;
-        hits[b] += s.prediction[i] == s.labels[i] ? 1.0 : 0.0;
-        sum_c[b] += c;
-        break;
-      }
-    }
-  }
+  const code_bins bins =
+      code_equal_mass_bins(std::vector<double>(s.confidence.begin(), s.confidence.end()), s, k_code_bins);
+  const auto& count = bins.count;
   if (std::all_of(count.begin(), count.end(), [](double c) { return c == 0; }))
     throw input_error(
         fmt::format("{}: /val: ws --follow code: no validation confidence lies above the smallest one "
@@ -64,8 +53,8 @@ fitted fit_ws_code(const fit_input& in) {
   double num = 0, den = 0;
   for (std::int32_t b = 0; b < k_code_bins; ++b) {
     if (count[b] == 0) continue;
-    const double a = static_cast<float>(static_cast<float>(hits[b]) / static_cast<float>(count[b]));
-    const double c = sum_c[b] / count[b];
+    const double a = code_mean_f32(bins.hits[b], count[b]);
+    const double c = bins.sum_confidence[b] / count[b];
     num += (c - u) * (a - u);
     den += (c - u) * (c - u);
   }
